@@ -1,0 +1,122 @@
+// The decoder-only transformer shared by Llama, Mistral, Qwen2 and Qwen3, with modules
+// registered under the Hugging Face key names so that loading is a name lookup.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+#include "percetrain/model/config.hpp"
+
+namespace percetrain {
+
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t dim, double eps);
+  // x: [..., dim] -> [..., dim]; reduces in fp32 and casts back, as Hugging Face does.
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight;
+
+ private:
+  double eps_;
+};
+TORCH_MODULE(RMSNorm);
+
+// Rotary embeddings for given positions, shared by every layer of one forward.
+struct Rope {
+  torch::Tensor cos, sin;  // [B, 1, T, head_dim] in the compute dtype
+};
+
+class AttentionImpl : public torch::nn::Module {
+ public:
+  explicit AttentionImpl(const ModelConfig& config);
+  // x: [B, T, C], mask: additive [B, 1, T, T] -> [B, T, C]
+  torch::Tensor forward(const torch::Tensor& x, const Rope& rope, const torch::Tensor& mask);
+
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  RMSNorm q_norm{nullptr}, k_norm{nullptr};  // qwen3 only
+
+ private:
+  int64_t heads_, kv_heads_, head_dim_;
+};
+TORCH_MODULE(Attention);
+
+class MLPImpl : public torch::nn::Module {
+ public:
+  explicit MLPImpl(const ModelConfig& config);
+  // x: [B, T, C] -> [B, T, C]; down(silu(gate(x)) * up(x))
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(MLP);
+
+class DecoderLayerImpl : public torch::nn::Module {
+ public:
+  explicit DecoderLayerImpl(const ModelConfig& config);
+  // x: [B, T, C] -> [B, T, C]
+  torch::Tensor forward(const torch::Tensor& x, const Rope& rope, const torch::Tensor& mask);
+  Attention self_attn{nullptr};
+  MLP mlp{nullptr};
+  RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+// "model." in the Hugging Face key names.
+class DecoderModelImpl : public torch::nn::Module {
+ public:
+  explicit DecoderModelImpl(const ModelConfig& config);
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  RMSNorm norm{nullptr};
+};
+TORCH_MODULE(DecoderModel);
+
+class CausalLMImpl : public torch::nn::Module {
+ public:
+  explicit CausalLMImpl(const ModelConfig& config);
+
+  // input_ids, attention_mask (1 = token, 0 = padding), position_ids: [B, T] int64
+  //   -> final hidden states [B, T, C] (after the last norm).
+  // Padding may be on either side; a padded position's output is meaningless but finite.
+  torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                              const torch::Tensor& position_ids);
+
+  // log P(targets[b, t] | hidden[b, t]) in fp32 for the positions where `select` is true, 0
+  // elsewhere. hidden: [B, T, C], targets: [B, T] int64, select: [B, T] bool -> [B, T].
+  // The vocabulary projection runs over `chunk_tokens` selected positions at a time in forward
+  // and again in backward, so no [B, T, V] logits tensor is ever held.
+  torch::Tensor target_logprobs(const torch::Tensor& hidden, const torch::Tensor& targets,
+                                const torch::Tensor& select, int64_t chunk_tokens = 1024);
+
+  // Next-token log-probs of a padded batch: out[b, t] = log P(ids[b, t+1] | ids[b, <=t]) for
+  // t < T-1 where both positions are real tokens, else 0. [B, T] -> [B, T-1].
+  torch::Tensor next_token_logprobs(const torch::Tensor& input_ids,
+                                    const torch::Tensor& attention_mask);
+
+  // The output projection's weight: lm_head.weight, or embed_tokens.weight when tied.
+  torch::Tensor output_weight() const;
+
+  const ModelConfig& config() const { return config_; }
+  DecoderModel model{nullptr};
+  torch::nn::Linear lm_head{nullptr};  // absent (null) when tie_word_embeddings
+
+ private:
+  ModelConfig config_;
+  torch::Tensor inv_freq_;  // [head_dim / 2] fp32, on the CPU; moved per forward
+};
+TORCH_MODULE(CausalLM);
+
+// Position ids for a padded batch: the count of real tokens before each position, with padded
+// positions set to 1 (the convention of Hugging Face generate). [B, T] -> [B, T] int64.
+torch::Tensor position_ids_from_mask(const torch::Tensor& attention_mask);
+
+// Inverse RoPE frequencies after the config's scaling: [head_dim / 2] fp32.
+torch::Tensor rope_inv_freq(const ModelConfig& config);
+
+// Hugging Face-style random initialisation (normal(0, std) for projections and embeddings,
+// ones for norms, zeros for biases) from a seeded generator, in a fixed order.
+void init_weights(CausalLMImpl& model, uint64_t seed, double std = 0.02);
+
+}  // namespace percetrain

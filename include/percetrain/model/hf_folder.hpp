@@ -1,0 +1,42 @@
+// Loading and saving Hugging Face model folders: config.json + (sharded) safetensors weights.
+#pragma once
+
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <cstdint>
+#include <string>
+
+#include "percetrain/model/decoder.hpp"
+
+namespace percetrain {
+
+struct LoadedModel {
+  std::string folder;
+  ModelConfig config;
+  CausalLM model{nullptr};
+  c10::Device device{c10::kCPU};
+  c10::ScalarType dtype = c10::kFloat;
+};
+
+// Reads config.json and the weights (model.safetensors, or the shards that
+// model.safetensors.index.json names), converting every tensor to `dtype` and moving the model to
+// `device`. Every expected tensor must be found with its shape and no stored tensor may be left
+// unused; otherwise one error lists what is missing, mis-shaped or unused.
+LoadedModel load_causal_lm(const std::string& folder, const c10::Device& device,
+                           c10::ScalarType dtype);
+
+struct SaveOptions {
+  // Folder whose tokenizer files (tokenizer_file_names()) are copied along; empty: none.
+  std::string tokenizer_source;
+  // Shards above this many bytes of tensor data; one model.safetensors when everything fits.
+  uint64_t max_shard_bytes = 5ull * 1000 * 1000 * 1000;
+  // Stored dtype; c10::ScalarType::Undefined keeps the model's.
+  c10::ScalarType dtype = c10::ScalarType::Undefined;
+};
+
+// Writes `model` as a Hugging Face folder at `out_dir` atomically: everything goes into a
+// temporary sibling folder that replaces `out_dir` by rename once complete.
+void save_causal_lm(CausalLMImpl& model, const std::string& out_dir, const SaveOptions& options = {});
+
+}  // namespace percetrain

@@ -1,0 +1,46 @@
+// The tokenizer interface the rest of percetrain sees, and the loader that picks an
+// implementation from what a model folder holds.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace percetrain {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+
+  // add_special = true behaves like transformers' `add_special_tokens=True`: the BOS (and EOS)
+  // the model's tokenizer_config.json asks for are added.
+  virtual std::vector<int> encode(const std::string& text, bool add_special) const = 0;
+  virtual std::string decode(const std::vector<int>& ids, bool skip_special) const = 0;
+  virtual std::string id_to_piece(int id) const = 0;
+  virtual int piece_to_id(const std::string& piece) const = 0;  // -1 when unknown
+  virtual int vocab_size() const = 0;
+  virtual bool is_special(int id) const = 0;
+
+  int bos_id() const { return bos_id_; }  // -1 when the tokenizer has none
+  int eos_id() const { return eos_id_; }
+  int pad_id() const { return pad_id_; }
+  bool adds_bos() const { return add_bos_; }
+  bool adds_eos() const { return add_eos_; }
+
+ protected:
+  int bos_id_ = -1, eos_id_ = -1, pad_id_ = -1;
+  bool add_bos_ = false, add_eos_ = false;
+};
+
+// `path` is a model folder (tokenizer.model, with tokenizer_config.json and friends beside it)
+// or a tokenizer file itself. Unknown layouts are an error that names what was looked for.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
+
+// SentencePiece (`tokenizer.model`) with Llama's conventions: BOS added by default
+// (tokenizer_config.json `add_bos_token`, default true), EOS only when `add_eos_token` is true.
+std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& model_file);
+
+// Files a saved model folder copies along with its weights, when present.
+const std::vector<std::string>& tokenizer_file_names();
+
+}  // namespace percetrain

@@ -1,0 +1,21 @@
+// Device and dtype selection from user-facing strings ("auto", "cuda:1", "bfloat16", ...).
+#pragma once
+
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <string>
+
+namespace percetrain {
+
+// cpu | cuda | cuda:N | auto (the first CUDA device when there is one, else the CPU).
+c10::Device parse_device(const std::string& spec);
+
+// float32 | bfloat16 | float16 | auto (float32 on the CPU; bfloat16 on CUDA). `where` names the option or key in errors.
+c10::ScalarType parse_dtype(const std::string& spec, const c10::Device& device,
+                            const std::string& where = "dtype");
+
+// "float32", "bfloat16", "float16": the names config.json uses for torch_dtype.
+std::string dtype_name(c10::ScalarType type);
+
+}  // namespace percetrain

@@ -1,0 +1,24 @@
+// The one exception type library code throws; only main() catches it and prints one line.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace percetrain {
+
+// `where` names the file, record or key at fault; `hint` says what the user can do about it.
+class Error : public std::runtime_error {
+ public:
+  Error(const std::string& where, const std::string& what, const std::string& hint = "");
+  const std::string& where() const { return where_; }
+
+ private:
+  std::string where_;
+};
+
+[[noreturn]] inline void fail(const std::string& where, const std::string& what,
+                              const std::string& hint = "") {
+  throw Error(where, what, hint);
+}
+
+}  // namespace percetrain

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package that percetrain's build and tests need. Idempotent: it only
+# calls apt when something is missing, and is quiet when everything is there.
+#   bash scripts/setup.sh              build + tests
+#   bash scripts/setup.sh --reference  also the Python reference stack used to regenerate goldens
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config
+  libtorch-dev                 # LibTorch 1.13 (CPU)
+  libopenblas0-pthread         # fp32 matmul ~30x faster than the reference BLAS LibTorch gets otherwise
+  libsentencepiece-dev sentencepiece
+  nlohmann-json3-dev libcli11-dev libspdlog-dev libgtest-dev
+  libpcre2-dev libutf8proc-dev
+)
+if [[ "${1:-}" == "--reference" ]]; then
+  packages+=(python3 python3-torch python3-numpy python3-sentencepiece)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"

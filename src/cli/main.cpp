@@ -1,0 +1,45 @@
+// percetrain's entry point: parses the subcommand and turns any error into one clear line.
+#include <torch/torch.h>
+
+#include <iostream>
+#include <map>
+
+#include "cli/commands.hpp"
+#include "percetrain/util/error.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "percetrain: token-level personalisation fine-tuning (PerContrast / PerCE) for Hugging Face "
+      "causal LMs on LibTorch.\n\nRun 'percetrain <command> --help' for a command's options."};
+  app.set_version_flag("--version", std::string("percetrain ") + PERCETRAIN_VERSION);
+  app.require_subcommand(1);
+
+  std::map<CLI::App*, percetrain::cli::Runner> runners;
+  auto add = [&](percetrain::cli::Runner (*adder)(CLI::App&)) {
+    const size_t before = app.get_subcommands({}).size();
+    auto runner = adder(app);
+    runners[app.get_subcommands({}).at(before)] = runner;
+  };
+  add(percetrain::cli::add_init_model_command);
+  add(percetrain::cli::add_logprobs_command);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& [sub, run] : runners)
+      if (sub->parsed()) return run();
+  } catch (const percetrain::Error& e) {
+    std::cerr << "percetrain: error: " << e.what() << "\n";
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "percetrain: error: " << e.what_without_backtrace() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "percetrain: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,251 @@
+// Reads, validates and writes config.json for the supported decoder architectures.
+#include "percetrain/model/config.hpp"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "percetrain/util/error.hpp"
+
+namespace percetrain {
+namespace {
+
+using nlohmann::json;
+
+const char* const kSupportedTypes = "llama, mistral, qwen2, qwen3";
+
+int64_t get_int(const json& j, const char* key, const std::string& where, int64_t fallback,
+                bool required) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) {
+    if (required) fail(where, std::string("missing required field '") + key + "'",
+                       "a Hugging Face config.json for this architecture always has it");
+    return fallback;
+  }
+  if (!it->is_number_integer()) fail(where, std::string("field '") + key + "' must be an integer");
+  return it->get<int64_t>();
+}
+
+double get_double(const json& j, const char* key, const std::string& where, double fallback) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  if (!it->is_number()) fail(where, std::string("field '") + key + "' must be a number");
+  return it->get<double>();
+}
+
+bool get_bool(const json& j, const char* key, const std::string& where, bool fallback) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  if (!it->is_boolean()) fail(where, std::string("field '") + key + "' must be true or false");
+  return it->get<bool>();
+}
+
+// bos/eos ids may be an int or (Llama 3 instruct) a list; the first entry is the primary one.
+int64_t get_token_id(const json& j, const char* key, const std::string& where) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return -1;
+  if (it->is_number_integer()) return it->get<int64_t>();
+  if (it->is_array() && !it->empty() && (*it)[0].is_number_integer()) return (*it)[0].get<int64_t>();
+  fail(where, std::string("field '") + key + "' must be an integer or a list of integers");
+}
+
+RopeScaling parse_rope_scaling(const json& j, const std::string& where) {
+  RopeScaling rs;
+  auto it = j.find("rope_scaling");
+  if (it == j.end() || it->is_null()) return rs;
+  if (!it->is_object()) fail(where, "field 'rope_scaling' must be an object or null");
+  const json& r = *it;
+  std::string type;
+  if (r.contains("rope_type") && r["rope_type"].is_string()) type = r["rope_type"];
+  else if (r.contains("type") && r["type"].is_string()) type = r["type"];
+  else fail(where + ": rope_scaling", "no 'rope_type' (or 'type') given");
+  const std::string w = where + ": rope_scaling";
+  if (type == "default") return rs;
+  if (type != "llama3" && type != "linear")
+    fail(w, "rope_type '" + type + "' is not implemented",
+         "percetrain implements default, linear and llama3 RoPE");
+  rs.type = type;
+  rs.factor = get_double(r, "factor", w, 0.0);
+  if (!(rs.factor > 0)) fail(w, "'factor' must be a positive number");
+  if (type == "llama3") {
+    rs.low_freq_factor = get_double(r, "low_freq_factor", w, 1.0);
+    rs.high_freq_factor = get_double(r, "high_freq_factor", w, 4.0);
+    rs.original_max_position_embeddings =
+        get_int(r, "original_max_position_embeddings", w, 8192, true);
+    if (!(rs.high_freq_factor > rs.low_freq_factor))
+      fail(w, "'high_freq_factor' must be larger than 'low_freq_factor'");
+  }
+  return rs;
+}
+
+}  // namespace
+
+ModelConfig parse_model_config(const std::string& json_text, const std::string& where) {
+  json j;
+  try {
+    j = json::parse(json_text);
+  } catch (const json::parse_error& e) {
+    fail(where, std::string("not valid JSON: ") + e.what());
+  }
+  if (!j.is_object()) fail(where, "config.json must hold a JSON object");
+
+  ModelConfig c;
+  c.raw_json = json_text;
+  auto mt = j.find("model_type");
+  if (mt == j.end() || !mt->is_string())
+    fail(where, "missing 'model_type'", std::string("supported: ") + kSupportedTypes);
+  c.model_type = mt->get<std::string>();
+  if (c.model_type != "llama" && c.model_type != "mistral" && c.model_type != "qwen2" &&
+      c.model_type != "qwen3")
+    fail(where, "model_type '" + c.model_type + "' is not supported",
+         std::string("supported: ") + kSupportedTypes);
+
+  c.vocab_size = get_int(j, "vocab_size", where, 0, true);
+  c.hidden_size = get_int(j, "hidden_size", where, 0, true);
+  c.intermediate_size = get_int(j, "intermediate_size", where, 0, true);
+  c.num_hidden_layers = get_int(j, "num_hidden_layers", where, 0, true);
+  c.num_attention_heads = get_int(j, "num_attention_heads", where, 0, true);
+  c.num_key_value_heads = get_int(j, "num_key_value_heads", where, c.num_attention_heads, false);
+  c.max_position_embeddings = get_int(j, "max_position_embeddings", where, 2048, false);
+  for (auto [name, value] : {std::pair<const char*, int64_t>{"vocab_size", c.vocab_size},
+                             {"hidden_size", c.hidden_size},
+                             {"intermediate_size", c.intermediate_size},
+                             {"num_hidden_layers", c.num_hidden_layers},
+                             {"num_attention_heads", c.num_attention_heads},
+                             {"num_key_value_heads", c.num_key_value_heads}})
+    if (value <= 0) fail(where, std::string("field '") + name + "' must be positive");
+  if (c.num_attention_heads % c.num_key_value_heads != 0)
+    fail(where, "num_attention_heads (" + std::to_string(c.num_attention_heads) +
+                    ") is not a multiple of num_key_value_heads (" +
+                    std::to_string(c.num_key_value_heads) + ")");
+  c.head_dim = get_int(j, "head_dim", where, 0, false);
+  if (c.head_dim == 0) {
+    if (c.hidden_size % c.num_attention_heads != 0)
+      fail(where, "hidden_size is not a multiple of num_attention_heads and no head_dim is given");
+    c.head_dim = c.hidden_size / c.num_attention_heads;
+  }
+  if (c.head_dim <= 0 || c.head_dim % 2 != 0) fail(where, "head_dim must be positive and even");
+
+  c.rms_norm_eps = get_double(j, "rms_norm_eps", where, 1e-6);
+  c.rope_theta = get_double(j, "rope_theta", where, 10000.0);
+  c.rope_scaling = parse_rope_scaling(j, where);
+  c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", where, false);
+  c.bos_token_id = get_token_id(j, "bos_token_id", where);
+  c.eos_token_id = get_token_id(j, "eos_token_id", where);
+  if (j.contains("torch_dtype") && j["torch_dtype"].is_string()) c.torch_dtype = j["torch_dtype"];
+  else if (j.contains("dtype") && j["dtype"].is_string()) c.torch_dtype = j["dtype"];
+
+  if (j.contains("hidden_act") && j["hidden_act"] != "silu")
+    fail(where, "hidden_act " + j["hidden_act"].dump() + " is not implemented",
+         "percetrain implements the SwiGLU MLP with silu");
+  if (get_double(j, "attention_dropout", where, 0.0) != 0.0)
+    fail(where, "attention_dropout > 0 is not implemented", "set it to 0.0");
+  if (get_bool(j, "mlp_bias", where, false))
+    fail(where, "mlp_bias = true is not implemented", "no supported checkpoint uses it");
+
+  if (c.model_type == "qwen2") {
+    c.attention_bias = true;  // Qwen2 always has q/k/v biases and no o bias.
+  } else {
+    c.attention_bias = get_bool(j, "attention_bias", where, false);
+  }
+  c.qk_norm = c.model_type == "qwen3";
+
+  if (c.model_type == "mistral") {
+    c.sliding_window = get_int(j, "sliding_window", where, 0, false);
+    if (c.sliding_window < 0) fail(where, "sliding_window must be positive or null");
+  } else if (c.model_type == "qwen2" || c.model_type == "qwen3") {
+    if (get_bool(j, "use_sliding_window", where, false))
+      fail(where, "use_sliding_window = true is not implemented",
+           "the released Qwen2/Qwen3 checkpoints set it to false");
+  }
+  return c;
+}
+
+ModelConfig load_model_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, "cannot open the model config", "is this a Hugging Face model folder?");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_model_config(text.str(), path);
+}
+
+std::string model_config_to_json(const ModelConfig& c) {
+  json j = c.raw_json.empty() ? json::object() : json::parse(c.raw_json);
+  static const std::map<std::string, std::string> architecture = {
+      {"llama", "LlamaForCausalLM"},
+      {"mistral", "MistralForCausalLM"},
+      {"qwen2", "Qwen2ForCausalLM"},
+      {"qwen3", "Qwen3ForCausalLM"}};
+  j["architectures"] = json::array({architecture.at(c.model_type)});
+  j["model_type"] = c.model_type;
+  j["vocab_size"] = c.vocab_size;
+  j["hidden_size"] = c.hidden_size;
+  j["intermediate_size"] = c.intermediate_size;
+  j["num_hidden_layers"] = c.num_hidden_layers;
+  j["num_attention_heads"] = c.num_attention_heads;
+  j["num_key_value_heads"] = c.num_key_value_heads;
+  j["head_dim"] = c.head_dim;
+  j["max_position_embeddings"] = c.max_position_embeddings;
+  j["rms_norm_eps"] = c.rms_norm_eps;
+  j["rope_theta"] = c.rope_theta;
+  if (c.rope_scaling.type == "default") {
+    j["rope_scaling"] = nullptr;
+  } else if (!j.contains("rope_scaling") || !j["rope_scaling"].is_object()) {
+    json r = {{"rope_type", c.rope_scaling.type}, {"factor", c.rope_scaling.factor}};
+    if (c.rope_scaling.type == "llama3") {
+      r["low_freq_factor"] = c.rope_scaling.low_freq_factor;
+      r["high_freq_factor"] = c.rope_scaling.high_freq_factor;
+      r["original_max_position_embeddings"] = c.rope_scaling.original_max_position_embeddings;
+    }
+    j["rope_scaling"] = r;
+  }
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  j["hidden_act"] = "silu";
+  if (c.model_type != "qwen2") j["attention_bias"] = c.attention_bias;
+  if (c.model_type == "mistral")
+    j["sliding_window"] = c.sliding_window > 0 ? json(c.sliding_window) : json(nullptr);
+  if (c.model_type == "qwen2" || c.model_type == "qwen3") j["use_sliding_window"] = false;
+  if (c.bos_token_id >= 0 && !j.contains("bos_token_id")) j["bos_token_id"] = c.bos_token_id;
+  if (c.eos_token_id >= 0 && !j.contains("eos_token_id")) j["eos_token_id"] = c.eos_token_id;
+  j["torch_dtype"] = c.torch_dtype;
+  if (!j.contains("transformers_version")) j["transformers_version"] = "4.51.0";
+  return j.dump(2) + "\n";
+}
+
+ModelConfig preset_model_config(const std::string& arch, const std::string& preset,
+                                int64_t vocab_size) {
+  if (arch != "llama" && arch != "mistral" && arch != "qwen2" && arch != "qwen3")
+    fail("--arch", "unknown architecture '" + arch + "'", std::string("use one of ") + kSupportedTypes);
+  ModelConfig c;
+  c.model_type = arch;
+  c.vocab_size = vocab_size;
+  if (preset == "tiny") {
+    c.hidden_size = 64;
+    c.intermediate_size = 176;
+    c.num_hidden_layers = 2;
+    c.num_attention_heads = 4;
+    c.num_key_value_heads = 2;
+  } else if (preset == "small") {
+    c.hidden_size = 256;
+    c.intermediate_size = 704;
+    c.num_hidden_layers = 4;
+    c.num_attention_heads = 8;
+    c.num_key_value_heads = 4;
+  } else {
+    fail("--preset", "unknown preset '" + preset + "'", "use tiny or small");
+  }
+  // Qwen3's head_dim is independent of hidden/heads; keep the presets exercising that.
+  c.head_dim = arch == "qwen3" ? 2 * c.hidden_size / c.num_attention_heads
+                               : c.hidden_size / c.num_attention_heads;
+  c.max_position_embeddings = 4096;
+  c.rms_norm_eps = 1e-6;
+  c.rope_theta = arch == "qwen3" || arch == "qwen2" ? 1000000.0 : 10000.0;
+  c.tie_word_embeddings = arch == "qwen2" || arch == "qwen3";
+  c.attention_bias = arch == "qwen2";
+  c.qk_norm = arch == "qwen3";
+  c.sliding_window = 0;
+  c.torch_dtype = "float32";
+  return c;
+}
+
+}  // namespace percetrain

@@ -1,0 +1,306 @@
+// The decoder forward (RoPE, GQA attention with padding masks, SwiGLU) and the chunked
+// target log-prob function whose backward recomputes logits instead of storing them.
+#include "percetrain/model/decoder.hpp"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "percetrain/util/error.hpp"
+
+namespace percetrain {
+
+// ---------------------------------------------------------------------------------------------
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  auto x32 = x.to(torch::kFloat32);
+  auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
+  return weight * normed.to(x.scalar_type());
+}
+
+// ---------------------------------------------------------------------------------------------
+namespace {
+
+// [..., D] -> [..., D]: (x1, x2) -> (-x2, x1), the "rotate half" RoPE layout of Hugging Face.
+torch::Tensor rotate_half(const torch::Tensor& x) {
+  auto halves = x.chunk(2, -1);
+  return torch::cat({-halves[1], halves[0]}, -1);
+}
+
+// x: [B, H, T, D], cos/sin: [B, 1, T, D] -> [B, H, T, D]
+torch::Tensor apply_rope(const torch::Tensor& x, const Rope& rope) {
+  return x * rope.cos + rotate_half(x) * rope.sin;
+}
+
+torch::nn::Linear make_linear(int64_t in, int64_t out, bool bias) {
+  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+}
+
+}  // namespace
+
+AttentionImpl::AttentionImpl(const ModelConfig& c)
+    : heads_(c.num_attention_heads), kv_heads_(c.num_key_value_heads), head_dim_(c.head_dim) {
+  const bool qkv_bias = c.attention_bias;
+  // Llama's attention_bias also covers o_proj; Qwen2 has q/k/v biases only.
+  const bool o_bias = c.attention_bias && c.model_type != "qwen2";
+  q_proj = register_module("q_proj", make_linear(c.hidden_size, heads_ * head_dim_, qkv_bias));
+  k_proj = register_module("k_proj", make_linear(c.hidden_size, kv_heads_ * head_dim_, qkv_bias));
+  v_proj = register_module("v_proj", make_linear(c.hidden_size, kv_heads_ * head_dim_, qkv_bias));
+  o_proj = register_module("o_proj", make_linear(heads_ * head_dim_, c.hidden_size, o_bias));
+  if (c.qk_norm) {
+    q_norm = register_module("q_norm", RMSNorm(head_dim_, c.rms_norm_eps));
+    k_norm = register_module("k_norm", RMSNorm(head_dim_, c.rms_norm_eps));
+  }
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const Rope& rope,
+                                     const torch::Tensor& mask) {
+  const int64_t B = x.size(0), T = x.size(1), D = head_dim_;
+  const int64_t groups = heads_ / kv_heads_;
+  auto q = q_proj(x).view({B, T, heads_, D});
+  auto k = k_proj(x).view({B, T, kv_heads_, D});
+  auto v = v_proj(x).view({B, T, kv_heads_, D}).transpose(1, 2);  // [B, KV, T, D]
+  if (q_norm) {  // Qwen3 normalises each head before the rotation.
+    q = q_norm(q);
+    k = k_norm(k);
+  }
+  q = apply_rope(q.transpose(1, 2), rope);  // [B, H, T, D]
+  k = apply_rope(k.transpose(1, 2), rope);  // [B, KV, T, D]
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+
+  torch::Tensor out;  // [B, H, T, D]
+#if TORCH_VERSION_MAJOR >= 2
+  if (groups > 1) {  // query head h reads kv head h / groups
+    k = k.repeat_interleave(groups, 1);
+    v = v.repeat_interleave(groups, 1);
+  }
+  out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, scale);
+#else
+  // Query heads of one kv group are folded into the row dimension so that k and v are shared
+  // without being copied: head h = kv * groups + r, as Hugging Face's repeat_kv lays them out.
+  auto qg = q.reshape({B, kv_heads_, groups * T, D});
+  auto scores = torch::matmul(qg, k.transpose(-1, -2)).mul_(scale);  // [B, KV, G*T, T]
+  scores = scores.view({B, kv_heads_, groups, T, T}).add_(mask.unsqueeze(1));
+  auto probs = torch::softmax(scores, -1, torch::kFloat32).to(q.scalar_type());
+  out = torch::matmul(probs.view({B, kv_heads_, groups * T, T}), v)
+            .view({B, heads_, T, D});
+#endif
+  return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * D}));
+}
+
+// ---------------------------------------------------------------------------------------------
+MLPImpl::MLPImpl(const ModelConfig& c) {
+  gate_proj = register_module("gate_proj", make_linear(c.hidden_size, c.intermediate_size, false));
+  up_proj = register_module("up_proj", make_linear(c.hidden_size, c.intermediate_size, false));
+  down_proj = register_module("down_proj", make_linear(c.intermediate_size, c.hidden_size, false));
+}
+
+torch::Tensor MLPImpl::forward(const torch::Tensor& x) {
+  return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
+}
+
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
+  self_attn = register_module("self_attn", Attention(c));
+  mlp = register_module("mlp", MLP(c));
+  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  post_attention_layernorm =
+      register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const Rope& rope,
+                                        const torch::Tensor& mask) {
+  auto h = x + self_attn(input_layernorm(x), rope, mask);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+DecoderModelImpl::DecoderModelImpl(const ModelConfig& c) {
+  embed_tokens = register_module(
+      "embed_tokens", torch::nn::Embedding(torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size)));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c));
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+// ---------------------------------------------------------------------------------------------
+torch::Tensor rope_inv_freq(const ModelConfig& c) {
+  const int64_t half = c.head_dim / 2;
+  auto exponents = torch::arange(0, c.head_dim, 2, torch::kFloat64) / static_cast<double>(c.head_dim);
+  auto inv_freq = 1.0 / torch::pow(c.rope_theta, exponents);  // [half] fp64
+  const RopeScaling& rs = c.rope_scaling;
+  if (rs.type == "linear") {
+    inv_freq = inv_freq / rs.factor;
+  } else if (rs.type == "llama3") {
+    // Long wavelengths are slowed by `factor`, short ones kept, the band between interpolated.
+    const double old_ctx = static_cast<double>(rs.original_max_position_embeddings);
+    const double low_freq_wavelen = old_ctx / rs.low_freq_factor;
+    const double high_freq_wavelen = old_ctx / rs.high_freq_factor;
+    auto wavelen = 2.0 * M_PI / inv_freq;
+    auto scaled = torch::where(wavelen > low_freq_wavelen, inv_freq / rs.factor, inv_freq);
+    auto smooth = (old_ctx / wavelen - rs.low_freq_factor) / (rs.high_freq_factor - rs.low_freq_factor);
+    auto smoothed = (1.0 - smooth) * scaled / rs.factor + smooth * scaled;
+    auto medium = (wavelen >= high_freq_wavelen).logical_and(wavelen <= low_freq_wavelen);
+    inv_freq = torch::where(medium, smoothed, scaled);
+  }
+  TORCH_INTERNAL_ASSERT(inv_freq.size(0) == half);
+  return inv_freq.to(torch::kFloat32);
+}
+
+torch::Tensor position_ids_from_mask(const torch::Tensor& attention_mask) {
+  auto mask = attention_mask.to(torch::kLong);
+  auto positions = mask.cumsum(1) - 1;
+  return positions.masked_fill(mask == 0, 1);
+}
+
+CausalLMImpl::CausalLMImpl(const ModelConfig& c) : config_(c) {
+  model = register_module("model", DecoderModel(c));
+  if (!c.tie_word_embeddings) lm_head = register_module("lm_head", make_linear(c.hidden_size, c.vocab_size, false));
+  inv_freq_ = rope_inv_freq(c);
+}
+
+torch::Tensor CausalLMImpl::output_weight() const {
+  return lm_head ? lm_head->weight : model->embed_tokens->weight;
+}
+
+torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids,
+                                          const torch::Tensor& attention_mask,
+                                          const torch::Tensor& position_ids) {
+  TORCH_CHECK(input_ids.dim() == 2, "input_ids must be [B, T]");
+  const int64_t T = input_ids.size(1);
+  auto x = model->embed_tokens(input_ids);  // [B, T, C]
+  const auto dtype = x.scalar_type();
+  const auto device = x.device();
+
+  // Rotary tables in fp32 (as Hugging Face computes them), cast to the compute dtype.
+  auto freqs = position_ids.to(device, torch::kFloat32).unsqueeze(-1) *
+               inv_freq_.to(device).view({1, 1, -1});  // [B, T, D/2]
+  auto angles = torch::cat({freqs, freqs}, -1).unsqueeze(1);  // [B, 1, T, D]
+  Rope rope{angles.cos().to(dtype), angles.sin().to(dtype)};
+
+  // One additive mask for all layers: causal, key padding, and Mistral's sliding window
+  // (key j is visible from query i when j <= i and i - j < window).
+  auto idx = torch::arange(T, torch::TensorOptions().dtype(torch::kLong).device(device));
+  auto distance = idx.view({T, 1}) - idx.view({1, T});  // i - j
+  auto allowed = distance.ge(0);
+  if (config_.sliding_window > 0) allowed = allowed.logical_and(distance.lt(config_.sliding_window));
+  allowed = allowed.unsqueeze(0).logical_and(attention_mask.to(device).to(torch::kBool).unsqueeze(1));
+  // A finite minimum keeps fully masked rows (queries on left padding) finite.
+  const double masked = dtype == torch::kHalf ? -65504.0 : std::numeric_limits<float>::lowest();
+  auto mask = torch::zeros(allowed.sizes(), x.options())
+                  .masked_fill_(allowed.logical_not(), masked)
+                  .unsqueeze(1);  // [B, 1, T, T]
+
+  for (const auto& layer : *model->layers) x = layer->as<DecoderLayer>()->forward(x, rope, mask);
+  return model->norm(x);
+}
+
+// ---------------------------------------------------------------------------------------------
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+
+// log softmax(hidden @ weight^T)[target] for N rows, chunk by chunk. Backward recomputes each
+// chunk's logits from the saved hidden rows and log-sum-exp, so memory stays O(chunk * V).
+struct ChunkedTargetLogprobs : public torch::autograd::Function<ChunkedTargetLogprobs> {
+  // hidden: [N, C], weight: [V, C], targets: [N] -> [N] fp32
+  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor hidden, torch::Tensor weight,
+                               torch::Tensor targets, int64_t chunk) {
+    const int64_t N = hidden.size(0);
+    auto out = torch::empty({N}, hidden.options().dtype(torch::kFloat32));
+    auto lse = torch::empty({N}, hidden.options().dtype(torch::kFloat32));
+    for (int64_t start = 0; start < N; start += chunk) {
+      const int64_t end = std::min(N, start + chunk);
+      auto logits = torch::matmul(hidden.slice(0, start, end), weight.t()).to(torch::kFloat32);
+      auto chunk_lse = logits.logsumexp(-1);
+      auto picked = logits.gather(1, targets.slice(0, start, end).unsqueeze(1)).squeeze(1);
+      out.slice(0, start, end).copy_(picked - chunk_lse);
+      lse.slice(0, start, end).copy_(chunk_lse);
+    }
+    ctx->save_for_backward({hidden, weight, targets, lse});
+    ctx->saved_data["chunk"] = chunk;
+    return out;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
+    auto saved = ctx->get_saved_variables();
+    auto hidden = saved[0], weight = saved[1], targets = saved[2], lse = saved[3];
+    const int64_t chunk = ctx->saved_data["chunk"].toInt();
+    auto grad_out = grad_outputs[0].to(torch::kFloat32);
+    const int64_t N = hidden.size(0);
+    auto grad_hidden = torch::empty_like(hidden);
+    // Accumulate the weight gradient in fp32 even for bf16 models.
+    auto grad_weight = torch::zeros(weight.sizes(), weight.options().dtype(torch::kFloat32));
+    for (int64_t start = 0; start < N; start += chunk) {
+      const int64_t end = std::min(N, start + chunk);
+      auto h = hidden.slice(0, start, end);
+      auto g = grad_out.slice(0, start, end).unsqueeze(1);  // [n, 1]
+      auto logits = torch::matmul(h, weight.t()).to(torch::kFloat32);
+      // d logp[target] / d logits = onehot(target) - softmax(logits)
+      auto grad_logits = (logits - lse.slice(0, start, end).unsqueeze(1)).exp_().mul_(-g);
+      grad_logits.scatter_add_(1, targets.slice(0, start, end).unsqueeze(1), g);
+      auto grad_logits_c = grad_logits.to(hidden.scalar_type());
+      grad_hidden.slice(0, start, end).copy_(torch::matmul(grad_logits_c, weight));
+      grad_weight.addmm_(grad_logits.t(), h.to(torch::kFloat32));
+    }
+    return {grad_hidden, grad_weight.to(weight.scalar_type()), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor CausalLMImpl::target_logprobs(const torch::Tensor& hidden, const torch::Tensor& targets,
+                                            const torch::Tensor& select, int64_t chunk_tokens) {
+  TORCH_CHECK(hidden.dim() == 3 && targets.dim() == 2 && select.dim() == 2,
+              "target_logprobs expects hidden [B, T, C], targets and select [B, T]");
+  const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2);
+  auto rows = select.reshape({-1}).to(torch::kBool).nonzero().squeeze(1);  // [N]
+  auto flat_targets = targets.reshape({-1}).index_select(0, rows);
+  if (flat_targets.numel() > 0) {
+    const int64_t lo = flat_targets.min().item<int64_t>(), hi = flat_targets.max().item<int64_t>();
+    if (lo < 0 || hi >= config_.vocab_size)
+      fail("target_logprobs", "token id " + std::to_string(lo < 0 ? lo : hi) +
+                                  " is outside the vocabulary of " +
+                                  std::to_string(config_.vocab_size) + " ids",
+           "does the tokenizer belong to this model?");
+  }
+  auto picked = ChunkedTargetLogprobs::apply(hidden.reshape({B * T, C}).index_select(0, rows),
+                                             output_weight(), flat_targets,
+                                             std::max<int64_t>(1, chunk_tokens));
+  auto out = torch::zeros({B * T}, hidden.options().dtype(torch::kFloat32));
+  return out.index_copy(0, rows, picked).view({B, T});
+}
+
+torch::Tensor CausalLMImpl::next_token_logprobs(const torch::Tensor& input_ids,
+                                                const torch::Tensor& attention_mask) {
+  const int64_t T = input_ids.size(1);
+  auto hidden = hidden_states(input_ids, attention_mask, position_ids_from_mask(attention_mask));
+  auto real = attention_mask.to(hidden.device()).to(torch::kBool);
+  auto select = real.slice(1, 0, T - 1).logical_and(real.slice(1, 1, T));
+  return target_logprobs(hidden.slice(1, 0, T - 1), input_ids.slice(1, 1, T), select);
+}
+
+void init_weights(CausalLMImpl& model, uint64_t seed, double std) {
+  torch::NoGradGuard no_grad;
+  auto generator = at::detail::createCPUGenerator(seed);
+  for (auto& item : model.named_parameters()) {
+    const std::string& name = item.key();
+    auto& param = item.value();
+    auto ends_with = [&](const std::string& suffix) {
+      return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (ends_with("norm.weight")) {
+      param.fill_(1.0);
+    } else if (ends_with(".bias")) {
+      param.zero_();
+    } else {
+      auto values = torch::empty(param.sizes(), torch::kFloat32);
+      values.normal_(0.0, std, generator);
+      param.copy_(values);
+    }
+  }
+}
+
+}  // namespace percetrain

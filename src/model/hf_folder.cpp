@@ -1,0 +1,230 @@
+// Hugging Face model folders: name-by-name weight loading with complete checks, and saving.
+#include "percetrain/model/hf_folder.hpp"
+
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "percetrain/io/safetensors.hpp"
+#include "percetrain/tokenizer/tokenizer.hpp"
+#include "percetrain/util/device.hpp"
+#include "percetrain/util/error.hpp"
+
+namespace fs = std::filesystem;
+
+namespace percetrain {
+namespace {
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path.string(), "cannot open file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void write_text_atomic(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) {
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      fail(path.string(), "cannot write file", "is the disk full or the folder read-only?");
+    }
+  }
+  fs::rename(tmp, path);
+}
+
+// The safetensors files of a folder, from the shard index when there is one.
+std::vector<std::string> weight_files(const fs::path& folder) {
+  const fs::path index = folder / "model.safetensors.index.json";
+  if (fs::exists(index)) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(read_text(index));
+    } catch (const nlohmann::json::exception& e) {
+      fail(index.string(), std::string("not valid JSON: ") + e.what());
+    }
+    if (!j.contains("weight_map") || !j["weight_map"].is_object())
+      fail(index.string(), "no 'weight_map' object", "is the shard index complete?");
+    std::set<std::string> files;
+    for (auto& [name, file] : j["weight_map"].items()) {
+      if (!file.is_string()) fail(index.string(), "weight_map entry '" + name + "' is not a file name");
+      const std::string f = file.get<std::string>();
+      if (f.find('/') != std::string::npos || f == "..")
+        fail(index.string(), "weight_map entry '" + name + "' points outside the folder: " + f);
+      files.insert(f);
+    }
+    std::vector<std::string> paths;
+    for (const auto& f : files) {
+      if (!fs::exists(folder / f)) fail((folder / f).string(), "shard named in model.safetensors.index.json is missing");
+      paths.push_back((folder / f).string());
+    }
+    return paths;
+  }
+  if (fs::exists(folder / "model.safetensors")) return {(folder / "model.safetensors").string()};
+  if (fs::exists(folder / "pytorch_model.bin") || fs::exists(folder / "pytorch_model.bin.index.json"))
+    fail(folder.string(), "holds PyTorch .bin weights, which percetrain does not read",
+         "convert them to safetensors, e.g. save_pretrained(..., safe_serialization=True)");
+  fail(folder.string(), "no model.safetensors or model.safetensors.index.json",
+       "point --model at a Hugging Face model folder");
+}
+
+std::string list_names(const std::vector<std::string>& names) {
+  std::string out;
+  const size_t shown = std::min<size_t>(names.size(), 8);
+  for (size_t i = 0; i < shown; ++i) out += (i ? ", " : "") + names[i];
+  if (names.size() > shown) out += " and " + std::to_string(names.size() - shown) + " more";
+  return out;
+}
+
+std::string shape_string(c10::IntArrayRef shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
+// Buffers Hugging Face itself ignores when loading (stale rotary caches of old checkpoints).
+bool ignorable_tensor(const std::string& name) {
+  const std::string suffix = "rotary_emb.inv_freq";
+  return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+LoadedModel load_causal_lm(const std::string& folder, const c10::Device& device, c10::ScalarType dtype) {
+  const fs::path dir(folder);
+  if (!fs::is_directory(dir)) fail(folder, "is not a folder", "point --model at a Hugging Face model folder");
+  LoadedModel loaded;
+  loaded.folder = folder;
+  loaded.config = load_model_config((dir / "config.json").string());
+  loaded.device = device;
+  loaded.dtype = dtype;
+  loaded.model = CausalLM(loaded.config);
+  loaded.model->to(dtype);
+
+  std::vector<std::unique_ptr<SafetensorsFile>> files;
+  std::map<std::string, std::pair<const SafetensorsFile*, const TensorEntry*>> stored;
+  for (const auto& path : weight_files(dir)) {
+    files.push_back(std::make_unique<SafetensorsFile>(path));
+    for (const auto& entry : files.back()->entries()) {
+      if (stored.count(entry.name))
+        fail(path, "tensor '" + entry.name + "' is also stored in " + stored[entry.name].first->path());
+      stored[entry.name] = {files.back().get(), &entry};
+    }
+  }
+
+  std::vector<std::string> missing, misshaped;
+  std::set<std::string> used;
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& item : loaded.model->named_parameters()) {
+      auto it = stored.find(item.key());
+      if (it == stored.end()) {
+        missing.push_back(item.key());
+        continue;
+      }
+      const TensorEntry& entry = *it->second.second;
+      if (c10::IntArrayRef(entry.shape) != item.value().sizes()) {
+        misshaped.push_back(item.key() + " " + shape_string(entry.shape) + " (expected " +
+                            shape_string(item.value().sizes()) + ")");
+        continue;
+      }
+      item.value().copy_(it->second.first->load(entry.name, dtype));
+      used.insert(item.key());
+    }
+  }
+  std::vector<std::string> unused;
+  for (const auto& [name, where] : stored)
+    if (!used.count(name) && !ignorable_tensor(name)) unused.push_back(name);
+  // Names that are both missing and mis-shaped never happen; report every kind in one line.
+  std::string problems;
+  if (!missing.empty()) problems += "missing tensors: " + list_names(missing);
+  if (!misshaped.empty()) problems += std::string(problems.empty() ? "" : "; ") + "wrong shapes: " + list_names(misshaped);
+  if (!unused.empty()) problems += std::string(problems.empty() ? "" : "; ") + "unused tensors: " + list_names(unused);
+  if (!problems.empty())
+    fail(folder, "weights do not match config.json (" + loaded.config.model_type + "): " + problems,
+         "is config.json from the same checkpoint as the weights?");
+
+  loaded.model->to(device);
+  return loaded;
+}
+
+void save_causal_lm(CausalLMImpl& model, const std::string& out_dir, const SaveOptions& options) {
+  const fs::path target = fs::absolute(fs::path(out_dir).lexically_normal());
+  const fs::path parent = target.parent_path();
+  fs::create_directories(parent);
+  const fs::path staging = parent / (target.filename().string() + ".tmp." + std::to_string(::getpid()));
+  fs::remove_all(staging);
+  fs::create_directories(staging);
+  try {
+    std::vector<std::pair<std::string, at::Tensor>> tensors;
+    c10::ScalarType stored_dtype = options.dtype;
+    for (const auto& item : model.named_parameters()) {
+      auto t = item.value().detach();
+      if (stored_dtype == c10::ScalarType::Undefined) stored_dtype = t.scalar_type();
+      tensors.emplace_back(item.key(), t.to(torch::kCPU, stored_dtype).contiguous());
+    }
+
+    // Greedy sharding in parameter order, as transformers' save_pretrained does.
+    std::vector<std::vector<std::pair<std::string, at::Tensor>>> shards(1);
+    uint64_t shard_bytes = 0, total_bytes = 0;
+    for (auto& named : tensors) {
+      const uint64_t bytes = named.second.numel() * named.second.element_size();
+      if (shard_bytes > 0 && shard_bytes + bytes > options.max_shard_bytes) {
+        shards.emplace_back();
+        shard_bytes = 0;
+      }
+      shards.back().push_back(named);
+      shard_bytes += bytes;
+      total_bytes += bytes;
+    }
+    const std::map<std::string, std::string> metadata = {{"format", "pt"}};
+    if (shards.size() == 1) {
+      write_safetensors((staging / "model.safetensors").string(), shards[0], metadata);
+    } else {
+      nlohmann::json weight_map = nlohmann::json::object();
+      char name[64];
+      for (size_t i = 0; i < shards.size(); ++i) {
+        std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
+        write_safetensors((staging / name).string(), shards[i], metadata);
+        for (const auto& named : shards[i]) weight_map[named.first] = name;
+      }
+      nlohmann::json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
+      write_text_atomic(staging / "model.safetensors.index.json", index.dump(2) + "\n");
+    }
+
+    ModelConfig config = model.config();
+    config.torch_dtype = dtype_name(stored_dtype);
+    write_text_atomic(staging / "config.json", model_config_to_json(config));
+
+    if (!options.tokenizer_source.empty()) {
+      const fs::path source(options.tokenizer_source);
+      const fs::path source_dir = fs::is_directory(source) ? source : source.parent_path();
+      for (const auto& file : tokenizer_file_names())
+        if (fs::exists(source_dir / file)) fs::copy_file(source_dir / file, staging / file);
+    }
+
+    // Swap the finished folder in; the previous one (if any) is removed only afterwards.
+    const fs::path previous = parent / (target.filename().string() + ".old." + std::to_string(::getpid()));
+    const bool had_previous = fs::exists(target);
+    if (had_previous) fs::rename(target, previous);
+    fs::rename(staging, target);
+    if (had_previous) fs::remove_all(previous);
+  } catch (const std::exception& e) {
+    std::error_code ec;
+    fs::remove_all(staging, ec);
+    if (dynamic_cast<const Error*>(&e)) throw;
+    fail(out_dir, std::string("could not save the model: ") + e.what());
+  }
+}
+
+}  // namespace percetrain

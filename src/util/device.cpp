@@ -1,0 +1,54 @@
+// Parses device and dtype options, checking that what is asked for exists on this machine.
+#include "percetrain/util/device.hpp"
+
+#include <torch/cuda.h>
+
+#include "percetrain/util/error.hpp"
+
+namespace percetrain {
+
+c10::Device parse_device(const std::string& spec) {
+  if (spec == "cpu") return c10::Device(c10::kCPU);
+  if (spec == "auto") return torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  if (spec == "cuda" || spec.rfind("cuda:", 0) == 0) {
+    if (!torch::cuda::is_available())
+      fail("device", "'" + spec + "' was asked for but this build or machine has no CUDA device",
+           "use --device cpu, or build against a CUDA LibTorch");
+    int index = 0;
+    if (spec.size() > 5) {
+      const std::string digits = spec.substr(5);
+      if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
+        fail("device", "'" + spec + "' is not a device", "use cpu, cuda, cuda:N or auto");
+      index = std::stoi(digits);
+    }
+    const int count = static_cast<int>(torch::cuda::device_count());
+    if (index >= count)
+      fail("device", "'" + spec + "' does not exist: " + std::to_string(count) + " CUDA device(s) found");
+    return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
+  }
+  fail("device", "'" + spec + "' is not a device", "use cpu, cuda, cuda:N or auto");
+}
+
+c10::ScalarType parse_dtype(const std::string& spec, const c10::Device& device, const std::string& where) {
+  if (spec == "float32" || spec == "fp32") return c10::kFloat;
+  if (spec == "bfloat16" || spec == "bf16") return c10::kBFloat16;
+  if (spec == "float16" || spec == "fp16") return c10::kHalf;
+  if (spec == "auto") {
+    // Every GPU that training LLMs is practical on (Ampere and later) has bf16 units; CPUs
+    // without them run bf16 matmuls far slower than fp32.
+    return device.is_cuda() ? c10::kBFloat16 : c10::kFloat;
+  }
+  fail(where, "'" + spec + "' is not a dtype", "use float32, bfloat16, float16 or auto");
+}
+
+std::string dtype_name(c10::ScalarType type) {
+  switch (type) {
+    case c10::kFloat: return "float32";
+    case c10::kBFloat16: return "bfloat16";
+    case c10::kHalf: return "float16";
+    case c10::kDouble: return "float64";
+    default: return c10::toString(type);
+  }
+}
+
+}  // namespace percetrain

@@ -1,0 +1,244 @@
+// The decoder against golden outputs of an independent reference, plus padding invariance,
+// the chunked log-prob gradient, and save/load round trips.
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "percetrain/io/safetensors.hpp"
+#include "percetrain/model/hf_folder.hpp"
+#include "percetrain/util/error.hpp"
+#include "test_util.hpp"
+
+namespace fs = std::filesystem;
+using namespace percetrain;
+using percetrain::testing_util::ScratchDir;
+
+namespace {
+
+ModelConfig small_config(const std::string& arch) {
+  ModelConfig c = preset_model_config(arch, "tiny", 101);
+  c.num_hidden_layers = 2;
+  return c;
+}
+
+CausalLM random_model(const std::string& arch, uint64_t seed = 7, double std = 0.2) {
+  CausalLM model(small_config(arch));
+  init_weights(*model, seed, std);
+  // Norm weights away from 1 so that a misplaced norm changes the result.
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->named_parameters())
+    if (p.key().find("norm") != std::string::npos) p.value().uniform_(0.5, 1.5);
+  return model;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Golden tests: tests/golden/models/<case>/ holds a model folder and golden.safetensors made by
+// scripts/make_model_goldens.py (plain PyTorch, float64, following the Hugging Face modelling
+// files). See tests/golden/models/README.md.
+class GoldenModelTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GoldenModelTest, LogprobsAndGradientsMatchReference) {
+  const fs::path dir = testing_util::golden_dir() / "models" / GetParam();
+  ASSERT_TRUE(fs::exists(dir / "golden.safetensors")) << dir;
+  LoadedModel loaded = load_causal_lm(dir.string(), torch::kCPU, torch::kFloat32);
+  SafetensorsFile golden((dir / "golden.safetensors").string());
+  auto ids = golden.load("input_ids", torch::kLong);
+  auto mask = golden.load("attention_mask", torch::kLong);
+  auto positions = golden.load("position_ids", torch::kLong);
+  auto expected = golden.load("logprobs", torch::kDouble);
+  auto expected_alone = golden.load("logprobs_unpadded", torch::kDouble);
+  const int64_t T = ids.size(1);
+
+  EXPECT_TRUE(torch::equal(positions, position_ids_from_mask(mask)))
+      << "position ids from the mask follow Hugging Face's convention";
+
+  auto hidden = loaded.model->hidden_states(ids, mask, positions);
+  auto real = mask.to(torch::kBool);
+  auto select = real.slice(1, 0, T - 1).logical_and(real.slice(1, 1, T));
+  auto logprobs = loaded.model->target_logprobs(hidden.slice(1, 0, T - 1), ids.slice(1, 1, T), select, 5);
+  auto got = logprobs.to(torch::kDouble);
+  const double max_err = (got - expected).abs().max().item<double>();
+  EXPECT_LT(max_err, 2e-5) << GetParam() << ": max |logprob - golden| = " << max_err;
+  EXPECT_LT((got - expected_alone).abs().max().item<double>(), 2e-5) << "padding changed the result";
+
+  // Gradient of the mean negative log-likelihood over real targets.
+  auto loss = -logprobs.sum() / select.sum();
+  EXPECT_NEAR(loss.item<double>(), golden.load("loss", torch::kDouble).item<double>(), 1e-5);
+  loss.backward();
+  auto params = loaded.model->named_parameters();
+  int checked = 0;
+  for (const auto& entry : golden.entries()) {
+    if (entry.name.rfind("grad.", 0) != 0) continue;
+    const std::string name = entry.name.substr(5);
+    auto* param = params.find(name);
+    ASSERT_NE(param, nullptr) << name;
+    auto want = golden.load(entry.name, torch::kDouble);
+    auto have = param->grad().to(torch::kDouble);
+    const double scale = want.abs().max().item<double>();
+    const double err = (have - want).abs().max().item<double>();
+    EXPECT_LT(err, 1e-4 * scale + 1e-7) << GetParam() << " grad " << name << " max err " << err
+                                        << " (max |grad| " << scale << ")";
+    ++checked;
+  }
+  EXPECT_GE(checked, 5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, GoldenModelTest,
+                         ::testing::Values("llama", "llama3", "mistral", "qwen2", "qwen3"));
+
+// ---------------------------------------------------------------------------------------------
+class ArchTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ArchTest, SequenceScoresTheSameAloneAndInLeftOrRightPaddedBatch) {
+  auto model = random_model(GetParam());
+  torch::NoGradGuard no_grad;
+  auto seq = torch::randint(3, 101, {1, 9}, torch::kLong);
+  auto alone = model->next_token_logprobs(seq, torch::ones({1, 9}, torch::kLong));
+  ASSERT_GT(alone.abs().sum().item<double>(), 0.0);
+
+  const int64_t T = 14, pad = T - 9;
+  auto other = torch::randint(3, 101, {1, T}, torch::kLong);
+  // Row 0: left padded; row 1: right padded; row 2: an unrelated full-length sequence.
+  auto ids = torch::zeros({3, T}, torch::kLong);
+  auto mask = torch::zeros({3, T}, torch::kLong);
+  ids[0].slice(0, pad, T).copy_(seq[0]);
+  mask[0].slice(0, pad, T).fill_(1);
+  ids[1].slice(0, 0, 9).copy_(seq[0]);
+  mask[1].slice(0, 0, 9).fill_(1);
+  ids[2].copy_(other[0]);
+  mask[2].fill_(1);
+  auto batch = model->next_token_logprobs(ids, mask);
+  EXPECT_TRUE(batch.isfinite().all().item<bool>());
+  EXPECT_TRUE(torch::allclose(batch[0].slice(0, pad, T - 1), alone[0], 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(batch[1].slice(0, 0, 8), alone[0], 1e-5, 1e-5));
+  EXPECT_EQ(batch[0].slice(0, 0, pad).abs().sum().item<double>(), 0.0) << "padding gets no score";
+}
+
+TEST_P(ArchTest, SaveLoadRoundTripIsBitExactAndShardedEqualsSingleFile) {
+  auto model = random_model(GetParam());
+  ScratchDir dir;
+  save_causal_lm(*model, (dir / "single").string());
+  SaveOptions sharded;
+  sharded.max_shard_bytes = 20000;  // forces several shards
+  save_causal_lm(*model, (dir / "sharded").string(), sharded);
+  ASSERT_TRUE(fs::exists(dir / "single" / "model.safetensors"));
+  ASSERT_TRUE(fs::exists(dir / "sharded" / "model.safetensors.index.json"));
+  ASSERT_FALSE(fs::exists(dir / "sharded" / "model.safetensors"));
+
+  auto a = load_causal_lm((dir / "single").string(), torch::kCPU, torch::kFloat32);
+  auto b = load_causal_lm((dir / "sharded").string(), torch::kCPU, torch::kFloat32);
+  EXPECT_EQ(a.config.model_type, GetParam());
+  auto original = model->named_parameters();
+  auto pa = a.model->named_parameters(), pb = b.model->named_parameters();
+  ASSERT_EQ(pa.size(), original.size());
+  for (const auto& item : original) {
+    EXPECT_TRUE(torch::equal(pa[item.key()], item.value())) << item.key();
+    EXPECT_TRUE(torch::equal(pb[item.key()], item.value())) << item.key();
+  }
+  // Saving over an existing folder replaces it and leaves no temporary folders behind.
+  save_causal_lm(*a.model, (dir / "single").string());
+  int entries = 0;
+  for (const auto& e : fs::directory_iterator(dir.path())) entries += !e.path().filename().empty();
+  EXPECT_EQ(entries, 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, ArchTest, ::testing::Values("llama", "mistral", "qwen2", "qwen3"));
+
+// ---------------------------------------------------------------------------------------------
+TEST(ChunkedLogprobs, MatchesFullLogSoftmaxInValueAndGradient) {
+  torch::manual_seed(3);
+  auto model = random_model("llama");
+  auto hidden = torch::randn({2, 7, 64}, torch::requires_grad());
+  auto targets = torch::randint(0, 101, {2, 7}, torch::kLong);
+  auto select = torch::rand({2, 7}) > 0.3;
+  auto upstream = torch::randn({2, 7});
+
+  auto chunked = model->target_logprobs(hidden, targets, select, /*chunk_tokens=*/3);
+  (chunked * upstream).sum().backward();
+  auto grad_hidden = hidden.grad().clone();
+  auto grad_weight = model->output_weight().grad().clone();
+  hidden.grad().zero_();
+  model->output_weight().grad().zero_();
+
+  auto logits = torch::matmul(hidden, model->output_weight().t());
+  auto full = logits.log_softmax(-1).gather(2, targets.unsqueeze(2)).squeeze(2) * select;
+  (full * upstream).sum().backward();
+  EXPECT_TRUE(torch::allclose(chunked, full, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(grad_hidden, hidden.grad(), 1e-4, 1e-6));
+  EXPECT_TRUE(torch::allclose(grad_weight, model->output_weight().grad(), 1e-4, 1e-6));
+}
+
+TEST(ChunkedLogprobs, RejectsTargetsOutsideTheVocabulary) {
+  auto model = random_model("qwen3");
+  auto hidden = torch::randn({1, 2, 64});
+  auto targets = torch::tensor({{5, 101}}, torch::kLong);
+  EXPECT_THROW(model->target_logprobs(hidden, targets, torch::ones({1, 2}, torch::kBool)), Error);
+}
+
+TEST(Rope, Llama3ScalingKeepsHighFrequenciesAndSlowsLowOnes) {
+  ModelConfig c = small_config("llama");
+  c.head_dim = 64;
+  c.rope_theta = 500000.0;
+  auto plain = rope_inv_freq(c);
+  c.rope_scaling.type = "llama3";
+  c.rope_scaling.factor = 8.0;
+  c.rope_scaling.original_max_position_embeddings = 8192;
+  auto scaled = rope_inv_freq(c);
+  EXPECT_FLOAT_EQ(scaled[0].item<float>(), plain[0].item<float>());          // short wavelength
+  EXPECT_FLOAT_EQ(scaled[31].item<float>(), plain[31].item<float>() / 8.0f);  // long wavelength
+  auto ratio = plain / scaled;
+  EXPECT_TRUE(((ratio >= 1.0 - 1e-6) & (ratio <= 8.0 + 1e-5)).all().item<bool>());
+}
+
+// ---------------------------------------------------------------------------------------------
+TEST(ModelFolder, MissingUnusedAndMisshapedTensorsAreOneClearError) {
+  auto model = random_model("llama");
+  ScratchDir dir;
+  save_causal_lm(*model, (dir / "m").string());
+  const std::string file = (dir / "m" / "model.safetensors").string();
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  {
+    SafetensorsFile f(file);
+    for (const auto& e : f.entries())
+      if (e.name != "model.norm.weight") tensors.emplace_back(e.name, f.load(e.name));
+  }
+  tensors.emplace_back("model.extra.weight", torch::zeros({2}));
+  tensors.emplace_back("model.layers.0.self_attn.rotary_emb.inv_freq", torch::zeros({8}));  // ignored
+  write_safetensors(file, tensors);
+  try {
+    load_causal_lm((dir / "m").string(), torch::kCPU, torch::kFloat32);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("missing tensors: model.norm.weight"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("unused tensors: model.extra.weight"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("inv_freq"), std::string::npos) << msg;
+  }
+}
+
+TEST(ModelConfig, UnsupportedTypesAndValuesAreErrors) {
+  const std::string base =
+      R"({"model_type":"llama","vocab_size":10,"hidden_size":8,"intermediate_size":16,)"
+      R"("num_hidden_layers":1,"num_attention_heads":2)";
+  EXPECT_NO_THROW(parse_model_config(base + "}", "config.json"));
+  auto expect_error = [&](const std::string& text, const std::string& phrase) {
+    try {
+      parse_model_config(text, "config.json");
+      ADD_FAILURE() << "no error for " << text;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(phrase), std::string::npos) << e.what();
+    }
+  };
+  expect_error(R"({"model_type":"gpt2"})", "model_type 'gpt2' is not supported");
+  expect_error(base + R"(,"hidden_act":"gelu"})", "hidden_act");
+  expect_error(base + R"(,"rope_scaling":{"rope_type":"yarn","factor":4}})", "rope_type 'yarn'");
+  expect_error(base + R"(,"num_key_value_heads":3})", "not a multiple");
+  expect_error(base + R"(,"mlp_bias":true})", "mlp_bias");
+  expect_error(R"({"model_type":"qwen2","vocab_size":10,"hidden_size":8,"intermediate_size":16,)"
+               R"("num_hidden_layers":1,"num_attention_heads":2,"use_sliding_window":true})",
+               "use_sliding_window");
+  expect_error("{not json", "not valid JSON");
+  expect_error(R"({"model_type":"llama","vocab_size":10})", "missing required field 'hidden_size'");
+}
+
+}  // namespace

@@ -1,0 +1,35 @@
+// Shared helpers for the test suite: paths into the source tree and scratch folders.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+namespace percetrain::testing_util {
+
+inline std::filesystem::path source_dir() { return PERCETRAIN_SOURCE_DIR; }
+inline std::filesystem::path golden_dir() { return source_dir() / "tests" / "golden"; }
+inline std::filesystem::path shared_fixtures_dir() { return source_dir().parent_path() / "shared" / "fixtures"; }
+
+// A fresh folder under the system temp dir, removed when the object goes away.
+class ScratchDir {
+ public:
+  explicit ScratchDir(const std::string& tag = "percetrain") {
+    std::string templ = (std::filesystem::temp_directory_path() / (tag + "-XXXXXX")).string();
+    if (!::mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = templ;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+}  // namespace percetrain::testing_util
