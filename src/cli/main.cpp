@@ -7,6 +7,13 @@
 #include "cli/commands.hpp"
 #include "percetrain/util/error.hpp"
 
+namespace percetrain::cli {
+std::vector<CommandAdder>& registered_commands() {
+  static std::vector<CommandAdder> commands;
+  return commands;
+}
+}  // namespace percetrain::cli
+
 int main(int argc, char** argv) {
   CLI::App app{
       "percetrain: token-level personalisation fine-tuning (PerContrast / PerCE) for Hugging Face "
@@ -15,13 +22,11 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   std::map<CLI::App*, percetrain::cli::Runner> runners;
-  auto add = [&](percetrain::cli::Runner (*adder)(CLI::App&)) {
+  for (auto adder : percetrain::cli::registered_commands()) {
     const size_t before = app.get_subcommands({}).size();
     auto runner = adder(app);
     runners[app.get_subcommands({}).at(before)] = runner;
-  };
-  add(percetrain::cli::add_init_model_command);
-  add(percetrain::cli::add_logprobs_command);
+  }
 
   try {
     app.parse(argc, argv);

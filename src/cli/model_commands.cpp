@@ -14,6 +14,7 @@
 #include "percetrain/util/error.hpp"
 
 namespace percetrain::cli {
+namespace {
 
 Runner add_init_model_command(CLI::App& app) {
   struct Options {
@@ -56,8 +57,6 @@ Runner add_init_model_command(CLI::App& app) {
   };
 }
 
-namespace {
-
 std::vector<int> parse_id_list(const std::string& text) {
   std::vector<int> ids;
   std::stringstream in(text);
@@ -73,8 +72,6 @@ std::vector<int> parse_id_list(const std::string& text) {
   if (ids.empty()) fail("--ids", "no ids given", "write ids like 1,2,3");
   return ids;
 }
-
-}  // namespace
 
 Runner add_logprobs_command(CLI::App& app) {
   struct Options {
@@ -149,4 +146,8 @@ Runner add_logprobs_command(CLI::App& app) {
   };
 }
 
+const CommandRegistration init_model_registration(add_init_model_command);
+const CommandRegistration logprobs_registration(add_logprobs_command);
+
+}  // namespace
 }  // namespace percetrain::cli
