@@ -1,0 +1,43 @@
+// What a job's "data" section says: where records are, how a profile item and a prompt become
+// text, how profile items are retrieved, and the length policy.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace percetrain {
+
+struct DataConfig {
+  std::string train_file;  // JSON array or JSONL of records {id?, input, output, profile: [...]}
+  std::string valid_file;
+  std::string test_file;
+  // LaMP's split layout: outputs in a separate {"golds": [{"id", "output"}]} file, joined by id.
+  std::string train_golds_file;
+  std::string valid_golds_file;
+  std::string test_golds_file;
+
+  // A named preset fills the templates below (see presets in data/); explicit keys override it.
+  std::string preset;
+  std::string item_template;    // one profile item as text, e.g. "{summary}: {reviewText}"
+  std::string prompt_template;  // with "{profile}" and "{input}" slots
+  std::string profile_template = "{items}";  // the profile section, "{items}" = joined items
+  std::string item_separator = "\n";
+  std::string query_pattern;    // regex with one capture group selecting the query from input; "" = all
+
+  std::string retrieval = "bm25";  // bm25 | recency | first | all
+  int64_t top_k = 4;
+  double bm25_k1 = 1.2;
+  double bm25_b = 0.75;
+  std::string date_field = "date";  // for recency
+
+  int64_t max_length = 2048;        // tokens of the personalised sequence, response included
+  int64_t profile_token_budget = 0; // 0: as much as max_length allows
+  bool add_eos = true;              // the response ends with EOS, and the loss covers it
+  std::string on_bad_record = "strict";  // strict | skip
+  int64_t max_records = 0;          // 0: all
+
+  std::string chat_format = "none";  // none | chatml | llama3 | llama2
+  std::string system_prompt;
+};
+
+}  // namespace percetrain
