@@ -39,20 +39,11 @@ Runner add_init_model_command(CLI::App& app) {
   cmd->add_option("--seed", opts->seed, "Seed of the random initialisation")->capture_default_str();
   cmd->add_option("--dtype", opts->dtype, "Stored dtype: float32, bfloat16 or float16")->capture_default_str();
   return [opts]() {
-    auto tokenizer = load_tokenizer(opts->tokenizer);
-    ModelConfig config = preset_model_config(opts->arch, opts->preset, tokenizer->vocab_size());
-    config.bos_token_id = tokenizer->bos_id();
-    config.eos_token_id = tokenizer->eos_id();
-    CausalLM model(config);
-    init_weights(*model, opts->seed);
-    SaveOptions save;
-    save.tokenizer_source = opts->tokenizer;
-    save.dtype = parse_dtype(opts->dtype, c10::Device(c10::kCPU), "--dtype");
-    save_causal_lm(*model, opts->out, save);
-    int64_t params = 0;
-    for (const auto& p : model->parameters()) params += p.numel();
+    const int64_t params = write_random_model(opts->arch, opts->preset, opts->tokenizer, opts->out, opts->seed,
+                                              parse_dtype(opts->dtype, c10::Device(c10::kCPU), "--dtype"));
+    const int64_t vocab = load_model_config(opts->out + "/config.json").vocab_size;
     std::cout << "wrote " << opts->arch << " (" << opts->preset << ", " << params
-              << " parameters, vocabulary " << config.vocab_size << ") to " << opts->out << "\n";
+              << " parameters, vocabulary " << vocab << ") to " << opts->out << "\n";
     return 0;
   };
 }

@@ -15,8 +15,15 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
   weight = register_parameter("weight", torch::ones({dim}));
 }
 
+namespace {
+// Reductions run in fp32 for fp16/bf16/fp32 models, and in fp64 for fp64 ones (gradient checks).
+c10::ScalarType reduction_dtype(const torch::Tensor& x) {
+  return x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat32;
+}
+}  // namespace
+
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  auto x32 = x.to(torch::kFloat32);
+  auto x32 = x.to(reduction_dtype(x));
   auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
   return weight * normed.to(x.scalar_type());
 }
@@ -84,7 +91,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const Rope& rope,
   auto qg = q.reshape({B, kv_heads_, groups * T, D});
   auto scores = torch::matmul(qg, k.transpose(-1, -2)).mul_(scale);  // [B, KV, G*T, T]
   scores = scores.view({B, kv_heads_, groups, T, T}).add_(mask.unsqueeze(1));
-  auto probs = torch::softmax(scores, -1, torch::kFloat32).to(q.scalar_type());
+  auto probs = torch::softmax(scores, -1, reduction_dtype(scores)).to(q.scalar_type());
   out = torch::matmul(probs.view({B, kv_heads_, groups * T, T}), v)
             .view({B, heads_, T, D});
 #endif
@@ -205,19 +212,26 @@ using torch::autograd::tensor_list;
 // log softmax(hidden @ weight^T)[target] for N rows, chunk by chunk. Backward recomputes each
 // chunk's logits from the saved hidden rows and log-sum-exp, so memory stays O(chunk * V).
 struct ChunkedTargetLogprobs : public torch::autograd::Function<ChunkedTargetLogprobs> {
-  // hidden: [N, C], weight: [V, C], targets: [N] -> [N] fp32
+  // hidden: [N, C], weight: [V, C], targets: [N] -> [N] in fp32 (fp64 for fp64 models).
+  // When `entropy` is given it receives the predictive entropy of each row (no gradient).
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor hidden, torch::Tensor weight,
-                               torch::Tensor targets, int64_t chunk) {
+                               torch::Tensor targets, int64_t chunk, torch::Tensor* entropy) {
     const int64_t N = hidden.size(0);
-    auto out = torch::empty({N}, hidden.options().dtype(torch::kFloat32));
-    auto lse = torch::empty({N}, hidden.options().dtype(torch::kFloat32));
+    const auto loss_dtype = loss_dtype_for(hidden);
+    auto out = torch::empty({N}, hidden.options().dtype(loss_dtype));
+    auto lse = torch::empty({N}, hidden.options().dtype(loss_dtype));
+    if (entropy) *entropy = torch::empty({N}, hidden.options().dtype(loss_dtype));
     for (int64_t start = 0; start < N; start += chunk) {
       const int64_t end = std::min(N, start + chunk);
-      auto logits = torch::matmul(hidden.slice(0, start, end), weight.t()).to(torch::kFloat32);
-      auto chunk_lse = logits.logsumexp(-1);
-      auto picked = logits.gather(1, targets.slice(0, start, end).unsqueeze(1)).squeeze(1);
-      out.slice(0, start, end).copy_(picked - chunk_lse);
-      lse.slice(0, start, end).copy_(chunk_lse);
+      auto logits = torch::matmul(hidden.slice(0, start, end), weight.t()).to(loss_dtype);
+      auto chunk_lse = logits.logsumexp(-1, /*keepdim=*/true);
+      auto picked = logits.gather(1, targets.slice(0, start, end).unsqueeze(1));
+      out.slice(0, start, end).copy_((picked - chunk_lse).squeeze(1));
+      lse.slice(0, start, end).copy_(chunk_lse.squeeze(1));
+      if (entropy) {  // H = -sum p log p, with log p = logits - lse
+        auto logp = logits.sub_(chunk_lse);
+        entropy->slice(0, start, end).copy_(-(logp.exp() * logp).sum(-1));
+      }
     }
     ctx->save_for_backward({hidden, weight, targets, lse});
     ctx->saved_data["chunk"] = chunk;
@@ -228,35 +242,42 @@ struct ChunkedTargetLogprobs : public torch::autograd::Function<ChunkedTargetLog
     auto saved = ctx->get_saved_variables();
     auto hidden = saved[0], weight = saved[1], targets = saved[2], lse = saved[3];
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
-    auto grad_out = grad_outputs[0].to(torch::kFloat32);
+    const auto loss_dtype = lse.scalar_type();
+    auto grad_out = grad_outputs[0].to(loss_dtype);
     const int64_t N = hidden.size(0);
     auto grad_hidden = torch::empty_like(hidden);
-    // Accumulate the weight gradient in fp32 even for bf16 models.
-    auto grad_weight = torch::zeros(weight.sizes(), weight.options().dtype(torch::kFloat32));
+    // Accumulate the weight gradient in fp32 (or fp64) even for bf16 models.
+    auto grad_weight = torch::zeros(weight.sizes(), weight.options().dtype(loss_dtype));
     for (int64_t start = 0; start < N; start += chunk) {
       const int64_t end = std::min(N, start + chunk);
       auto h = hidden.slice(0, start, end);
       auto g = grad_out.slice(0, start, end).unsqueeze(1);  // [n, 1]
-      auto logits = torch::matmul(h, weight.t()).to(torch::kFloat32);
+      auto logits = torch::matmul(h, weight.t()).to(loss_dtype);
       // d logp[target] / d logits = onehot(target) - softmax(logits)
       auto grad_logits = (logits - lse.slice(0, start, end).unsqueeze(1)).exp_().mul_(-g);
       grad_logits.scatter_add_(1, targets.slice(0, start, end).unsqueeze(1), g);
       auto grad_logits_c = grad_logits.to(hidden.scalar_type());
       grad_hidden.slice(0, start, end).copy_(torch::matmul(grad_logits_c, weight));
-      grad_weight.addmm_(grad_logits.t(), h.to(torch::kFloat32));
+      grad_weight.addmm_(grad_logits.t(), h.to(loss_dtype));
     }
-    return {grad_hidden, grad_weight.to(weight.scalar_type()), torch::Tensor(), torch::Tensor()};
+    return {grad_hidden, grad_weight.to(weight.scalar_type()), torch::Tensor(), torch::Tensor(),
+            torch::Tensor()};
+  }
+
+  static c10::ScalarType loss_dtype_for(const torch::Tensor& t) {
+    return t.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat32;
   }
 };
 
 }  // namespace
 
-torch::Tensor CausalLMImpl::target_logprobs(const torch::Tensor& hidden, const torch::Tensor& targets,
-                                            const torch::Tensor& select, int64_t chunk_tokens) {
+torch::Tensor CausalLMImpl::selected_logprobs(const torch::Tensor& hidden, const torch::Tensor& targets,
+                                              const torch::Tensor& select, int64_t chunk_tokens,
+                                              torch::Tensor* entropy) {
   TORCH_CHECK(hidden.dim() == 3 && targets.dim() == 2 && select.dim() == 2,
-              "target_logprobs expects hidden [B, T, C], targets and select [B, T]");
+              "selected_logprobs expects hidden [B, T, C], targets and select [B, T]");
   const int64_t B = hidden.size(0), T = hidden.size(1), C = hidden.size(2);
-  auto rows = select.reshape({-1}).to(torch::kBool).nonzero().squeeze(1);  // [N]
+  auto rows = select.reshape({-1}).to(torch::kBool).nonzero().squeeze(1);  // [N], row-major
   auto flat_targets = targets.reshape({-1}).index_select(0, rows);
   if (flat_targets.numel() > 0) {
     const int64_t lo = flat_targets.min().item<int64_t>(), hi = flat_targets.max().item<int64_t>();
@@ -266,10 +287,16 @@ torch::Tensor CausalLMImpl::target_logprobs(const torch::Tensor& hidden, const t
                                   std::to_string(config_.vocab_size) + " ids",
            "does the tokenizer belong to this model?");
   }
-  auto picked = ChunkedTargetLogprobs::apply(hidden.reshape({B * T, C}).index_select(0, rows),
-                                             output_weight(), flat_targets,
-                                             std::max<int64_t>(1, chunk_tokens));
-  auto out = torch::zeros({B * T}, hidden.options().dtype(torch::kFloat32));
+  return ChunkedTargetLogprobs::apply(hidden.reshape({B * T, C}).index_select(0, rows), output_weight(),
+                                      flat_targets, std::max<int64_t>(1, chunk_tokens), entropy);
+}
+
+torch::Tensor CausalLMImpl::target_logprobs(const torch::Tensor& hidden, const torch::Tensor& targets,
+                                            const torch::Tensor& select, int64_t chunk_tokens) {
+  const int64_t B = hidden.size(0), T = hidden.size(1);
+  auto picked = selected_logprobs(hidden, targets, select, chunk_tokens);
+  auto rows = select.reshape({-1}).to(torch::kBool).nonzero().squeeze(1);
+  auto out = torch::zeros({B * T}, picked.options());
   return out.index_copy(0, rows, picked).view({B, T});
 }
 

@@ -227,4 +227,22 @@ void save_causal_lm(CausalLMImpl& model, const std::string& out_dir, const SaveO
   }
 }
 
+int64_t write_random_model(const std::string& arch, const std::string& preset,
+                           const std::string& tokenizer_path, const std::string& out_dir,
+                           uint64_t seed, c10::ScalarType dtype) {
+  auto tokenizer = load_tokenizer(tokenizer_path);
+  ModelConfig config = preset_model_config(arch, preset, tokenizer->vocab_size());
+  config.bos_token_id = tokenizer->bos_id();
+  config.eos_token_id = tokenizer->eos_id();
+  CausalLM model(config);
+  init_weights(*model, seed);
+  SaveOptions save;
+  save.tokenizer_source = tokenizer_path;
+  save.dtype = dtype;
+  save_causal_lm(*model, out_dir, save);
+  int64_t params = 0;
+  for (const auto& p : model->parameters()) params += p.numel();
+  return params;
+}
+
 }  // namespace percetrain

@@ -83,12 +83,19 @@ class CausalLMImpl : public torch::nn::Module {
   torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                               const torch::Tensor& position_ids);
 
-  // log P(targets[b, t] | hidden[b, t]) in fp32 for the positions where `select` is true, 0
+  // log P(targets[b, t] | hidden[b, t]) in fp32 (fp64 for fp64 models) for the positions where `select` is true, 0
   // elsewhere. hidden: [B, T, C], targets: [B, T] int64, select: [B, T] bool -> [B, T].
   // The vocabulary projection runs over `chunk_tokens` selected positions at a time in forward
   // and again in backward, so no [B, T, V] logits tensor is ever held.
   torch::Tensor target_logprobs(const torch::Tensor& hidden, const torch::Tensor& targets,
                                 const torch::Tensor& select, int64_t chunk_tokens = 1024);
+
+  // The same for the selected positions only, flattened in row-major order: [N] with
+  // N = select.sum(). `entropy`, when given, receives each position's predictive entropy [N]
+  // (no gradient). Log-probs are fp32 (fp64 for a fp64 model).
+  torch::Tensor selected_logprobs(const torch::Tensor& hidden, const torch::Tensor& targets,
+                                  const torch::Tensor& select, int64_t chunk_tokens = 1024,
+                                  torch::Tensor* entropy = nullptr);
 
   // Next-token log-probs of a padded batch: out[b, t] = log P(ids[b, t+1] | ids[b, <=t]) for
   // t < T-1 where both positions are real tokens, else 0. [B, T] -> [B, T-1].

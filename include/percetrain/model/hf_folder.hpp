@@ -39,4 +39,10 @@ struct SaveOptions {
 // temporary sibling folder that replaces `out_dir` by rename once complete.
 void save_causal_lm(CausalLMImpl& model, const std::string& out_dir, const SaveOptions& options = {});
 
+// init-model: a randomly initialised `arch`/`preset` model whose vocabulary is the tokenizer's,
+// saved with the tokenizer files. Returns the number of parameters.
+int64_t write_random_model(const std::string& arch, const std::string& preset,
+                           const std::string& tokenizer_path, const std::string& out_dir,
+                           uint64_t seed, c10::ScalarType dtype = c10::kFloat);
+
 }  // namespace percetrain

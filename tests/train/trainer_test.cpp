@@ -1,0 +1,226 @@
+// Batching alignment, the LR schedule, exact gradient accumulation, determinism and bitwise
+// resume of the trainer on a tiny model and synthetic paired examples.
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "percetrain/model/hf_folder.hpp"
+#include "percetrain/train/trainer.hpp"
+#include "percetrain/util/error.hpp"
+#include "test_util.hpp"
+
+namespace fs = std::filesystem;
+using namespace percetrain;
+using percetrain::testing_util::ScratchDir;
+
+namespace {
+
+// Examples whose response repeats a per-user token that also sits in the profile.
+std::vector<PairedExample> synthetic_examples(int count, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<PairedExample> out;
+  for (int i = 0; i < count; ++i) {
+    PairedExample e;
+    e.id = "ex" + std::to_string(i);
+    const int user_token = 100 + static_cast<int>(i % 5);
+    std::vector<int32_t> prompt = {1}, profile, response;
+    for (int k = 0; k < 2 + static_cast<int>(rng() % 4); ++k) prompt.push_back(200 + static_cast<int>(rng() % 50));
+    for (int k = 0; k < 3; ++k) profile.push_back(user_token);
+    for (int k = 0; k < 2 + static_cast<int>(rng() % 5); ++k)
+      response.push_back(k % 2 ? user_token : 300 + static_cast<int>(rng() % 50));
+    response.push_back(2);
+    e.personalised = prompt;
+    e.personalised.insert(e.personalised.begin() + 1, profile.begin(), profile.end());
+    e.personalised.insert(e.personalised.end(), response.begin(), response.end());
+    e.counterfactual = prompt;
+    e.counterfactual.insert(e.counterfactual.end(), response.begin(), response.end());
+    e.response_length = static_cast<int32_t>(response.size());
+    out.push_back(e);
+  }
+  return out;
+}
+
+JobConfig tiny_job(const fs::path& dir, const std::string& objective = "perce") {
+  JobConfig c;
+  c.file = (dir / "job.json").string();
+  c.model.path = (dir / "model").string();
+  c.model.device = "cpu";
+  c.model.dtype = "float32";
+  c.model.init_arch = "llama";
+  c.tokenizer.path = (testing_util::source_dir() / "data" / "tokenizer").string();
+  c.objective.name = objective;
+  c.train.lr = 3e-3;
+  c.train.batch_size = 8;
+  c.train.micro_batch_size = 2;
+  c.train.epochs = 2;
+  c.train.warmup_steps = 1;
+  c.train.seed = 11;
+  c.output.dir = (dir / "out").string();
+  return c;
+}
+
+TrainOptions quiet() {
+  TrainOptions o;
+  o.progress = false;
+  return o;
+}
+
+std::vector<std::string> read_lines(const fs::path& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+TEST(Batching, SelectionsAlignTheResponseTokensOfBothSequences) {
+  auto examples = synthetic_examples(5, 3);
+  auto batch = collate_paired(examples, {0, 1, 2, 3, 4}, 0, torch::kCPU, true);
+  auto targets_with = batch.personalised_ids.slice(1, 1).masked_select(batch.personalised_select);
+  auto targets_without = batch.counterfactual_ids.slice(1, 1).masked_select(batch.counterfactual_select);
+  EXPECT_TRUE(torch::equal(targets_with, targets_without));
+  int64_t expected = 0;
+  std::vector<int64_t> response_ids;
+  for (const auto& e : examples) {
+    expected += e.response_length;
+    response_ids.insert(response_ids.end(), e.personalised.end() - e.response_length, e.personalised.end());
+  }
+  EXPECT_EQ(batch.response_tokens, expected);
+  EXPECT_TRUE(torch::equal(targets_with, torch::tensor(response_ids, torch::kLong)));
+  EXPECT_EQ(batch.sequence.size(0), expected);
+}
+
+TEST(Batching, EpochOrderIsSeededAndCoversEveryExampleOnce) {
+  auto a = epoch_steps(23, 5, 7, 0), b = epoch_steps(23, 5, 7, 0), c = epoch_steps(23, 5, 7, 1);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  std::vector<size_t> all;
+  for (const auto& s : a) all.insert(all.end(), s.begin(), s.end());
+  std::sort(all.begin(), all.end());
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i], i);
+  EXPECT_EQ(a.size(), 5u);
+  EXPECT_EQ(a.back().size(), 3u);
+}
+
+TEST(Schedule, WarmupThenLinearOrCosineDecay) {
+  TrainSection t;
+  t.lr = 1.0;
+  t.warmup_steps = 2;
+  t.schedule = "linear";
+  EXPECT_DOUBLE_EQ(learning_rate_at(t, 0, 10), 0.5);
+  EXPECT_DOUBLE_EQ(learning_rate_at(t, 1, 10), 1.0);
+  EXPECT_DOUBLE_EQ(learning_rate_at(t, 2, 10), 1.0);
+  EXPECT_DOUBLE_EQ(learning_rate_at(t, 6, 10), 0.5);
+  t.schedule = "cosine";
+  EXPECT_NEAR(learning_rate_at(t, 6, 10), 0.5, 1e-12);
+  EXPECT_NEAR(learning_rate_at(t, 10, 10), 0.0, 1e-12);
+  t.schedule = "constant";
+  EXPECT_DOUBLE_EQ(learning_rate_at(t, 9, 10), 1.0);
+}
+
+// One optimizer step with 4 micro-batches of 2 equals one step with one micro-batch of 8.
+TEST(Trainer, GradientAccumulationEqualsTheLargerBatch) {
+  for (const std::string normalize : {"tokens", "sequences"}) {
+    ScratchDir dir;
+    auto examples = synthetic_examples(8, 5);
+    auto a = tiny_job(dir.path() / "a");
+    a.objective.normalize = normalize;
+    a.train.max_steps = 1;
+    a.train.grad_clip = 0.0;
+    // With eps >> |g| Adam's first update is ~ lr * g, linear in the gradient, so the comparison
+    // sees gradient differences instead of Adam's sign-like amplification of rounding.
+    a.train.adam_eps = 1.0;
+    a.train.lr = 1.0;
+    a.train.warmup_steps = 0;
+    a.train.schedule = "constant";
+    a.model.path = (dir / "model").string();
+    auto b = a;
+    b.output.dir = (dir / "b-out").string();
+    b.train.micro_batch_size = 8;
+    train_on_examples(a, quiet(), examples, {}, a.tokenizer.path, 0);
+    train_on_examples(b, quiet(), examples, {}, b.tokenizer.path, 0);
+    auto ma = load_causal_lm(a.output.dir + "/final", torch::kCPU, torch::kFloat32);
+    auto mb = load_causal_lm(b.output.dir + "/final", torch::kCPU, torch::kFloat32);
+    auto initial = load_causal_lm(a.model.path, torch::kCPU, torch::kFloat32);
+    auto pb = mb.model->named_parameters(), p0 = initial.model->named_parameters();
+    double max_diff = 0.0, max_update = 0.0;
+    for (const auto& item : ma.model->named_parameters()) {
+      max_diff = std::max(max_diff, (item.value() - pb[item.key()]).abs().max().item<double>());
+      max_update = std::max(max_update, (item.value() - p0[item.key()]).abs().max().item<double>());
+    }
+    EXPECT_GT(max_update, 1e-4) << "the step must move the parameters";
+    EXPECT_LT(max_diff, 1e-6) << normalize << ": accumulation changed the update";
+  }
+}
+
+TEST(Trainer, SameSeedSameLossCurveAndResumeIsBitwise) {
+  ScratchDir dir;
+  auto examples = synthetic_examples(24, 9);
+  auto valid = synthetic_examples(4, 10);
+  auto full = tiny_job(dir.path());
+  full.model.path = (dir / "model").string();
+  full.output.dir = (dir / "full").string();
+  auto summary = train_on_examples(full, quiet(), examples, valid, full.tokenizer.path, 0);
+  EXPECT_EQ(summary.steps_done, 6);  // 2 epochs x 3 steps
+  EXPECT_TRUE(fs::exists(dir / "full" / "final" / "model.safetensors"));
+  EXPECT_TRUE(fs::exists(dir / "full" / "job_config.json"));
+
+  auto again = full;
+  again.output.dir = (dir / "again").string();
+  train_on_examples(again, quiet(), examples, valid, again.tokenizer.path, 0);
+  auto curve = [](const fs::path& p) {
+    std::vector<double> losses;
+    for (const auto& line : read_lines(p)) {
+      auto j = nlohmann::json::parse(line);
+      if (j.contains("loss")) losses.push_back(j["loss"]);
+    }
+    return losses;
+  };
+  auto first = curve(dir / "full" / "metrics.jsonl");
+  ASSERT_EQ(first.size(), 6u);
+  EXPECT_EQ(first, curve(dir / "again" / "metrics.jsonl"));
+  EXPECT_LT(first.back(), first.front()) << "training should lower the loss";
+
+  auto interrupted = full;
+  interrupted.output.dir = (dir / "resumed").string();
+  TrainOptions stop = quiet();
+  stop.stop_after_steps = 4;
+  auto partial = train_on_examples(interrupted, stop, examples, valid, interrupted.tokenizer.path, 0);
+  EXPECT_EQ(partial.steps_done, 4);
+  EXPECT_TRUE(partial.final_model_dir.empty());
+  TrainOptions resume = quiet();
+  resume.resume = true;
+  train_on_examples(interrupted, resume, examples, valid, interrupted.tokenizer.path, 0);
+  EXPECT_EQ(curve(dir / "resumed" / "metrics.jsonl"), first);
+
+  auto a = load_causal_lm((dir / "full" / "final").string(), torch::kCPU, torch::kFloat32);
+  auto b = load_causal_lm((dir / "resumed" / "final").string(), torch::kCPU, torch::kFloat32);
+  auto pb = b.model->named_parameters();
+  for (const auto& item : a.model->named_parameters())
+    EXPECT_TRUE(torch::equal(item.value(), pb[item.key()])) << item.key() << " differs after resume";
+
+  // keep_last = 2: only the newest checkpoints stay.
+  int checkpoints = 0;
+  for (const auto& e : fs::directory_iterator(dir / "resumed"))
+    checkpoints += e.path().filename().string().rfind("checkpoint-", 0) == 0;
+  EXPECT_EQ(checkpoints, 2);
+}
+
+TEST(Trainer, NonFiniteLossStopsWithAClearError) {
+  ScratchDir dir;
+  auto job = tiny_job(dir.path());
+  job.train.lr = 1e30;
+  job.train.grad_clip = 0.0;
+  job.train.max_steps = 6;
+  job.train.batch_size = 2;
+  try {
+    train_on_examples(job, quiet(), synthetic_examples(12, 1), {}, job.tokenizer.path, 0);
+    FAIL() << "expected a non-finite loss";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not finite"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
