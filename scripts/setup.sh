@@ -12,9 +12,10 @@ packages=(
   libsentencepiece-dev sentencepiece
   nlohmann-json3-dev libcli11-dev libspdlog-dev libgtest-dev
   libpcre2-dev libutf8proc-dev
+  wordnet-base                 # WordNet 3.0 database for METEOR's synonym stage (read at run time)
 )
 if [[ "${1:-}" == "--reference" ]]; then
-  packages+=(python3 python3-torch python3-numpy python3-sentencepiece)
+  packages+=(python3 python3-torch python3-numpy python3-sentencepiece python3-nltk)
 fi
 
 missing=()
