@@ -161,6 +161,46 @@ torch::Tensor position_ids_from_mask(const torch::Tensor& attention_mask) {
   return positions.masked_fill(mask == 0, 1);
 }
 
+namespace {
+
+using torch::autograd::AutogradContext;
+
+// Activation checkpointing for one decoder layer: forward keeps only the layer's input; backward
+// runs the layer again with autograd on and back-propagates through that recomputation, which
+// accumulates the parameter gradients exactly as the plain path does (LibTorch has no built-in).
+struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
+  // x: [B, T, C] -> [B, T, C]
+  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor x, torch::Tensor cos, torch::Tensor sin,
+                               torch::Tensor mask, DecoderLayerImpl* layer) {
+    ctx->save_for_backward({x});
+    ctx->saved_data["cos"] = cos;
+    ctx->saved_data["sin"] = sin;
+    ctx->saved_data["mask"] = mask;
+    ctx->saved_data["layer"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(layer));
+    return layer->forward(x, Rope{cos, sin}, mask);  // autograd is off inside Function::forward
+  }
+
+  static torch::autograd::tensor_list backward(AutogradContext* ctx, torch::autograd::tensor_list grads) {
+    auto* layer = reinterpret_cast<DecoderLayerImpl*>(static_cast<intptr_t>(ctx->saved_data["layer"].toInt()));
+    auto x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
+    Rope rope{ctx->saved_data["cos"].toTensor(), ctx->saved_data["sin"].toTensor()};
+    torch::Tensor y;
+    {
+      torch::AutoGradMode enable(true);
+      y = layer->forward(x, rope, ctx->saved_data["mask"].toTensor());
+    }
+    torch::autograd::backward({y}, {grads[0]});
+    return {x.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor checkpointed_layer_forward(DecoderLayerImpl& layer, const torch::Tensor& x, const Rope& rope,
+                                         const torch::Tensor& mask) {
+  return CheckpointedLayer::apply(x, rope.cos, rope.sin, mask, &layer);
+}
+
 CausalLMImpl::CausalLMImpl(const ModelConfig& c) : config_(c) {
   model = register_module("model", DecoderModel(c));
   if (!c.tie_word_embeddings) lm_head = register_module("lm_head", make_linear(c.hidden_size, c.vocab_size, false));
@@ -199,7 +239,12 @@ torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids,
                   .masked_fill_(allowed.logical_not(), masked)
                   .unsqueeze(1);  // [B, 1, T, T]
 
-  for (const auto& layer : *model->layers) x = layer->as<DecoderLayer>()->forward(x, rope, mask);
+  const bool checkpoint = gradient_checkpointing_ && torch::GradMode::is_enabled();
+  for (const auto& layer : *model->layers) {
+    auto* decoder_layer = layer->as<DecoderLayer>();
+    x = checkpoint ? checkpointed_layer_forward(*decoder_layer, x, rope, mask)
+                   : decoder_layer->forward(x, rope, mask);
+  }
   return model->norm(x);
 }
 

@@ -243,6 +243,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   LoadedModel loaded = load_causal_lm(model_source, device, dtype);
   CausalLMImpl& model = *loaded.model;
   model.train();
+  model.set_gradient_checkpointing(train.gradient_checkpointing);
 
   auto objective = make_objective(config.objective);
 

@@ -168,6 +168,28 @@ TEST(ChunkedLogprobs, MatchesFullLogSoftmaxInValueAndGradient) {
   EXPECT_TRUE(torch::allclose(grad_weight, model->output_weight().grad(), 1e-4, 1e-6));
 }
 
+TEST_P(ArchTest, GradientCheckpointingGivesTheSameGradients) {
+  auto model = random_model(GetParam());
+  auto ids = torch::randint(3, 101, {2, 11}, torch::kLong);
+  auto mask = torch::ones({2, 11}, torch::kLong);
+  mask[1].slice(0, 0, 3).zero_();  // left padding in row 1
+  auto grads = [&](bool checkpoint) {
+    model->set_gradient_checkpointing(checkpoint);
+    model->zero_grad();
+    auto loss = -model->next_token_logprobs(ids, mask).sum();
+    loss.backward();
+    std::map<std::string, torch::Tensor> out;
+    for (const auto& p : model->named_parameters()) out[p.key()] = p.value().grad().clone();
+    return std::make_pair(loss.item<double>(), out);
+  };
+  auto plain = grads(false), checkpointed = grads(true);
+  EXPECT_EQ(plain.first, checkpointed.first);
+  for (const auto& [name, g] : plain.second) {
+    EXPECT_GT(g.abs().sum().item<double>(), 0.0) << name;
+    EXPECT_TRUE(torch::allclose(g, checkpointed.second[name], 1e-6, 1e-8)) << name;
+  }
+}
+
 TEST(ChunkedLogprobs, RejectsTargetsOutsideTheVocabulary) {
   auto model = random_model("qwen3");
   auto hidden = torch::randn({1, 2, 64});

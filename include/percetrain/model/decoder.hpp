@@ -106,14 +106,21 @@ class CausalLMImpl : public torch::nn::Module {
   torch::Tensor output_weight() const;
 
   const ModelConfig& config() const { return config_; }
+  // Recompute each decoder layer in backward instead of keeping its activations (training only).
+  void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
   DecoderModel model{nullptr};
   torch::nn::Linear lm_head{nullptr};  // absent (null) when tie_word_embeddings
 
  private:
   ModelConfig config_;
-  torch::Tensor inv_freq_;  // [head_dim / 2] fp32, on the CPU; moved per forward
+  torch::Tensor inv_freq_;
+  bool gradient_checkpointing_ = false;  // [head_dim / 2] fp32, on the CPU; moved per forward
 };
 TORCH_MODULE(CausalLM);
+
+// One decoder layer whose activations are recomputed in backward. x: [B, T, C] -> [B, T, C]
+torch::Tensor checkpointed_layer_forward(DecoderLayerImpl& layer, const torch::Tensor& x, const Rope& rope,
+                                         const torch::Tensor& mask);
 
 // Position ids for a padded batch: the count of real tokens before each position, with padded
 // positions set to 1 (the convention of Hugging Face generate). [B, T] -> [B, T] int64.
