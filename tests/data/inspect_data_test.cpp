@@ -1,6 +1,8 @@
 // inspect-data end to end: the binary on the demo config prints prompts, retrieval and counts.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <string>
 
@@ -40,6 +42,18 @@ TEST(InspectData, DemoConfigShowsBothPromptsAndCounts) {
   const std::string bad = run("inspect-data --config " + config + " --set data.preset=lamp9", &status);
   EXPECT_NE(status, 0);
   EXPECT_NE(bad.find("data.preset"), std::string::npos) << bad;
+}
+
+TEST(DemoData, ScriptReproducesTheCommittedFilesByteForByte) {
+  if (::access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "/usr/bin/python3 is absent";
+  const std::string script = (testing_util::source_dir() / "scripts" / "make_demo_data.py").string();
+  const std::string out = (testing_util::source_dir() / "data" / "demo").string();
+  FILE* pipe = ::popen(("/usr/bin/python3 " + script + " --check --out " + out + " 2>&1").c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string text;
+  char buffer[512];
+  while (std::fgets(buffer, sizeof buffer, pipe)) text += buffer;
+  EXPECT_EQ(::pclose(pipe), 0) << text;
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "percetrain/config/job_config.hpp"
 #include "percetrain/data/dataset.hpp"
 #include "percetrain/data/pairing.hpp"
 #include "percetrain/data/records.hpp"
@@ -83,6 +84,22 @@ TEST(Presets, EveryPresetBuildsAndUnknownNamesFail) {
   c.prompt_template = "{input}\n";  // no {profile}: every PIR would be zero
   c.item_template = "{summary}";
   EXPECT_THROW(PairBuilder(c, demo_tokenizer()), Error);
+}
+
+TEST(Presets, JobConfigAppliesThePresetThenExplicitKeys) {
+  const JobConfig job = parse_job_config(
+      R"({"model": {"path": "m"}, "data": {"item_template": "{text}", "preset": "lamp7", "top_k": 2}})", "job.json");
+  EXPECT_EQ(job.data.item_template, "{text}");  // explicit key wins, whatever the key order
+  EXPECT_EQ(job.data.profile_template, "Here are some of the user's past tweets:\n{items}\n\n");
+  EXPECT_EQ(job.data.prompt_template, "{profile}{input}\n");
+  EXPECT_EQ(job.data.top_k, 2);
+  try {
+    parse_job_config(R"({"model": {"path": "m"}, "data": {"preset": "lamp_4"}})", "job.json");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("data.preset"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("lamp4"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Pairing, PromptsDifferOnlyByTheProfileSection) {
