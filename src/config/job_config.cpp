@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "config/json_reader.hpp"
+#include "percetrain/data/pairing.hpp"
 
 namespace percetrain {
 namespace {
@@ -84,6 +85,15 @@ JobConfig parse_job_config(const std::string& json_text, const std::string& file
   d.get("train_file", data.train_file).get("valid_file", data.valid_file).get("test_file", data.test_file);
   d.get("train_golds_file", data.train_golds_file).get("valid_golds_file", data.valid_golds_file);
   d.get("test_golds_file", data.test_golds_file).get("preset", data.preset);
+  // The preset fills the templates first; the keys read below override it.
+  if (!data.preset.empty()) {
+    try {
+      apply_data_preset(data.preset, &data);
+    } catch (const Error& e) {
+      fail(d.where("preset"), "'" + data.preset + "' is not a preset",
+           "use one of " + [] { std::string l; for (const auto& n : data_preset_names()) l += (l.empty() ? "" : ", ") + n; return l; }());
+    }
+  }
   d.get("item_template", data.item_template).get("prompt_template", data.prompt_template);
   d.get("profile_template", data.profile_template).get("item_separator", data.item_separator);
   d.get("query_pattern", data.query_pattern).get("retrieval", data.retrieval).get("top_k", data.top_k);

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "percetrain/data/data_config.hpp"
@@ -19,6 +20,13 @@ struct PairedExample {
   std::vector<int32_t> personalised;    // prompt with the retrieved profile, then the response
   std::vector<int32_t> counterfactual;  // the same prompt without the profile, then the response
   int32_t response_length = 0;
+
+  // Additions for scoring and inspection (not needed for training):
+  std::string response_text;  // the record's output, exactly as tokenised for the response
+  // Ground-truth personal spans when the record has them (the demo set): [start, end) UTF-8
+  // byte offsets into response_text.
+  std::vector<std::pair<int64_t, int64_t>> personal_spans;
+  int32_t profile_items = 0;  // profile items in the personalised prompt (the last may be cut)
 };
 
 struct DatasetStats {
@@ -28,11 +36,26 @@ struct DatasetStats {
   int64_t truncated_profile = 0;  // examples whose profile section was cut to fit
   int64_t truncated_input = 0;    // examples whose input was cut from the left to fit
   int64_t response_tokens = 0;
+  int64_t skipped_bad_records = 0;   // of `skipped`: malformed records
+  int64_t skipped_too_long = 0;      // of `skipped`: responses that alone do not fit max_length
+  int64_t personalised_tokens = 0;   // all tokens of the personalised sequences
+  int64_t counterfactual_tokens = 0; // all tokens of the counterfactual sequences
+  std::vector<std::string> skip_messages;  // one line per skipped record (the first 100)
 };
 
-// Reads `file` (and `golds_file` when non-empty) and builds one example per record.
+// Reads `file` (and `golds_file` when non-empty) and builds one example per record. A preset
+// named in `config` fills templates left empty. In strict mode (on_bad_record = "strict") the first
+// bad record or response that does not fit throws percetrain::Error naming file:line or
+// file[index] and the field; in skip mode they are counted in `stats` (may be null) and skipped.
 std::vector<PairedExample> load_paired_examples(const DataConfig& config, const std::string& file,
                                                 const std::string& golds_file,
                                                 const Tokenizer& tokenizer, DatasetStats* stats);
+
+// Byte spans [start, end) in `example.response_text` of each response token (EOS: an empty span
+// at the end), from decoding growing prefixes of the response ids; O(n^2) decodes, meant for
+// analysis (matching PIR to personal_spans), not for training loops. With SentencePiece the first
+// piece carries the dummy-prefix space, which decoding drops, so spans index the text as stored.
+std::vector<std::pair<int64_t, int64_t>> response_token_spans(const Tokenizer& tokenizer,
+                                                               const PairedExample& example);
 
 }  // namespace percetrain

@@ -1,0 +1,60 @@
+// inspect-data end to end: the binary on the demo config prints prompts, retrieval and counts.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include "test_util.hpp"
+
+namespace percetrain {
+namespace {
+
+std::string run(const std::string& args, int* status) {
+  const std::string command = std::string(PERCETRAIN_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  std::string out;
+  char buffer[4096];
+  while (pipe && std::fgets(buffer, sizeof buffer, pipe)) out += buffer;
+  *status = pipe ? ::pclose(pipe) : -1;
+  return out;
+}
+
+TEST(InspectData, DemoConfigShowsBothPromptsAndCounts) {
+  const std::string config = (testing_util::source_dir() / "data" / "demo" / "job.json").string();
+  int status = 0;
+  const std::string out = run("inspect-data --config " + config + " --data " +
+                                  (testing_util::source_dir() / "data" / "demo" / "valid.jsonl").string() +
+                                  " --limit 1",
+                              &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("=== record "), std::string::npos) << out;
+  EXPECT_NE(out.find("retrieved (bm25, 4 of "), std::string::npos) << out;
+  EXPECT_NE(out.find("score "), std::string::npos) << out;
+  EXPECT_NE(out.find("personalised prompt ("), std::string::npos) << out;
+  EXPECT_NE(out.find("Here are some of the user's past reviews:"), std::string::npos) << out;
+  EXPECT_NE(out.find("counterfactual prompt ("), std::string::npos) << out;
+  EXPECT_NE(out.find("identical in both sequences"), std::string::npos) << out;
+  EXPECT_NE(out.find("records: 30, examples: 30, skipped: 0"), std::string::npos) << out;
+  EXPECT_EQ(out.find("=== record", out.find("=== record") + 1), std::string::npos) << "--limit 1 printed more";
+
+  const std::string bad = run("inspect-data --config " + config + " --set data.preset=lamp9", &status);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(bad.find("data.preset"), std::string::npos) << bad;
+}
+
+TEST(DemoData, ScriptReproducesTheCommittedFilesByteForByte) {
+  if (::access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "/usr/bin/python3 is absent";
+  const std::string script = (testing_util::source_dir() / "scripts" / "make_demo_data.py").string();
+  const std::string out = (testing_util::source_dir() / "data" / "demo").string();
+  FILE* pipe = ::popen(("/usr/bin/python3 " + script + " --check --out " + out + " 2>&1").c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string text;
+  char buffer[512];
+  while (std::fgets(buffer, sizeof buffer, pipe)) text += buffer;
+  EXPECT_EQ(::pclose(pipe), 0) << text;
+}
+
+}  // namespace
+}  // namespace percetrain
