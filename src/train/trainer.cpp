@@ -457,3 +457,31 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
 }
 
 }  // namespace percetrain
+
+namespace percetrain {
+
+TrainSummary run_training(const JobConfig& config, const TrainOptions& options) {
+  if (config.data.train_file.empty()) fail(config.file + ": data.train_file", "is required for training");
+  ensure_model_folder(config);
+  const std::string tokenizer_path = config.tokenizer.path.empty() ? config.model.path : config.tokenizer.path;
+  auto tokenizer = load_tokenizer(tokenizer_path);
+  const int64_t pad_id = tokenizer->pad_id() >= 0 ? tokenizer->pad_id() : 0;
+
+  auto load = [&](const std::string& file, const std::string& golds, const char* split) {
+    DatasetStats stats;
+    auto examples = load_paired_examples(config.data, file, golds, *tokenizer, &stats);
+    if (options.progress) {
+      std::fprintf(stderr, "%s: %lld records -> %lld examples (%lld skipped, %lld with the profile cut, %lld with the input cut)\n",
+                   split, (long long)stats.records, (long long)stats.examples, (long long)stats.skipped,
+                   (long long)stats.truncated_profile, (long long)stats.truncated_input);
+    }
+    return examples;
+  };
+  auto train_examples = load(config.data.train_file, config.data.train_golds_file, config.data.train_file.c_str());
+  std::vector<PairedExample> valid_examples;
+  if (!config.data.valid_file.empty())
+    valid_examples = load(config.data.valid_file, config.data.valid_golds_file, config.data.valid_file.c_str());
+  return train_on_examples(config, options, train_examples, valid_examples, tokenizer_path, pad_id);
+}
+
+}  // namespace percetrain

@@ -46,6 +46,10 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
                                const std::vector<PairedExample>& valid_examples, const std::string& tokenizer_path,
                                int64_t pad_id);
 
+// The whole job: tokenizer, data (data.train_file / valid_file through the pairing pipeline),
+// then train_on_examples.
+TrainSummary run_training(const JobConfig& config, const TrainOptions& options);
+
 // Creates the model folder a demo config names (model.init_arch set, model.path absent).
 void ensure_model_folder(const JobConfig& config);
 
