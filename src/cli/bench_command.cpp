@@ -1,0 +1,268 @@
+// `percetrain bench`: step time, tokens/s, model-FLOP utilisation and peak memory of ce vs perce
+// (and gradient checkpointing, and an unchunked loss) on a config's shapes. Each variant runs in
+// a child process of its own so that its peak memory is its own.
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "cli/commands.hpp"
+#include "percetrain/config/job_config.hpp"
+#include "percetrain/model/hf_folder.hpp"
+#include "percetrain/train/trainer.hpp"
+#include "percetrain/util/device.hpp"
+#include "percetrain/util/error.hpp"
+
+extern char** environ;
+
+namespace percetrain::cli {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+struct BenchOptions {
+  std::string config;
+  std::vector<std::string> overrides;
+  int64_t steps = 3, warmup = 1;
+  int64_t with_length = 0, without_length = 0, response_length = 0;
+  std::string variants = "ce,perce,perce+checkpointing,perce+unchunked";
+  std::string variant;  // internal: run one variant in this process and print its JSON
+  bool json = false;
+};
+
+void synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+// Random paired examples of the bench shapes: the personalised sequence is L1 tokens, the
+// counterfactual L0, both ending with the same R response tokens.
+std::vector<PairedExample> random_examples(int64_t count, int64_t L1, int64_t L0, int64_t R, int64_t vocab) {
+  std::mt19937_64 rng(1234);
+  std::vector<PairedExample> out;
+  for (int64_t i = 0; i < count; ++i) {
+    PairedExample e;
+    e.id = std::to_string(i);
+    std::vector<int32_t> response(R);
+    for (auto& t : response) t = 3 + static_cast<int32_t>(rng() % (vocab - 3));
+    for (int64_t k = 0; k < L1 - R; ++k) e.personalised.push_back(3 + static_cast<int32_t>(rng() % (vocab - 3)));
+    for (int64_t k = 0; k < L0 - R; ++k) e.counterfactual.push_back(3 + static_cast<int32_t>(rng() % (vocab - 3)));
+    e.personalised.insert(e.personalised.end(), response.begin(), response.end());
+    e.counterfactual.insert(e.counterfactual.end(), response.begin(), response.end());
+    e.response_length = static_cast<int32_t>(R);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// Matmul FLOPs of a forward over one sequence of T tokens of which R are scored.
+double forward_flops(const ModelConfig& c, double T, double R) {
+  const double C = c.hidden_size, H = c.num_attention_heads, KV = c.num_key_value_heads, D = c.head_dim;
+  const double per_layer_params = C * H * D + 2 * C * KV * D + H * D * C + 3 * C * c.intermediate_size;
+  const double attention = 2 * 2 * H * D * T * T;  // QK^T and PV over the full (masked) square
+  return c.num_hidden_layers * (2 * per_layer_params * T + attention) + 2 * c.vocab_size * C * R;
+}
+
+double measure_matmul_peak(const torch::Device& device, c10::ScalarType dtype) {
+  const int64_t n = device.is_cuda() ? 8192 : 2048;
+  auto a = torch::randn({n, n}, torch::TensorOptions().device(device).dtype(dtype));
+  auto b = torch::randn({n, n}, torch::TensorOptions().device(device).dtype(dtype));
+  torch::mm(a, b);
+  synchronize(device);
+  const int reps = 5;
+  const auto t0 = Clock::now();
+  for (int i = 0; i < reps; ++i) torch::mm(a, b);
+  synchronize(device);
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return 2.0 * n * n * n * reps / seconds;
+}
+
+json run_variant(const BenchOptions& o, const JobConfig& config) {
+  const std::string& v = o.variant;
+  const bool perce = v.rfind("perce", 0) == 0;
+  ensure_model_folder(config);
+  const auto device = parse_device(config.model.device);
+  const auto dtype = parse_dtype(config.model.dtype, device, "model.dtype");
+  LoadedModel loaded = load_causal_lm(config.model.path, device, dtype);
+  auto& model = *loaded.model;
+  model.train();
+  model.set_gradient_checkpointing(v.find("checkpointing") != std::string::npos || config.train.gradient_checkpointing);
+
+  const int64_t L1 = o.with_length, L0 = o.without_length, R = o.response_length;
+  const int64_t B = config.train.micro_batch_size;
+  const int64_t accumulation = config.train.batch_size / config.train.micro_batch_size;
+  auto examples = random_examples(B, L1, L0, R, loaded.config.vocab_size);
+  std::vector<size_t> indices(B);
+  std::iota(indices.begin(), indices.end(), 0);
+  auto batch = collate_paired(examples, indices, 0, device, perce);
+
+  ObjectiveSection section = config.objective;
+  section.name = perce ? "perce" : "ce";
+  auto objective = make_objective(section);
+  const int64_t chunk = v.find("unchunked") != std::string::npos ? B * R : config.objective.chunk_tokens;
+  torch::optim::AdamW optimizer(model.parameters(), torch::optim::AdamWOptions(1e-5));
+
+  auto step = [&] {
+    optimizer.zero_grad();
+    for (int64_t m = 0; m < accumulation; ++m) {
+      auto pass = run_micro_batch(model, *objective, batch, chunk);
+      pass.terms.token_loss.sum().div(static_cast<double>(B * R * accumulation)).backward();
+    }
+    optimizer.step();
+  };
+  for (int64_t i = 0; i < o.warmup; ++i) step();
+  synchronize(device);
+  const auto t0 = Clock::now();
+  for (int64_t i = 0; i < o.steps; ++i) step();
+  synchronize(device);
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count() / o.steps;
+
+  const double tokens = static_cast<double>(B * accumulation * (L1 + (perce ? L0 : 0)));
+  double flops = 3 * forward_flops(loaded.config, L1, R);  // forward + backward (2x)
+  if (v.find("checkpointing") != std::string::npos) flops += forward_flops(loaded.config, L1, 0);
+  flops += 2 * 2 * loaded.config.vocab_size * loaded.config.hidden_size * R;  // loss recompute in backward
+  if (perce) flops += forward_flops(loaded.config, L0, R);
+  flops *= static_cast<double>(B * accumulation);
+  return {{"variant", v},
+          {"ms_per_step", seconds * 1000},
+          {"tokens_per_s", tokens / seconds},
+          {"model_flops_per_s", flops / seconds},
+          {"matmul_peak_flops_per_s", measure_matmul_peak(device, dtype)},
+          {"device", device.str()},
+          {"dtype", dtype_name(dtype)}};
+}
+
+// Runs one variant in a child process (this executable again) and adds its peak memory.
+json run_child(const BenchOptions& o, const std::string& variant) {
+  std::vector<std::string> args = {std::filesystem::read_symlink("/proc/self/exe").string(), "bench",
+                                   "--config", o.config, "--variant", variant,
+                                   "--steps", std::to_string(o.steps), "--warmup", std::to_string(o.warmup),
+                                   "--with-length", std::to_string(o.with_length),
+                                   "--without-length", std::to_string(o.without_length),
+                                   "--response-length", std::to_string(o.response_length)};
+  for (const auto& s : o.overrides) {
+    args.push_back("--set");
+    args.push_back(s);
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  int fds[2];
+  if (pipe(fds) != 0) fail("bench", "cannot create a pipe");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  posix_spawn_file_actions_addclose(&actions, fds[0]);
+  pid_t pid = 0;
+  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0)
+    fail("bench", "cannot start a child process for variant " + variant);
+  posix_spawn_file_actions_destroy(&actions);
+  close(fds[1]);
+  std::string output;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof(buf))) > 0;) output.append(buf, n);
+  close(fds[0]);
+  int status = 0;
+  struct rusage usage {};
+  wait4(pid, &status, 0, &usage);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    fail("bench", "variant " + variant + " failed (see the error above)");
+  json result = json::parse(output.substr(output.rfind("{\"")));
+  result["peak_rss_mib"] = static_cast<double>(usage.ru_maxrss) / 1024.0;
+  return result;
+}
+
+Runner add_bench_command(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  auto* cmd = app.add_subcommand(
+      "bench",
+      "Measure training steps of ce and perce on a config's shapes with random tokens: ms/step, tokens/s, "
+      "model FLOP/s against a matmul peak measured in the same process, peak memory, and PerCE's step-time "
+      "overhead next to the theory 1 + L0 / (3 L1). Each variant runs in its own process.\n"
+      "Example: percetrain bench --config configs/demo.json --with-length 512 --without-length 128");
+  cmd->add_option("--config", o->config, "Job config (model, train.micro_batch_size, batch_size, objective)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--set", o->overrides, "Override a config key (repeatable)");
+  cmd->add_option("--steps", o->steps, "Measured optimizer steps per variant")->capture_default_str();
+  cmd->add_option("--warmup", o->warmup, "Unmeasured steps first")->capture_default_str();
+  cmd->add_option("--with-length", o->with_length, "Tokens per sequence with the profile (default data.max_length)");
+  cmd->add_option("--without-length", o->without_length, "Tokens per sequence without it (default a quarter)");
+  cmd->add_option("--response-length", o->response_length, "Response tokens (default half the shorter one)");
+  cmd->add_option("--variants", o->variants, "Comma-separated: ce, perce, perce+checkpointing, perce+unchunked")
+      ->capture_default_str();
+  cmd->add_option("--variant", o->variant)->group("");  // internal: child process
+  cmd->add_flag("--json", o->json, "Print JSON instead of a table");
+  return [o]() {
+    JobConfig config = load_job_config(o->config, o->overrides);
+    if (o->with_length <= 0) o->with_length = config.data.max_length;
+    if (o->without_length <= 0) o->without_length = std::max<int64_t>(2, o->with_length / 4);
+    if (o->response_length <= 0) o->response_length = std::max<int64_t>(1, std::min(o->with_length, o->without_length) / 2);
+    if (o->response_length >= std::min(o->with_length, o->without_length))
+      fail("--response-length", "must be shorter than both sequences");
+    if (!o->variant.empty()) {
+      std::cout << run_variant(*o, config).dump() << "\n";
+      return 0;
+    }
+    ensure_model_folder(config);  // once, before the children race to create it
+    json results = json::array();
+    std::stringstream list(o->variants);
+    for (std::string v; std::getline(list, v, ',');) {
+      if (v != "ce" && v != "perce" && v != "perce+checkpointing" && v != "perce+unchunked")
+        fail("--variants", "unknown variant '" + v + "'", "use ce, perce, perce+checkpointing, perce+unchunked");
+      if (!o->json) std::cerr << "bench: running " << v << "...\n";
+      results.push_back(run_child(*o, v));
+    }
+    const double theory = 1.0 + static_cast<double>(o->without_length) / (3.0 * o->with_length);
+    double ce_ms = 0, perce_ms = 0;
+    for (const auto& r : results) {
+      if (r["variant"] == "ce") ce_ms = r["ms_per_step"];
+      if (r["variant"] == "perce") perce_ms = r["ms_per_step"];
+    }
+    json report = {{"config", o->config},
+                   {"with_length", o->with_length},
+                   {"without_length", o->without_length},
+                   {"response_length", o->response_length},
+                   {"micro_batch_size", config.train.micro_batch_size},
+                   {"batch_size", config.train.batch_size},
+                   {"results", results},
+                   {"theoretical_perce_over_ce", theory}};
+    if (ce_ms > 0 && perce_ms > 0) report["perce_over_ce"] = perce_ms / ce_ms;
+    if (o->json) {
+      std::cout << report.dump(2) << "\n";
+      return 0;
+    }
+    std::printf("shapes: L1=%lld (with profile), L0=%lld (without), R=%lld response tokens, batch %lld (micro %lld)\n",
+                (long long)o->with_length, (long long)o->without_length, (long long)o->response_length,
+                (long long)config.train.batch_size, (long long)config.train.micro_batch_size);
+    std::printf("%-22s %10s %12s %12s %7s %10s\n", "variant", "ms/step", "tokens/s", "GFLOP/s", "MFU", "peak MiB");
+    for (const auto& r : results) {
+      const double achieved = r["model_flops_per_s"], peak = r["matmul_peak_flops_per_s"];
+      std::printf("%-22s %10.1f %12.0f %12.2f %6.1f%% %10.0f\n", r["variant"].get<std::string>().c_str(),
+                  r["ms_per_step"].get<double>(), r["tokens_per_s"].get<double>(), achieved / 1e9,
+                  100.0 * achieved / peak, r["peak_rss_mib"].get<double>());
+    }
+    if (!results.empty())
+      std::printf("matmul peak: %.2f GFLOP/s (%s, %s)\n", results[0]["matmul_peak_flops_per_s"].get<double>() / 1e9,
+                  results[0]["device"].get<std::string>().c_str(), results[0]["dtype"].get<std::string>().c_str());
+    if (report.contains("perce_over_ce"))
+      std::printf("PerCE / CE step time: %.3f (theory 1 + L0/(3 L1) = %.3f)\n", report["perce_over_ce"].get<double>(),
+                  theory);
+    std::printf("peak MiB is the process's maximum resident set (CPU); MFU = model FLOP/s / matmul peak\n");
+    return 0;
+  };
+}
+
+const CommandRegistration bench_registration(add_bench_command);
+
+}  // namespace
+}  // namespace percetrain::cli
