@@ -13,6 +13,7 @@
 // form for Qwen3, whose normalizer is NFC); "nfc" is stored when that differs from the text.
 import fs from "node:fs";
 import { createRequire } from "node:module";
+import { execFileSync } from "node:child_process";
 
 const root = new URL("..", import.meta.url).pathname;
 const require = createRequire(root + ".cache/reference-tokenizers/");
@@ -52,3 +53,20 @@ for (const text of corpus) {
 }
 fs.writeFileSync(root + "tests/golden/tokenizer/hf_ids.jsonl", lines.join("\n") + "\n");
 console.log(`wrote ids of ${corpus.length} strings x ${Object.keys(tokenizers).length} tokenizers x 2 modes (${ids_total} ids)`);
+
+// Chat prompts as the models' own chat_template (tokenizer_config.json) renders them, by Jinja2
+// as transformers does (scripts/render_chat_templates.py; the JavaScript port's template engine
+// cannot parse Qwen3's), with their ids under the reference tokenizers, for the chat-format tests.
+const messages = [
+  { role: "system", content: "You write product reviews in the user's own voice." },
+  { role: "user", content: "Write a review of a stainless steel kettle, 4 stars.  " },
+];
+const rendered = JSON.parse(execFileSync("python3", [root + "scripts/render_chat_templates.py"],
+                                         { input: JSON.stringify(messages), encoding: "utf8" }));
+const chat = { messages };
+for (const [name, text] of Object.entries(rendered)) {
+  const tok = name.startsWith("qwen3") ? tokenizers.qwen3 : tokenizers.llama3;
+  chat[name] = { text, ids: tok.encode(text, { add_special_tokens: false }) };
+}
+fs.writeFileSync(root + "tests/golden/tokenizer/hf_chat.json", JSON.stringify(chat, null, 1) + "\n");
+console.log("wrote hf_chat.json");
