@@ -17,11 +17,13 @@ packages=(
   nodejs npm                   # reference tokenizers for the tokenizer.json parity tests
 )
 if [[ "${1:-}" == "--reference" ]]; then
-  packages+=(python3 python3-torch python3-numpy python3-sentencepiece)
+  packages+=(python3 python3-torch python3-numpy python3-sentencepiece python3-jinja2)
 fi
 
 missing=()
 for p in "${packages[@]}"; do
+  # A node/npm installed another way (e.g. NodeSource, which bundles npm) is fine as it is.
+  if [[ "$p" == nodejs || "$p" == npm ]] && command -v "${p/nodejs/node}" >/dev/null; then continue; fi
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]} > 0)); then
