@@ -104,7 +104,7 @@ JobConfig parse_job_config(const std::string& json_text, const std::string& file
   d.finish();
   check_one_of(data.retrieval, {"bm25", "recency", "first", "all"}, d.where("retrieval"));
   check_one_of(data.on_bad_record, {"strict", "skip"}, d.where("on_bad_record"));
-  check_one_of(data.chat_format, {"none", "chatml", "llama3", "llama2"}, d.where("chat_format"));
+  check_one_of(data.chat_format, {"none", "chatml", "qwen3", "llama3", "llama2"}, d.where("chat_format"));
   if (data.top_k < 0) fail(d.where("top_k"), "must not be negative");
   if (data.max_length < 8) fail(d.where("max_length"), "must be at least 8 tokens");
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <regex>
 
+#include "percetrain/tokenizer/chat_format.hpp"
 #include "percetrain/tokenizer/tokenizer.hpp"
 #include "percetrain/util/error.hpp"
 
@@ -153,11 +154,23 @@ std::string render_template(const std::string& text, const std::string& where,
 // function. A chat format renders the user message inside the model's template and ends with the
 // assistant header, so the response ids are what the model generates after it.
 std::string apply_chat_format(const DataConfig& config, const std::string& user_message) {
-  if (config.chat_format == "none")
+  const ChatFormat format = parse_chat_format(config.chat_format, "data.chat_format");
+  if (format == ChatFormat::kNone)
     return config.system_prompt.empty() ? user_message : config.system_prompt + "\n\n" + user_message;
-  fail("data.chat_format", "'" + config.chat_format + "' is not available yet",
-       "use chat_format \"none\" until chat templates land (include/percetrain/tokenizer/chat_format.hpp)");
+  return format_chat_prompt(format, config.system_prompt, user_message);
 }
+
+namespace {
+// The ids that end the response: what the model emits after the answer. For chat formats the
+// turn-end token (<|im_end|>, <|eot_id|>; llama2's template ends with " " + EOS), otherwise EOS.
+std::vector<int> response_end_ids(const DataConfig& config, const Tokenizer& tokenizer) {
+  const ChatFormat format = parse_chat_format(config.chat_format, "data.chat_format");
+  const std::string end = chat_turn_end(format);
+  if (format == ChatFormat::kNone || format == ChatFormat::kLlama2 || end.empty())
+    return {tokenizer.eos_id()};
+  return tokenizer.encode(end, false);
+}
+}  // namespace
 
 std::string PairProblem::message() const {
   return where + (field.empty() ? "" : ": " + field) + ": " + what;
@@ -249,7 +262,8 @@ bool PairBuilder::build(const Record& record, PairedExample* out, PairDetail* de
   const std::vector<int> input_ids = tokenizer_.encode(record.input, false);
 
   std::vector<int> response = tokenizer_.encode(record.output, false);
-  if (c.add_eos) response.push_back(tokenizer_.eos_id());
+  if (c.add_eos)
+    for (int id : response_end_ids(c, tokenizer_)) response.push_back(id);
   const auto response_length = static_cast<int64_t>(response.size());
   if (response_length == 0) return reject(PairProblem::kBadRecord, "output", "is empty");
 

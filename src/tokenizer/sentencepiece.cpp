@@ -5,90 +5,23 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "percetrain/util/error.hpp"
+#include "tokenizer/config_files.hpp"
+#include "tokenizer/hf_tokenizer.hpp"
 #include "tokenizer/spm_module/spm_backend.hpp"
 
 namespace percetrain {
 namespace {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 
 const char kSpaceMarker[] = "\xE2\x96\x81";  // U+2581, SentencePiece's visible space
 
 bool starts_with_space_marker(const std::string& piece) {
   return piece.rfind(kSpaceMarker, 0) == 0;
-}
-
-// A config file beside the model; std::nullopt when absent. Malformed JSON names the file:
-// a half-written tokenizer_config.json must not silently fall back to defaults.
-std::optional<json> read_json_if_present(const fs::path& file) {
-  std::error_code ec;
-  if (!fs::is_regular_file(file, ec)) return std::nullopt;
-  std::ifstream in(file, std::ios::binary);
-  if (!in) fail(file.string(), "cannot open for reading");
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    std::string what = e.what();
-    if (const auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
-    fail(file.string(), "malformed JSON: " + what, "fix the file or remove it to use the defaults");
-  }
-  if (!j.is_object()) fail(file.string(), "expected a JSON object at the top level");
-  return j;
-}
-
-// HF writes special tokens as "<s>" or as {"content": "<s>", "lstrip": false, ...}; null means
-// the tokenizer has no such token.
-struct TokenField {
-  bool present = false;
-  bool null = false;
-  std::string content;
-};
-
-TokenField token_field(const json& cfg, const std::string& key, const std::string& file) {
-  TokenField f;
-  const auto it = cfg.find(key);
-  if (it == cfg.end()) return f;
-  f.present = true;
-  if (it->is_null()) {
-    f.null = true;
-  } else if (it->is_string()) {
-    f.content = it->get<std::string>();
-  } else if (it->is_object() && it->contains("content") && (*it)["content"].is_string()) {
-    f.content = (*it)["content"].get<std::string>();
-  } else {
-    fail(file + ": " + key, "expected a token string or an object with a \"content\" string");
-  }
-  return f;
-}
-
-std::optional<bool> bool_field(const json& cfg, const std::string& key, const std::string& file) {
-  const auto it = cfg.find(key);
-  if (it == cfg.end() || it->is_null()) return std::nullopt;
-  if (!it->is_boolean()) fail(file + ": " + key, "expected true or false");
-  return it->get<bool>();
-}
-
-// generation_config.json ids are an int or a list of ints (several stop tokens); the first one
-// is the tokenizer's own.
-std::optional<int> id_field(const json& cfg, const std::string& key, const std::string& file) {
-  const auto it = cfg.find(key);
-  if (it == cfg.end() || it->is_null()) return std::nullopt;
-  const json* v = &*it;
-  if (v->is_array()) {
-    if (v->empty()) return std::nullopt;
-    v = &(*v)[0];
-  }
-  if (!v->is_number_integer()) fail(file + ": " + key, "expected an integer or a list of integers");
-  return v->get<int>();
 }
 
 // Opens libpercetrain_spm.so once (see spm_backend.hpp for why sentencepiece lives in its own
@@ -238,56 +171,32 @@ class SentencePieceTokenizer final : public Tokenizer {
     }
   }
 
-  int resolve(const TokenField& f, const std::string& key, const std::string& file) const {
-    if (f.null) return -1;
-    const int id = piece_to_id(f.content);
-    if (id < 0)
-      fail(file + ": " + key, "token '" + f.content + "' is not in the SentencePiece vocabulary",
-           "added tokens (added_tokens.json) are not supported by the SentencePiece tokenizer yet");
-    return id;
-  }
-
-  int checked_config_id(int id, const std::string& key, const std::string& file) const {
-    if (id < 0 || id >= size_)
-      fail(file + ": " + key,
-           "id " + std::to_string(id) + " is outside the SentencePiece vocabulary [0, " +
-               std::to_string(size_) + ")",
-           "added tokens are not supported by the SentencePiece tokenizer yet");
-    return id;
-  }
-
-  // Later files override earlier ones, in the order transformers reads them: the model's ids,
-  // then tokenizer_config.json, special_tokens_map.json, and generation_config.json's bos/eos
-  // ids (what the model was trained to emit). A pad token that is not in the vocabulary
-  // (usually an added "[PAD]") is ignored: pad_id stays as the model says; padding is masked.
+  // Later files override earlier ones (see tokenizer_files::read_special_ids).
   void read_configs(const fs::path& dir) {
-    const auto apply_tokens = [&](const json& cfg, const std::string& file) {
-      if (const auto f = token_field(cfg, "bos_token", file); f.present)
-        bos_id_ = resolve(f, "bos_token", file);
-      if (const auto f = token_field(cfg, "eos_token", file); f.present)
-        eos_id_ = resolve(f, "eos_token", file);
-      if (const auto f = token_field(cfg, "pad_token", file); f.present) {
-        const int id = f.null ? -1 : piece_to_id(f.content);
-        if (f.null || id >= 0) pad_id_ = id;
-      }
-    };
-    const auto tc_file = dir / "tokenizer_config.json";
-    if (const auto cfg = read_json_if_present(tc_file)) {
-      const std::string file = tc_file.string();
-      if (const auto b = bool_field(*cfg, "add_bos_token", file)) add_bos_ = *b;
-      if (const auto b = bool_field(*cfg, "add_eos_token", file)) add_eos_ = *b;
-      apply_tokens(*cfg, file);
-    }
-    const auto stm_file = dir / "special_tokens_map.json";
-    if (const auto cfg = read_json_if_present(stm_file)) apply_tokens(*cfg, stm_file.string());
-    const auto gen_file = dir / "generation_config.json";
-    if (const auto cfg = read_json_if_present(gen_file)) {
-      const std::string file = gen_file.string();
-      if (const auto id = id_field(*cfg, "bos_token_id", file))
-        bos_id_ = checked_config_id(*id, "bos_token_id", file);
-      if (const auto id = id_field(*cfg, "eos_token_id", file))
-        eos_id_ = checked_config_id(*id, "eos_token_id", file);
-    }
+    tokenizer_files::SpecialIds ids{bos_id_, eos_id_, pad_id_, std::nullopt, std::nullopt};
+    tokenizer_files::read_special_ids(
+        dir, &ids,
+        [&](const std::string& token, const std::string& where) {
+          const int id = piece_to_id(token);
+          if (id < 0)
+            fail(where, "token '" + token + "' is not in the SentencePiece vocabulary",
+                 "added tokens (added_tokens.json) are not supported by the SentencePiece tokenizer yet");
+          return id;
+        },
+        [&](const std::string& token) { return piece_to_id(token); },
+        [&](int id, const std::string& where) {
+          if (id < 0 || id >= size_)
+            fail(where,
+                 "id " + std::to_string(id) + " is outside the SentencePiece vocabulary [0, " +
+                     std::to_string(size_) + ")",
+                 "added tokens are not supported by the SentencePiece tokenizer yet");
+          return id;
+        });
+    bos_id_ = ids.bos;
+    eos_id_ = ids.eos;
+    pad_id_ = ids.pad;
+    if (ids.add_bos) add_bos_ = *ids.add_bos;
+    if (ids.add_eos) add_eos_ = *ids.add_eos;
   }
 
   std::unique_ptr<SpmBackend> sp_;
@@ -302,24 +211,29 @@ std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& model
   return std::make_unique<SentencePieceTokenizer>(model_file);
 }
 
-// Lives here until tokenizer.json support adds a second implementation to choose from.
+// A folder with tokenizer.json prefers it, as transformers' fast tokenizers do; when it uses a
+// component percetrain does not implement (e.g. Llama 2's Metaspace) and a tokenizer.model sits
+// beside it, SentencePiece reads the folder instead: it is the exact reference for those models.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   const fs::path p(path);
-  const char* json_hint =
-      "a later change adds it; a folder with a SentencePiece tokenizer.model works today";
   std::error_code ec;
   if (fs::is_directory(p, ec)) {
-    if (fs::exists(p / "tokenizer.model", ec))
-      return load_sentencepiece_tokenizer((p / "tokenizer.model").string());
-    if (fs::exists(p / "tokenizer.json", ec))
-      fail(path, "has only tokenizer.json, and tokenizer.json support is not built yet", json_hint);
+    const bool has_model = fs::exists(p / "tokenizer.model", ec);
+    if (fs::exists(p / "tokenizer.json", ec)) {
+      try {
+        return load_hf_json_tokenizer((p / "tokenizer.json").string());
+      } catch (const UnsupportedTokenizerComponent&) {
+        if (!has_model) throw;
+      }
+    }
+    if (has_model) return load_sentencepiece_tokenizer((p / "tokenizer.model").string());
     fail(path, "no tokenizer.model or tokenizer.json in this folder",
          "point at a Hugging Face model folder or at a tokenizer file");
   }
   if (!fs::exists(p, ec))
     fail(path, "no such file or folder", "expected a model folder or a tokenizer file");
   if (p.extension() == ".model") return load_sentencepiece_tokenizer(path);
-  if (p.extension() == ".json") fail(path, "tokenizer.json support is not built yet", json_hint);
+  if (p.extension() == ".json") return load_hf_json_tokenizer(path);
   fail(path, "not a known tokenizer file",
        "expected a model folder, a SentencePiece .model file or a tokenizer.json");
 }

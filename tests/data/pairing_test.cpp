@@ -153,22 +153,26 @@ TEST(Pairing, EmptyProfileGivesEqualSequences) {
   EXPECT_EQ(ex.personalised, ex.counterfactual);
 }
 
-TEST(Pairing, ChatFormatsOtherThanNoneAreNotAvailableYet) {
+TEST(Pairing, ChatFormatsWrapBothPromptsAndEndTheResponseWithTheTurnEnd) {
   DataConfig c = review_config();
-  c.chat_format = "chatml";
-  try {
-    PairBuilder builder(c, demo_tokenizer());
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("not available yet"), std::string::npos) << e.what();
-  }
-  c.chat_format = "none";
+  c.chat_format = "llama2";
   c.system_prompt = "You write reviews.";
   PairedExample ex;
   PairDetail d;
   PairProblem p;
   ASSERT_TRUE(PairBuilder(c, demo_tokenizer()).build(good_record(), &ex, &d, &p));
+  for (const std::string* prompt : {&d.personalised_prompt, &d.counterfactual_prompt}) {
+    EXPECT_EQ(prompt->rfind("[INST] <<SYS>>\nYou write reviews.\n<</SYS>>\n\n", 0), 0u) << *prompt;
+    EXPECT_EQ(prompt->substr(prompt->size() - 7), "[/INST]") << *prompt;
+  }
+  EXPECT_EQ(ex.personalised.back(), demo_tokenizer().eos_id());
+  EXPECT_TRUE(std::equal(ex.counterfactual.end() - ex.response_length, ex.counterfactual.end(),
+                         ex.personalised.end() - ex.response_length));
+  c.chat_format = "none";
+  ASSERT_TRUE(PairBuilder(c, demo_tokenizer()).build(good_record(), &ex, &d, &p));
   EXPECT_EQ(d.counterfactual_prompt, "You write reviews.\n\n" + good_record().input + "\n");
+  c.chat_format = "vicuna";
+  EXPECT_THROW(PairBuilder(c, demo_tokenizer()), Error);
 }
 
 // The length policy: profile first, then the input from the left, never the response.

@@ -334,13 +334,18 @@ TEST_F(SentencePieceFolder, MissingOrCorruptModelNamesTheFile) {
   }
 }
 
-TEST_F(SentencePieceFolder, TokenizerJsonIsNotSupportedYet) {
+TEST_F(SentencePieceFolder, TokenizerJsonWinsUnlessItsComponentsAreUnsupported) {
   write("tokenizer.json", "{}");
-  EXPECT_TRUE(throws_error([&] { load_tokenizer(dir()); }, "not built yet"));
-  EXPECT_TRUE(
-      throws_error([&] { load_tokenizer((dir_ / "tokenizer.json").string()); }, "not built yet"));
-  copy_model();  // tokenizer.model wins when both are present
+  EXPECT_TRUE(throws_error([&] { load_tokenizer(dir()); }, "model: missing"));
+  copy_model();  // a broken tokenizer.json is an error even with a tokenizer.model beside it
+  EXPECT_TRUE(throws_error([&] { load_tokenizer(dir()); }, "model: missing"));
+  // Llama 2's tokenizer.json (Metaspace, no byte-level alphabet): SentencePiece reads the folder.
+  write("tokenizer.json",
+        R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
+            "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581"},
+            "decoder": {"type": "Metaspace"}})");
   EXPECT_EQ(load_tokenizer(dir())->vocab_size(), 4000);
+  EXPECT_TRUE(throws_error([&] { load_tokenizer((dir_ / "tokenizer.json").string()); }, "Metaspace"));
 }
 
 TEST_F(SentencePieceFolder, ModelFileDirectlyAndFileNames) {

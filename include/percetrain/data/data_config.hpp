@@ -36,7 +36,7 @@ struct DataConfig {
   std::string on_bad_record = "strict";  // strict | skip
   int64_t max_records = 0;          // 0: all
 
-  std::string chat_format = "none";  // none | chatml | llama3 | llama2
+  std::string chat_format = "none";  // none | chatml | qwen3 | llama3 | llama2
   std::string system_prompt;
 };
 

@@ -32,13 +32,21 @@ class Tokenizer {
   bool add_bos_ = false, add_eos_ = false;
 };
 
-// `path` is a model folder (tokenizer.model, with tokenizer_config.json and friends beside it)
-// or a tokenizer file itself. Unknown layouts are an error that names what was looked for.
+// `path` is a model folder (tokenizer.json or tokenizer.model, with tokenizer_config.json and
+// friends beside it) or a tokenizer file itself. A folder with both prefers tokenizer.json, as
+// transformers' fast tokenizers do, unless it uses a component percetrain does not implement.
+// Unknown layouts are an error that names what was looked for.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
 // SentencePiece (`tokenizer.model`) with Llama's conventions: BOS added by default
 // (tokenizer_config.json `add_bos_token`, default true), EOS only when `add_eos_token` is true.
 std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& model_file);
+
+// Hugging Face tokenizers' tokenizer.json: byte-level BPE (Qwen2/3, Llama 3, GPT-2 style), with
+// its normalizer, Split/ByteLevel pre-tokenizers, added tokens and TemplateProcessing; BOS/EOS
+// come from the post-processor, their ids also from the config files beside it. A component it
+// does not implement is an error naming the component and where it sits in the file.
+std::unique_ptr<Tokenizer> load_hf_json_tokenizer(const std::string& tokenizer_json);
 
 // Files a saved model folder copies along with its weights, when present.
 const std::vector<std::string>& tokenizer_file_names();

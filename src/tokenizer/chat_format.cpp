@@ -1,0 +1,72 @@
+// Chat prompt formats, checked against the models' own chat_template (tests/golden/tokenizer/hf_chat.json).
+#include "percetrain/tokenizer/chat_format.hpp"
+
+#include "percetrain/util/error.hpp"
+
+namespace percetrain {
+namespace {
+
+// Jinja's |trim and Python's str.strip(): ASCII whitespace is what these prompts carry.
+std::string strip(const std::string& s) {
+  const char* ws = " \t\n\r\f\v";
+  const auto b = s.find_first_not_of(ws);
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(ws) - b + 1);
+}
+
+}  // namespace
+
+const std::vector<std::string>& chat_format_names() {
+  static const std::vector<std::string> names = {"none", "chatml", "qwen3", "llama3", "llama2"};
+  return names;
+}
+
+ChatFormat parse_chat_format(const std::string& name, const std::string& where) {
+  if (name == "none") return ChatFormat::kNone;
+  if (name == "chatml") return ChatFormat::kChatml;
+  if (name == "qwen3") return ChatFormat::kQwen3;
+  if (name == "llama3") return ChatFormat::kLlama3;
+  if (name == "llama2") return ChatFormat::kLlama2;
+  fail(where, "unknown chat format '" + name + "'", "expected none, chatml, qwen3, llama3 or llama2");
+}
+
+std::string format_chat_prompt(ChatFormat format, const std::string& system, const std::string& user) {
+  switch (format) {
+    case ChatFormat::kNone:
+      return system.empty() ? user : system + "\n\n" + user;
+    case ChatFormat::kChatml:
+    case ChatFormat::kQwen3: {
+      std::string out;
+      if (!system.empty()) out += "<|im_start|>system\n" + system + "<|im_end|>\n";
+      out += "<|im_start|>user\n" + user + "<|im_end|>\n<|im_start|>assistant\n";
+      if (format == ChatFormat::kQwen3) out += "<think>\n\n</think>\n\n";
+      return out;
+    }
+    case ChatFormat::kLlama3: {
+      std::string out;
+      if (!system.empty())
+        out += "<|start_header_id|>system<|end_header_id|>\n\n" + strip(system) + "<|eot_id|>";
+      out += "<|start_header_id|>user<|end_header_id|>\n\n" + strip(user) + "<|eot_id|>";
+      out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+      return out;
+    }
+    case ChatFormat::kLlama2: {
+      std::string content = system.empty() ? user : "<<SYS>>\n" + system + "\n<</SYS>>\n\n" + user;
+      return "[INST] " + strip(content) + " [/INST]";
+    }
+  }
+  fail("chat format", "unhandled format");
+}
+
+std::string chat_turn_end(ChatFormat format) {
+  switch (format) {
+    case ChatFormat::kNone: return "";
+    case ChatFormat::kChatml:
+    case ChatFormat::kQwen3: return "<|im_end|>";
+    case ChatFormat::kLlama3: return "<|eot_id|>";
+    case ChatFormat::kLlama2: return " </s>";
+  }
+  fail("chat format", "unhandled format");
+}
+
+}  // namespace percetrain
