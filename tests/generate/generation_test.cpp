@@ -322,6 +322,23 @@ TEST(PredictionsFile, StreamedToTmpRenamedAndResumeEqualsAnUninterruptedRun) {
   EXPECT_EQ(read_file(out), expected);
 }
 
+TEST(PredictionsFile, ResumeWithoutATmpFileStartsFreshAndAFinishedTmpIsJustRenamed) {
+  auto model = random_model("mistral");
+  ScratchDir dir("percetrain-generate");
+  Generator generator(*model, nullptr, greedy(3));
+  const auto data = records(3);
+  PredictionRunOptions resume;
+  resume.resume = true;
+  const fs::path fresh = dir / "fresh.jsonl", resumed = dir / "resumed.jsonl";
+  EXPECT_EQ(write_predictions(generator, data, fresh.string(), resume).generated, 3);
+  std::ofstream(resumed.string() + ".tmp", std::ios::binary) << read_file(fresh);
+  const auto summary = write_predictions(generator, data, resumed.string(), resume);
+  EXPECT_EQ(summary.resumed, 3);
+  EXPECT_EQ(summary.generated, 0);
+  EXPECT_EQ(read_file(resumed), read_file(fresh));
+  EXPECT_FALSE(fs::exists(resumed.string() + ".tmp"));
+}
+
 TEST(PredictionsFile, DuplicateIdsAndForeignResumeLinesAreErrors) {
   auto model = random_model("llama");
   ScratchDir dir("percetrain-generate");
