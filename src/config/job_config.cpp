@@ -141,6 +141,20 @@ JobConfig parse_job_config(const std::string& json_text, const std::string& file
   if (s.keep_last < 1) fail(tr.where("keep_last"), "must be at least 1");
   if (s.log_every < 1) fail(tr.where("log_every"), "must be at least 1");
 
+  auto g = top.child("generate");
+  GenerateSection& gen = c.generate;
+  g.get("max_new_tokens", gen.max_new_tokens).get("temperature", gen.temperature).get("top_p", gen.top_p);
+  g.get("top_k", gen.top_k).get("seed", gen.seed).get("stop_strings", gen.stop_strings);
+  g.get("batch_size", gen.batch_size);
+  g.finish();
+  if (gen.max_new_tokens < 1) fail(g.where("max_new_tokens"), "must be at least 1");
+  if (!(gen.temperature >= 0)) fail(g.where("temperature"), "must not be negative", "0 decodes greedily");
+  if (!(gen.top_p > 0 && gen.top_p <= 1)) fail(g.where("top_p"), "must be in (0, 1]", "1 turns it off");
+  if (gen.top_k < 0) fail(g.where("top_k"), "must not be negative", "0 turns it off");
+  if (gen.batch_size < 1) fail(g.where("batch_size"), "must be at least 1");
+  for (const auto& stop : gen.stop_strings)
+    if (stop.empty()) fail(g.where("stop_strings"), "must not contain an empty string");
+
   auto out = top.child("output");
   out.get("dir", c.output.dir);
   out.finish();
@@ -195,6 +209,11 @@ std::string job_config_to_json(const JobConfig& c) {
                  {"eval_every", s.eval_every}, {"save_every", s.save_every},
                  {"keep_last", s.keep_last}, {"resume", s.resume},
                  {"gradient_checkpointing", s.gradient_checkpointing}}},
+      {"generate", {{"max_new_tokens", c.generate.max_new_tokens},
+                    {"temperature", c.generate.temperature}, {"top_p", c.generate.top_p},
+                    {"top_k", c.generate.top_k}, {"seed", c.generate.seed},
+                    {"stop_strings", c.generate.stop_strings},
+                    {"batch_size", c.generate.batch_size}}},
       {"output", {{"dir", c.output.dir}}}};
   return j.dump(2) + "\n";
 }

@@ -63,10 +63,9 @@ AttentionImpl::AttentionImpl(const ModelConfig& c)
   }
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const Rope& rope,
-                                     const torch::Tensor& mask) {
+std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> AttentionImpl::project(const torch::Tensor& x,
+                                                                             const Rope& rope) {
   const int64_t B = x.size(0), T = x.size(1), D = head_dim_;
-  const int64_t groups = heads_ / kv_heads_;
   auto q = q_proj(x).view({B, T, heads_, D});
   auto k = k_proj(x).view({B, T, kv_heads_, D});
   auto v = v_proj(x).view({B, T, kv_heads_, D}).transpose(1, 2);  // [B, KV, T, D]
@@ -76,7 +75,15 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const Rope& rope,
   }
   q = apply_rope(q.transpose(1, 2), rope);  // [B, H, T, D]
   k = apply_rope(k.transpose(1, 2), rope);  // [B, KV, T, D]
+  return {q, k, v};
+}
+
+torch::Tensor AttentionImpl::attend(const torch::Tensor& q, const torch::Tensor& k_in,
+                                    const torch::Tensor& v_in, const torch::Tensor& mask) {
+  const int64_t B = q.size(0), T = q.size(2), S = k_in.size(2), D = head_dim_;
+  const int64_t groups = heads_ / kv_heads_;
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  auto k = k_in, v = v_in;
 
   torch::Tensor out;  // [B, H, T, D]
 #if TORCH_VERSION_MAJOR >= 2
@@ -89,13 +96,49 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const Rope& rope,
   // Query heads of one kv group are folded into the row dimension so that k and v are shared
   // without being copied: head h = kv * groups + r, as Hugging Face's repeat_kv lays them out.
   auto qg = q.reshape({B, kv_heads_, groups * T, D});
-  auto scores = torch::matmul(qg, k.transpose(-1, -2)).mul_(scale);  // [B, KV, G*T, T]
-  scores = scores.view({B, kv_heads_, groups, T, T}).add_(mask.unsqueeze(1));
+  auto scores = torch::matmul(qg, k.transpose(-1, -2)).mul_(scale);  // [B, KV, G*T, S]
+  scores = scores.view({B, kv_heads_, groups, T, S}).add_(mask.unsqueeze(1));
   auto probs = torch::softmax(scores, -1, reduction_dtype(scores)).to(q.scalar_type());
-  out = torch::matmul(probs.view({B, kv_heads_, groups * T, T}), v)
+  out = torch::matmul(probs.view({B, kv_heads_, groups * T, S}), v)
             .view({B, heads_, T, D});
 #endif
   return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * D}));
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const Rope& rope,
+                                     const torch::Tensor& mask) {
+  auto [q, k, v] = project(x, rope);
+  return attend(q, k, v, mask);
+}
+
+torch::Tensor AttentionImpl::forward_cached(const torch::Tensor& x, const Rope& rope,
+                                            const torch::Tensor& mask, KVCache& cache, size_t layer) {
+  auto [q, k, v] = project(x, rope);
+  const int64_t S = cache.length, t = x.size(1);
+  torch::Tensor& keys = cache.keys.at(layer);
+  torch::Tensor& values = cache.values.at(layer);
+  // Preallocated buffers, grown by doubling: appending costs O(t), not a copy of the cache.
+  if (!keys.defined() || keys.size(2) < S + t) {
+    const int64_t capacity =
+        std::max({S + t, cache.reserve, keys.defined() ? 2 * keys.size(2) : int64_t{0}});
+    auto grown_k = torch::empty({k.size(0), kv_heads_, capacity, head_dim_}, k.options());
+    auto grown_v = torch::empty({v.size(0), kv_heads_, capacity, head_dim_}, v.options());
+    if (S > 0) {
+      grown_k.narrow(2, 0, S).copy_(keys.narrow(2, 0, S));
+      grown_v.narrow(2, 0, S).copy_(values.narrow(2, 0, S));
+    }
+    keys = grown_k;
+    values = grown_v;
+  }
+  keys.narrow(2, S, t).copy_(k);
+  values.narrow(2, S, t).copy_(v);
+  return attend(q, keys.narrow(2, 0, S + t), values.narrow(2, 0, S + t), mask);
+}
+
+void KVCache::select_rows(const torch::Tensor& rows) {
+  for (auto* buffers : {&keys, &values})
+    for (auto& b : *buffers)
+      if (b.defined()) b = b.index_select(0, rows);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -120,6 +163,12 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const Rope& rope,
                                         const torch::Tensor& mask) {
   auto h = x + self_attn(input_layernorm(x), rope, mask);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+torch::Tensor DecoderLayerImpl::forward_cached(const torch::Tensor& x, const Rope& rope,
+                                               const torch::Tensor& mask, KVCache& cache, size_t layer) {
+  auto h = x + self_attn->forward_cached(input_layernorm(x), rope, mask, cache, layer);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -245,6 +294,57 @@ torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids,
     x = checkpoint ? checkpointed_layer_forward(*decoder_layer, x, rope, mask)
                    : decoder_layer->forward(x, rope, mask);
   }
+  return model->norm(x);
+}
+
+namespace {
+
+// Rotary tables for `position_ids` [B, t]: fp32 angles (as Hugging Face computes them), cast to
+// the compute dtype -> cos/sin [B, 1, t, D].
+Rope rope_tables(const torch::Tensor& inv_freq, const torch::Tensor& position_ids,
+                 c10::ScalarType dtype, c10::Device device) {
+  auto freqs = position_ids.to(device, torch::kFloat32).unsqueeze(-1) *
+               inv_freq.to(device).view({1, 1, -1});  // [B, t, D/2]
+  auto angles = torch::cat({freqs, freqs}, -1).unsqueeze(1);  // [B, 1, t, D]
+  return Rope{angles.cos().to(dtype), angles.sin().to(dtype)};
+}
+
+// The additive mask of queries at padded-layout indices [start, start + t) over keys [0, S):
+// causal, key padding, and the sliding window (key j visible from query i when j <= i and
+// i - j < window). attention_mask: [B, S] -> [B, 1, t, S].
+torch::Tensor additive_mask(const torch::Tensor& attention_mask, int64_t start, int64_t t,
+                            int64_t window, c10::ScalarType dtype, c10::Device device) {
+  const int64_t S = attention_mask.size(1);
+  const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(device);
+  auto distance = torch::arange(start, start + t, long_opts).view({t, 1}) -
+                  torch::arange(S, long_opts).view({1, S});  // i - j
+  auto allowed = distance.ge(0);
+  if (window > 0) allowed = allowed.logical_and(distance.lt(window));
+  allowed = allowed.unsqueeze(0).logical_and(attention_mask.to(device).to(torch::kBool).unsqueeze(1));
+  const double masked = dtype == torch::kHalf ? -65504.0 : std::numeric_limits<float>::lowest();
+  return torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(dtype).device(device))
+      .masked_fill_(allowed.logical_not(), masked)
+      .unsqueeze(1);
+}
+
+}  // namespace
+
+torch::Tensor CausalLMImpl::forward_step(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                         const torch::Tensor& position_ids, KVCache& cache) {
+  TORCH_CHECK(input_ids.dim() == 2 && attention_mask.dim() == 2 && position_ids.dim() == 2,
+              "forward_step expects input_ids and position_ids [B, t], attention_mask [B, S + t]");
+  const int64_t t = input_ids.size(1), S = cache.length;
+  TORCH_CHECK(attention_mask.size(1) == S + t, "forward_step: attention_mask covers ",
+              attention_mask.size(1), " positions, expected ", S + t, " (cached + new)");
+  const size_t layers = model->layers->size();
+  cache.keys.resize(layers);
+  cache.values.resize(layers);
+  auto x = model->embed_tokens(input_ids);  // [B, t, C]
+  const Rope rope = rope_tables(inv_freq_, position_ids, x.scalar_type(), x.device());
+  auto mask = additive_mask(attention_mask, S, t, config_.sliding_window, x.scalar_type(), x.device());
+  for (size_t i = 0; i < layers; ++i)
+    x = model->layers[i]->as<DecoderLayer>()->forward_cached(x, rope, mask, cache, i);
+  cache.length = S + t;
   return model->norm(x);
 }
 

@@ -53,6 +53,18 @@ struct TrainSection {
   bool gradient_checkpointing = false;
 };
 
+// Decoding defaults of `percetrain generate` (the paper decodes at temperature 0.4, at most 512
+// new tokens).
+struct GenerateSection {
+  int64_t max_new_tokens = 512;
+  double temperature = 0.4;   // 0 = greedy
+  double top_p = 1.0;         // 1 = off; nucleus filtering as Hugging Face's TopPLogitsWarper
+  int64_t top_k = 0;          // 0 = off
+  uint64_t seed = 0;          // each record samples from its own stream seeded by (seed, id)
+  std::vector<std::string> stop_strings;  // the prediction is cut before the first one
+  int64_t batch_size = 8;     // prompts decoded together (left-padded)
+};
+
 struct OutputSection {
   std::string dir = "runs/job";
 };
@@ -64,6 +76,7 @@ struct JobConfig {
   DataConfig data;
   ObjectiveSection objective;
   TrainSection train;
+  GenerateSection generate;
   OutputSection output;
 };
 

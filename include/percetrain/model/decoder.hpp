@@ -8,6 +8,9 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
+#include <tuple>
+#include <vector>
+
 #include "percetrain/model/config.hpp"
 
 namespace percetrain {
@@ -29,16 +32,38 @@ struct Rope {
   torch::Tensor cos, sin;  // [B, 1, T, head_dim] in the compute dtype
 };
 
+// Keys (after RoPE) and values of every layer for the positions decoded so far, so that a
+// generation step runs the model over its new tokens only. Inference only: the buffers are
+// written in place, so no gradient flows through them.
+struct KVCache {
+  std::vector<torch::Tensor> keys, values;  // per layer: [B, KV, capacity, D]
+  int64_t length = 0;    // positions held: the first `length` of the capacity
+  int64_t reserve = 0;   // capacity to allocate on first use (grows by doubling past it)
+  // Keeps batch rows `rows` ([B'] int64, on the cache's device), e.g. to drop finished ones.
+  void select_rows(const torch::Tensor& rows);
+};
+
 class AttentionImpl : public torch::nn::Module {
  public:
   explicit AttentionImpl(const ModelConfig& config);
   // x: [B, T, C], mask: additive [B, 1, T, T] -> [B, T, C]
   torch::Tensor forward(const torch::Tensor& x, const Rope& rope, const torch::Tensor& mask);
+  // Incremental form. x: [B, t, C] (new positions only), mask: additive [B, 1, t, S + t] over
+  // the S cached keys and the t new ones; appends the new keys/values to layer `layer` of
+  // `cache` (whose length S the caller advances) -> [B, t, C]
+  torch::Tensor forward_cached(const torch::Tensor& x, const Rope& rope, const torch::Tensor& mask,
+                               KVCache& cache, size_t layer);
 
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   RMSNorm q_norm{nullptr}, k_norm{nullptr};  // qwen3 only
 
  private:
+  // x: [B, T, C] -> q [B, H, T, D], k and v [B, KV, T, D], after q/k norms and RoPE
+  std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> project(const torch::Tensor& x, const Rope& rope);
+  // q: [B, H, t, D], k and v: [B, KV, S, D], mask: additive [B, 1, t, S] -> [B, t, C]
+  torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                       const torch::Tensor& mask);
+
   int64_t heads_, kv_heads_, head_dim_;
 };
 TORCH_MODULE(Attention);
@@ -57,6 +82,9 @@ class DecoderLayerImpl : public torch::nn::Module {
   explicit DecoderLayerImpl(const ModelConfig& config);
   // x: [B, T, C] -> [B, T, C]
   torch::Tensor forward(const torch::Tensor& x, const Rope& rope, const torch::Tensor& mask);
+  // x: [B, t, C] -> [B, t, C]; see AttentionImpl::forward_cached
+  torch::Tensor forward_cached(const torch::Tensor& x, const Rope& rope, const torch::Tensor& mask,
+                               KVCache& cache, size_t layer);
   Attention self_attn{nullptr};
   MLP mlp{nullptr};
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
@@ -82,6 +110,15 @@ class CausalLMImpl : public torch::nn::Module {
   // Padding may be on either side; a padded position's output is meaningless but finite.
   torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                               const torch::Tensor& position_ids);
+
+  // Incremental forward for generation. input_ids: [B, t] the new tokens; attention_mask:
+  // [B, S + t] over the S = cache.length cached positions and the new ones (1 = token,
+  // 0 = padding); position_ids: [B, t]. Appends to `cache` and advances its length
+  //   -> final hidden states of the new positions [B, t, C].
+  // Same masking as hidden_states (causal, padding, sliding window over the padded layout), so
+  // prefill + steps give the hidden states hidden_states gives for the whole sequence.
+  torch::Tensor forward_step(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                             const torch::Tensor& position_ids, KVCache& cache);
 
   // log P(targets[b, t] | hidden[b, t]) in fp32 (fp64 for fp64 models) for the positions where `select` is true, 0
   // elsewhere. hidden: [B, T, C], targets: [B, T] int64, select: [B, T] bool -> [B, T].
