@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
-# The embedded default: a tiny model made from the shipped demo tokenizer, scored on demo text.
-# Everything it writes goes under build/demo/.
+# The embedded default: PerCE fine-tuning of a tiny Llama-shaped model (created on first use from
+# the shipped demo tokenizer) on the shipped demo personalisation data, on the CPU.
+# Everything it writes goes under build/demo/ (the final model is build/demo/run/final).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=build/percetrain
-"$bin" init-model --arch llama --preset tiny --tokenizer data/tokenizer --out build/demo/tiny-llama --seed 0
-"$bin" logprobs --model build/demo/tiny-llama \
-  --text "I always reach for my trusty French press; bold, smoky and worth every penny."
+build/percetrain train --config configs/demo.json "$@"
