@@ -17,6 +17,7 @@
 #include "percetrain/eval/metrics.hpp"
 #include "percetrain/eval/wordnet.hpp"
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/file.hpp"
 
 namespace percetrain::eval {
 namespace {
@@ -224,26 +225,7 @@ std::string report_json(const EvalReport& report, bool with_examples) {
 }
 
 void write_report(const EvalReport& report, const std::string& path) {
-  namespace fs = std::filesystem;
-  const fs::path target(path);
-  const fs::path tmp = target.parent_path() / ("." + target.filename().string() + ".tmp" + std::to_string(::getpid()));
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail(path, "cannot write the metrics file", "check that the folder exists and is writable");
-    out << report_json(report);
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      fail(path, "writing the metrics file failed", "check the free disk space");
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    fail(path, "cannot replace the metrics file: " + ec.message(), "check the folder's permissions");
-  }
+  write_file_atomic(path, report_json(report), "the metrics file");
 }
 
 std::string format_table(const EvalReport& report) {

@@ -260,43 +260,6 @@ torch::Tensor CausalLMImpl::output_weight() const {
   return lm_head ? lm_head->weight : model->embed_tokens->weight;
 }
 
-torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids,
-                                          const torch::Tensor& attention_mask,
-                                          const torch::Tensor& position_ids) {
-  TORCH_CHECK(input_ids.dim() == 2, "input_ids must be [B, T]");
-  const int64_t T = input_ids.size(1);
-  auto x = model->embed_tokens(input_ids);  // [B, T, C]
-  const auto dtype = x.scalar_type();
-  const auto device = x.device();
-
-  // Rotary tables in fp32 (as Hugging Face computes them), cast to the compute dtype.
-  auto freqs = position_ids.to(device, torch::kFloat32).unsqueeze(-1) *
-               inv_freq_.to(device).view({1, 1, -1});  // [B, T, D/2]
-  auto angles = torch::cat({freqs, freqs}, -1).unsqueeze(1);  // [B, 1, T, D]
-  Rope rope{angles.cos().to(dtype), angles.sin().to(dtype)};
-
-  // One additive mask for all layers: causal, key padding, and Mistral's sliding window
-  // (key j is visible from query i when j <= i and i - j < window).
-  auto idx = torch::arange(T, torch::TensorOptions().dtype(torch::kLong).device(device));
-  auto distance = idx.view({T, 1}) - idx.view({1, T});  // i - j
-  auto allowed = distance.ge(0);
-  if (config_.sliding_window > 0) allowed = allowed.logical_and(distance.lt(config_.sliding_window));
-  allowed = allowed.unsqueeze(0).logical_and(attention_mask.to(device).to(torch::kBool).unsqueeze(1));
-  // A finite minimum keeps fully masked rows (queries on left padding) finite.
-  const double masked = dtype == torch::kHalf ? -65504.0 : std::numeric_limits<float>::lowest();
-  auto mask = torch::zeros(allowed.sizes(), x.options())
-                  .masked_fill_(allowed.logical_not(), masked)
-                  .unsqueeze(1);  // [B, 1, T, T]
-
-  const bool checkpoint = gradient_checkpointing_ && torch::GradMode::is_enabled();
-  for (const auto& layer : *model->layers) {
-    auto* decoder_layer = layer->as<DecoderLayer>();
-    x = checkpoint ? checkpointed_layer_forward(*decoder_layer, x, rope, mask)
-                   : decoder_layer->forward(x, rope, mask);
-  }
-  return model->norm(x);
-}
-
 namespace {
 
 // Rotary tables for `position_ids` [B, t]: fp32 angles (as Hugging Face computes them), cast to
@@ -328,6 +291,30 @@ torch::Tensor additive_mask(const torch::Tensor& attention_mask, int64_t start, 
 }
 
 }  // namespace
+
+torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids,
+                                          const torch::Tensor& attention_mask,
+                                          const torch::Tensor& position_ids) {
+  TORCH_CHECK(input_ids.dim() == 2, "input_ids must be [B, T]");
+  const int64_t T = input_ids.size(1);
+  auto x = model->embed_tokens(input_ids);  // [B, T, C]
+  const auto dtype = x.scalar_type();
+  const auto device = x.device();
+
+  const Rope rope = rope_tables(inv_freq_, position_ids, dtype, device);
+  // One additive mask [B, 1, T, T] for all layers. A finite minimum keeps fully masked rows
+  // (queries on left padding) finite.
+  const auto mask = additive_mask(attention_mask, 0, T, config_.sliding_window, dtype, device);
+
+  const bool checkpoint = gradient_checkpointing_ && torch::GradMode::is_enabled();
+  for (const auto& layer : *model->layers) {
+    auto* decoder_layer = layer->as<DecoderLayer>();
+    x = checkpoint ? checkpointed_layer_forward(*decoder_layer, x, rope, mask)
+                   : decoder_layer->forward(x, rope, mask);
+  }
+  return model->norm(x);
+}
+
 
 torch::Tensor CausalLMImpl::forward_step(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                          const torch::Tensor& position_ids, KVCache& cache) {

@@ -14,6 +14,7 @@
 #include "percetrain/tokenizer/tokenizer.hpp"
 #include "percetrain/util/device.hpp"
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/file.hpp"
 
 namespace fs = std::filesystem;
 
@@ -28,20 +29,6 @@ std::string read_text(const fs::path& path) {
   return text.str();
 }
 
-void write_text_atomic(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      fail(path.string(), "cannot write file", "is the disk full or the folder read-only?");
-    }
-  }
-  fs::rename(tmp, path);
-}
 
 // The safetensors files of a folder, from the shard index when there is one.
 std::vector<std::string> weight_files(const fs::path& folder) {
@@ -199,12 +186,12 @@ void save_causal_lm(CausalLMImpl& model, const std::string& out_dir, const SaveO
         for (const auto& named : shards[i]) weight_map[named.first] = name;
       }
       nlohmann::json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
-      write_text_atomic(staging / "model.safetensors.index.json", index.dump(2) + "\n");
+      write_file_atomic((staging / "model.safetensors.index.json").string(), index.dump(2) + "\n");
     }
 
     ModelConfig config = model.config();
     config.torch_dtype = dtype_name(stored_dtype);
-    write_text_atomic(staging / "config.json", model_config_to_json(config));
+    write_file_atomic((staging / "config.json").string(), model_config_to_json(config));
 
     if (!options.tokenizer_source.empty()) {
       const fs::path source(options.tokenizer_source);

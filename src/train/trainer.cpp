@@ -18,6 +18,7 @@
 #include "percetrain/tokenizer/tokenizer.hpp"
 #include "percetrain/util/device.hpp"
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/file.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -105,15 +106,6 @@ double quantile(std::vector<float> values, double q) {
   return values[k];
 }
 
-void write_text_atomic(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out.flush()) fail(path.string(), "cannot write file");
-  }
-  fs::rename(tmp, path);
-}
 
 std::string checkpoint_name(int64_t step) {
   char buf[32];
@@ -280,10 +272,10 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
     }
     std::string text;
     for (const auto& l : kept) text += l + "\n";
-    write_text_atomic(metrics_path, text);
+    write_file_atomic(metrics_path.string(), text);
   }
   std::ofstream metrics(metrics_path, std::ios::app);
-  write_text_atomic(out_dir / "job_config.json", job_config_to_json(config));
+  write_file_atomic((out_dir / "job_config.json").string(), job_config_to_json(config));
 
   std::string summary_line = "train: " + std::to_string(train_examples.size()) + " examples (" +
                              std::to_string(train_response_tokens) + " response tokens), " +
@@ -307,7 +299,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
                   {"seed", train.seed},
                   {"objective", objective->name()},
                   {"train_examples", train_examples.size()}};
-    write_text_atomic(staging / "trainer_state.json", state.dump(2) + "\n");
+    write_file_atomic((staging / "trainer_state.json").string(), state.dump(2) + "\n");
     fs::remove_all(final_dir);
     fs::rename(staging, final_dir);
     auto checkpoints = list_checkpoints(out_dir);
