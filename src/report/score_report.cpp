@@ -313,21 +313,25 @@ int shade_class(float pir) {
   return static_cast<int>(std::lround(x * kShades));
 }
 
+// Shade class k in [-kShades, kShades] blends white towards #2166ac (negative) or #b2182b.
+std::string shade_hex(int k) {
+  const double a = std::abs(k) / static_cast<double>(kShades);
+  auto blend = [&](int neg, int pos) { return static_cast<int>(std::lround(255 + a * ((k < 0 ? neg : pos) - 255))); };
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "#%02x%02x%02x", blend(0x21, 0xb2), blend(0x66, 0x18), blend(0xac, 0x2b));
+  return buf;
+}
+
 std::string shade_css() {
   std::string css;
-  char buf[128];
-  for (int k = -kShades; k <= kShades; ++k) {
-    const double a = std::abs(k) / static_cast<double>(kShades);
-    // Blend white towards #2166ac (negative) or #b2182b (positive).
-    const int r = static_cast<int>(std::lround(255 + a * ((k < 0 ? 0x21 : 0xb2) - 255)));
-    const int g = static_cast<int>(std::lround(255 + a * ((k < 0 ? 0x66 : 0x18) - 255)));
-    const int b = static_cast<int>(std::lround(255 + a * ((k < 0 ? 0xac : 0x2b) - 255)));
-    std::snprintf(buf, sizeof(buf), ".s%s%d{background:#%02x%02x%02x%s}", k < 0 ? "m" : "", std::abs(k), r, g, b,
-                  a > 0.55 ? ";color:#fff" : "");
-    css += buf;
-  }
+  for (int k = -kShades; k <= kShades; ++k)
+    css += std::string(".s") + (k < 0 ? "m" : "") + std::to_string(std::abs(k)) + "{background:" + shade_hex(k) +
+           (std::abs(k) > kShades * 55 / 100 ? ";color:#fff" : "") + "}";
   return css;
 }
+
+// SVG shapes take `fill`, not `background`.
+std::string shade_fill(float pir) { return shade_hex(shade_class(pir)); }
 
 std::string shade_name(float pir) {
   const int k = shade_class(pir);
@@ -353,7 +357,7 @@ std::string histogram_svg(const ScoreSummary& summary) {
     std::string label = k == 0 ? "< " + fmt(lo + h.width, "%.1f")
                         : k + 1 == h.counts.size() ? ">= " + fmt(lo, "%.1f")
                                                    : "[" + fmt(lo, "%.1f") + ", " + fmt(lo + h.width, "%.1f") + ")";
-    svg += "<rect class=\"" + shade_name(static_cast<float>(lo + h.width / 2)) + "\" x=\"" + std::to_string(k * bar) +
+    svg += "<rect fill=\"" + shade_fill(static_cast<float>(lo + h.width / 2)) + "\" stroke=\"#777\" x=\"" + std::to_string(k * bar) +
            "\" y=\"" + std::to_string(H - height) + "\" width=\"" + std::to_string(bar - 1) + "\" height=\"" +
            std::to_string(height) + "\"><title>PIR " + html_escape(label) + ": " + std::to_string(h.counts[k]) + " tokens</title></rect>";
   }
