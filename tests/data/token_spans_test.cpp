@@ -133,8 +133,7 @@ TEST(TokenSpans, ByteLevelSplitCharactersBelongToTheTokenThatCompletesThem) {
   EXPECT_EQ(spans.back().first, static_cast<int64_t>(text.size()));
 }
 
-TEST(TokenSpans, SentencePieceSpansReproduceTheDecodedText) {
-  auto tok = load_tokenizer((testing_util::source_dir() / "data" / "tokenizer").string());
+void check_sentencepiece_spans(const Tokenizer* tok) {
   // ASCII, and characters the demo vocabulary lacks (byte fallback splits them into byte pieces).
   for (const std::string& text : {std::string("Great tent. Rock on, bargain hunters."),
                                  std::string("Caf\xC3\xA9 na\xC3\xAFve \xE2\x98\x95 \xF0\x9F\x98\x80 ok"),
@@ -163,6 +162,14 @@ TEST(TokenSpans, SentencePieceSpansReproduceTheDecodedText) {
       }
     }
   }
+}
+
+TEST(TokenSpans, SentencePieceSpansReproduceTheDecodedText) {
+  auto demo = load_tokenizer((testing_util::source_dir() / "data" / "tokenizer").string());
+  check_sentencepiece_spans(demo.get());
+  const auto llama2 = testing_util::shared_fixtures_dir() / "llama2-tokenizer.model";
+  if (!std::filesystem::exists(llama2)) GTEST_SKIP() << llama2 << " is absent (the real Llama 2 tokenizer)";
+  check_sentencepiece_spans(load_tokenizer(llama2.string()).get());
 }
 
 }  // namespace
