@@ -11,7 +11,7 @@ namespace percetrain {
 
 std::vector<PairedExample> load_paired_examples(const DataConfig& config, const std::string& file,
                                                 const std::string& golds_file, const Tokenizer& tokenizer,
-                                                DatasetStats* stats) {
+                                                DatasetStats* stats, std::vector<PairDetail>* details) {
   DatasetStats local;
   DatasetStats& s = stats ? *stats : local;
   s = DatasetStats{};
@@ -59,29 +59,67 @@ std::vector<PairedExample> load_paired_examples(const DataConfig& config, const 
     s.personalised_tokens += static_cast<int64_t>(example.personalised.size());
     s.counterfactual_tokens += static_cast<int64_t>(example.counterfactual.size());
     examples.push_back(std::move(example));
+    if (details) details->push_back(std::move(detail));
   }
   return examples;
 }
 
+namespace {
+
+bool ends_with_replacement_character(const std::string& text) {
+  return text.size() >= 3 && text.compare(text.size() - 3, 3, "\xEF\xBF\xBD") == 0;
+}
+
+}  // namespace
+
 std::vector<std::pair<int64_t, int64_t>> response_token_spans(const Tokenizer& tokenizer,
                                                                const PairedExample& example) {
   const auto n = static_cast<size_t>(example.response_length);
-  const auto total = static_cast<int64_t>(example.response_text.size());
-  std::vector<int> ids(example.personalised.end() - static_cast<std::ptrdiff_t>(n), example.personalised.end());
+  const std::string& text = example.response_text;
+  const auto total = static_cast<int64_t>(text.size());
+  const std::vector<int> ids(example.personalised.end() - static_cast<std::ptrdiff_t>(n), example.personalised.end());
+  auto decode = [&](size_t from, size_t to) {  // ids[from, to)
+    return tokenizer.decode(std::vector<int>(ids.begin() + from, ids.begin() + to), true);
+  };
+  // Tokens are decoded after a context that starts at the previous character boundary, so that
+  // SentencePiece's dropping of the first piece's leading space hits the context, not the token,
+  // and each decode covers a few tokens only (a prefix decode per token would be O(n^2)).
   std::vector<std::pair<int64_t, int64_t>> spans;
   spans.reserve(n);
-  int64_t previous = 0;
+  size_t context = 0, pending = 0;  // decode from `context`; `pending`: first unresolved token
+  std::string base;                  // decode(context, pending)
+  int64_t position = 0;              // byte offset of the first unresolved token
   for (size_t i = 0; i < n; ++i) {
-    int64_t end = total;
-    if (!tokenizer.is_special(ids[i])) {
-      const std::string prefix = tokenizer.decode(std::vector<int>(ids.begin(), ids.begin() + i + 1), true);
-      end = std::min<int64_t>(static_cast<int64_t>(prefix.size()), total);
-    } else {
-      end = previous;
+    if (tokenizer.is_special(ids[i])) {
+      spans.emplace_back(position, position);
+      continue;
     }
-    end = std::max(end, previous);
-    spans.emplace_back(previous, end);
-    previous = end;
+    const std::string full = decode(context, i + 1);
+    const bool extends = full.compare(0, base.size(), base) == 0;
+    const std::string added = extends ? full.substr(base.size()) : full;
+    int64_t end = 0;
+    if (extends && text.compare(static_cast<size_t>(position), added.size(), added) == 0) {
+      end = position + static_cast<int64_t>(added.size());
+    } else if (ends_with_replacement_character(added) && i + 1 < n && i - pending < 8) {
+      spans.emplace_back(position, position);  // ends inside a multi-byte character
+      continue;
+    } else {
+      end = std::min<int64_t>(total, position + static_cast<int64_t>(added.size()));  // text normalised
+    }
+    spans.emplace_back(position, end);
+    position = end;
+    context = pending;
+    pending = i + 1;
+    base = decode(context, pending);
+  }
+  // Whatever the decodes did not reach (normalised away) goes to the last non-special token.
+  if (position < total) {
+    for (size_t i = n; i-- > 0;)
+      if (!tokenizer.is_special(ids[i])) {
+        spans[i].second = total;
+        for (size_t k = i + 1; k < n; ++k) spans[k] = {total, total};
+        break;
+      }
   }
   return spans;
 }

@@ -11,6 +11,7 @@
 namespace percetrain {
 
 class Tokenizer;
+struct PairDetail;
 
 // One training example as two token sequences that differ only by the profile. Both end with
 // the same `response_length` ids (tokenised separately from the prompts, so identical by
@@ -47,14 +48,23 @@ struct DatasetStats {
 // named in `config` fills templates left empty. In strict mode (on_bad_record = "strict") the first
 // bad record or response that does not fit throws percetrain::Error naming file:line or
 // file[index] and the field; in skip mode they are counted in `stats` (may be null) and skipped.
+// `details` (may be null) receives what went into each example (retrieved items, prompts), one
+// per returned example, for score reports and inspection.
 std::vector<PairedExample> load_paired_examples(const DataConfig& config, const std::string& file,
                                                 const std::string& golds_file,
-                                                const Tokenizer& tokenizer, DatasetStats* stats);
+                                                const Tokenizer& tokenizer, DatasetStats* stats,
+                                                std::vector<PairDetail>* details = nullptr);
 
-// Byte spans [start, end) in `example.response_text` of each response token (EOS: an empty span
-// at the end), from decoding growing prefixes of the response ids; O(n^2) decodes, meant for
-// analysis (matching PIR to personal_spans), not for training loops. With SentencePiece the first
-// piece carries the dummy-prefix space, which decoding drops, so spans index the text as stored.
+// Byte spans [start, end) in `example.response_text` of each response token, contiguous from 0
+// to the end of the text (special tokens such as EOS: an empty span where they stand). Found by
+// decoding each token after the tokens since the last character boundary (linear, not a decode
+// of every prefix), so text.substr(span) is the text the token adds to the decoded response.
+// With SentencePiece the first piece's dummy-prefix space, which decoding drops, is not in the
+// text, so spans index the text as stored. A multi-byte character split across tokens (byte
+// fallback, byte-level BPE) belongs wholly to the token that completes it; the tokens before it
+// get an empty span at the character's start. Where the tokenizer's decode does not reproduce
+// the text (SentencePiece normalisation, e.g. runs of spaces), spans advance by decoded length
+// and are approximate from there on.
 std::vector<std::pair<int64_t, int64_t>> response_token_spans(const Tokenizer& tokenizer,
                                                                const PairedExample& example);
 

@@ -1,0 +1,290 @@
+// Batch scoring: run_micro_batch under inference mode over a fixed plan, streamed to OUT.tmp in
+// file order, resumable, then the summary and the HTML report from the finished file.
+#include "percetrain/score/scorer.hpp"
+
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "percetrain/data/pairing.hpp"
+#include "percetrain/model/hf_folder.hpp"
+#include "percetrain/objective/objective.hpp"
+#include "percetrain/tokenizer/tokenizer.hpp"
+#include "percetrain/train/batching.hpp"
+#include "percetrain/train/trainer.hpp"
+#include "percetrain/util/device.hpp"
+#include "percetrain/util/error.hpp"
+
+namespace fs = std::filesystem;
+
+namespace percetrain {
+
+std::string summary_path_for(const std::string& out) {
+  const std::string suffix = ".jsonl";
+  if (out.size() > suffix.size() && out.compare(out.size() - suffix.size(), suffix.size(), suffix) == 0)
+    return out.substr(0, out.size() - suffix.size()) + ".summary.json";
+  return out + ".summary.json";
+}
+
+std::vector<std::vector<size_t>> scoring_plan(const std::vector<PairedExample>& examples, int64_t micro_batch_size,
+                                              int64_t window) {
+  std::vector<std::vector<size_t>> plan;
+  const size_t w = static_cast<size_t>(std::max<int64_t>(1, window));
+  for (size_t start = 0; start < examples.size(); start += w) {
+    std::vector<size_t> group;
+    for (size_t i = start; i < std::min(examples.size(), start + w); ++i) group.push_back(i);
+    for (auto& micro : micro_batches(group, examples, std::max<int64_t>(1, micro_batch_size)))
+      plan.push_back(std::move(micro));
+  }
+  return plan;
+}
+
+namespace {
+
+ObjectiveSection perce_section(const ObjectiveSection& config) {
+  ObjectiveSection s = config;
+  s.name = "perce";  // the weights PerCE would give, whatever the config trains with
+  return s;
+}
+
+}  // namespace
+
+std::vector<RecordScore> score_micro_batch(CausalLMImpl& model, const Tokenizer& tokenizer, const JobConfig& config,
+                                           const std::vector<PairedExample>& examples,
+                                           const std::vector<PairDetail>* details, const std::vector<size_t>& indices,
+                                           int64_t* processed_tokens) {
+  torch::InferenceMode inference;
+  const auto objective = make_objective(perce_section(config.objective));
+  const int64_t pad_id = tokenizer.pad_id() >= 0 ? tokenizer.pad_id() : 0;
+  const auto device = model.output_weight().device();
+  const PairedBatch batch = collate_paired(examples, indices, pad_id, device, true);
+  std::vector<torch::Tensor> columns;
+  if (batch.response_tokens > 0) {
+    const MicroBatchPass pass = run_micro_batch(model, *objective, batch, config.objective.chunk_tokens, true);
+    columns = {pass.tokens.logp_personalised, pass.tokens.logp_counterfactual, pass.terms.pir, pass.terms.weights};
+  }
+  if (processed_tokens) *processed_tokens += batch.personalised_tokens + batch.counterfactual_tokens;
+  // One transfer for everything: [4, N] float32 on the CPU.
+  torch::Tensor table = columns.empty() ? torch::zeros({4, 0})
+                                        : torch::stack(columns).to(torch::kCPU, torch::kFloat32).contiguous();
+  const float* values = table.data_ptr<float>();
+  const int64_t N = table.size(1);
+
+  std::vector<RecordScore> out;
+  int64_t offset = 0;  // rows are contiguous in the flattened order, in the order of `indices`
+  for (size_t row = 0; row < indices.size(); ++row) {
+    const PairedExample& e = examples[indices[row]];
+    RecordScore r;
+    r.id = e.id;
+    r.output = e.response_text;
+    r.personal_spans = e.personal_spans;
+    if (details) {
+      for (const auto& item : (*details)[indices[row]].used)
+        r.profile.push_back({item.index, item.score, item.text, item.truncated});
+    }
+    const auto spans = response_token_spans(tokenizer, e);
+    const int64_t n = e.response_length, scored = scored_response_tokens(e);
+    for (int64_t k = 0; k < scored; ++k) {
+      const int64_t j = n - scored + k;  // position in the response
+      TokenScore t;
+      t.id = e.personalised[e.personalised.size() - static_cast<size_t>(n - j)];
+      t.piece = tokenizer.id_to_piece(t.id);
+      t.start = spans[static_cast<size_t>(j)].first;
+      t.end = spans[static_cast<size_t>(j)].second;
+      const int64_t c = offset + k;
+      if (c >= N) fail("score", "internal: fewer scored tokens than the batch selects");
+      t.logp_with = values[c];
+      t.logp_without = values[N + c];
+      t.pir = values[2 * N + c];
+      t.weight = values[3 * N + c];
+      r.tokens.push_back(std::move(t));
+    }
+    offset += scored;
+    out.push_back(std::move(r));
+  }
+  if (offset != N) fail("score", "internal: the batch selects a different number of tokens than the examples have");
+  return out;
+}
+
+namespace {
+
+std::string format_rate(double tokens_per_s) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.0f tok/s", tokens_per_s);
+  return buf;
+}
+
+void write_text_atomic(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out.flush()) fail(path.string(), "cannot write file");
+  }
+  fs::rename(tmp, path);
+}
+
+}  // namespace
+
+ScoreResult score_examples(CausalLMImpl& model, const Tokenizer& tokenizer, const JobConfig& config,
+                           const std::vector<PairedExample>& examples, const std::vector<PairDetail>& details,
+                           const ScoreOptions& options) {
+  if (options.out.empty()) fail("--out", "is required");
+  if (details.size() != examples.size()) fail("score", "internal: one PairDetail per example is needed");
+  model.eval();
+  const fs::path out_path(options.out);
+  const fs::path tmp_path(options.out + ".tmp");
+  if (out_path.has_parent_path()) fs::create_directories(out_path.parent_path());
+
+  // ---- what an interrupted run left -----------------------------------------------------------
+  size_t done = 0;
+  if (options.resume && fs::exists(tmp_path)) {
+    const PartialOutput partial = read_partial_output(tmp_path.string());
+    if (partial.ids.size() > examples.size())
+      fail(tmp_path.string(), "holds more records than the data has", "delete it, or check --data and --limit");
+    for (size_t i = 0; i < partial.ids.size(); ++i)
+      if (partial.ids[i] != examples[i].id)
+        fail(tmp_path.string() + ":" + std::to_string(i + 1),
+             "holds record \"" + partial.ids[i] + "\" where the data has \"" + examples[i].id + "\"",
+             "it was written from other data or options; delete it to start over");
+    fs::resize_file(tmp_path, partial.complete_bytes);  // drop a partial last line
+    done = partial.ids.size();
+    if (options.progress)
+      std::fprintf(stderr, "resuming: %zu of %zu records already in %s\n", done, examples.size(), tmp_path.c_str());
+  } else if (options.resume && options.progress) {
+    std::fprintf(stderr, "resume: %s does not exist; starting from the first record\n", tmp_path.c_str());
+  }
+
+  ScoreResult result;
+  result.out = options.out;
+  std::ofstream tmp(tmp_path, std::ios::binary | (done > 0 ? std::ios::app : std::ios::trunc));
+  if (!tmp) fail(tmp_path.string(), "cannot open for writing");
+
+  const int64_t micro = options.micro_batch_size > 0 ? options.micro_batch_size : 2 * config.train.micro_batch_size;
+  const auto plan = scoring_plan(examples, micro, std::max<int64_t>(options.window, micro));
+  // Records finish out of order within a window (sorted by length); they are written in file
+  // order as soon as every earlier record is ready.
+  std::vector<std::string> ready(examples.size());
+  std::vector<bool> have(examples.size(), false);
+  size_t next_to_write = done;
+  const bool live = options.progress && ::isatty(2);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  double last_progress = -1.0;
+  bool stopped = false;
+
+  for (const auto& micro_batch : plan) {
+    bool needed = false;
+    for (size_t i : micro_batch) needed |= i >= done;
+    if (!needed) continue;  // every record already in OUT.tmp
+    int64_t processed = 0;
+    auto scores = score_micro_batch(model, tokenizer, config, examples, &details, micro_batch, &processed);
+    result.processed_tokens += processed;
+    for (size_t k = 0; k < micro_batch.size(); ++k) {
+      const size_t i = micro_batch[k];
+      if (i < done) continue;  // scored again only because its micro-batch was unfinished
+      ready[i] = record_to_json_line(scores[k], options.top_tokens) + "\n";
+      have[i] = true;
+      result.response_tokens += static_cast<int64_t>(scores[k].tokens.size());
+      ++result.scored_now;
+    }
+    while (next_to_write < examples.size() && have[next_to_write]) {
+      tmp << ready[next_to_write];
+      std::string().swap(ready[next_to_write]);
+      ++next_to_write;
+      if (options.stop_after_records > 0 && static_cast<int64_t>(next_to_write) >= options.stop_after_records &&
+          next_to_write < examples.size()) {
+        stopped = true;
+        break;
+      }
+    }
+    tmp.flush();
+    if (!tmp) fail(tmp_path.string(), "cannot write (disk full?)");
+    const double seconds = elapsed();
+    if (options.progress && (seconds - last_progress >= (live ? 0.5 : 10.0) || stopped)) {
+      last_progress = seconds;
+      char text[200];
+      std::snprintf(text, sizeof(text), "score: %zu/%zu records | %lld tokens | %s", next_to_write, examples.size(),
+                    (long long)result.response_tokens,
+                    format_rate(seconds > 0 ? result.processed_tokens / seconds : 0.0).c_str());
+      std::fprintf(stderr, live ? "\r%-90s" : "%s\n", text);
+      std::fflush(stderr);
+    }
+    if (stopped) break;
+  }
+  tmp.close();
+  result.seconds = elapsed();
+  result.tokens_per_s = result.seconds > 0 ? static_cast<double>(result.processed_tokens) / result.seconds : 0.0;
+  if (live) std::fprintf(stderr, "\n");
+  if (stopped) {
+    result.records = static_cast<int64_t>(next_to_write);
+    return result;
+  }
+  if (next_to_write != examples.size()) fail("score", "internal: not every record was written");
+  fs::rename(tmp_path, out_path);
+  result.finished = true;
+  result.records = static_cast<int64_t>(examples.size());
+
+  // ---- summary and report, from the finished file (it may hold an earlier run's lines) -------
+  ScoreSummary summary(config.objective.clip_min, config.objective.clip_max);
+  std::vector<RecordScore> shown;
+  {
+    std::ifstream in(out_path, std::ios::binary);
+    std::string line;
+    int64_t number = 0;
+    while (std::getline(in, line)) {
+      ++number;
+      RecordScore r = record_from_json_line(line, out_path.string() + ":" + std::to_string(number));
+      summary.add(r);
+      if (!options.html.empty() && static_cast<int64_t>(shown.size()) < options.html_records) shown.push_back(std::move(r));
+    }
+  }
+  char rate[64];
+  std::snprintf(rate, sizeof(rate), "%.1f", result.tokens_per_s);
+  result.summary_file = summary_path_for(options.out);
+  write_text_atomic(result.summary_file,
+                    summary.to_json({{"tokens_per_s", rate},
+                                     {"micro_batch_size", std::to_string(micro)},
+                                     {"records_scored_by_last_run", std::to_string(result.scored_now)}}));
+  if (!options.html.empty()) {
+    HtmlReportOptions html;
+    html.source = options.source;
+    html.total_records = result.records;
+    write_text_atomic(options.html, render_html_report(shown, summary, html));
+    result.html = options.html;
+  }
+  if (options.progress) {
+    std::fprintf(stderr, "%s", summary.to_text().c_str());
+    std::fprintf(stderr, "scoring throughput: %lld tokens (both sequences) in %.1f s = %s (micro-batches of %lld)\n",
+                 (long long)result.processed_tokens, result.seconds, format_rate(result.tokens_per_s).c_str(),
+                 (long long)micro);
+  }
+  return result;
+}
+
+ScoreResult run_scoring(const JobConfig& config, const std::string& data_file, const std::string& golds_file,
+                        const ScoreOptions& options) {
+  ensure_model_folder(config);
+  const std::string tokenizer_path = config.tokenizer.path.empty() ? config.model.path : config.tokenizer.path;
+  auto tokenizer = load_tokenizer(tokenizer_path);
+  DatasetStats stats;
+  std::vector<PairDetail> details;
+  auto examples = load_paired_examples(config.data, data_file, golds_file, *tokenizer, &stats, &details);
+  if (options.progress)
+    std::fprintf(stderr, "%s: %lld records -> %lld examples (%lld skipped, %lld with the profile cut)\n",
+                 data_file.c_str(), (long long)stats.records, (long long)stats.examples, (long long)stats.skipped,
+                 (long long)stats.truncated_profile);
+  if (examples.empty()) fail(data_file, "holds no usable records");
+  const auto device = parse_device(config.model.device);
+  const auto dtype = parse_dtype(config.model.dtype, device, "model.dtype");
+  LoadedModel loaded = load_causal_lm(config.model.path, device, dtype);
+  ScoreOptions o = options;
+  if (o.source.empty()) o.source = "model " + config.model.path + " | data " + data_file;
+  return score_examples(*loaded.model, *tokenizer, config, examples, details, o);
+}
+
+}  // namespace percetrain
