@@ -6,6 +6,10 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
+
+#include "percetrain/config/job_config.hpp"
+#include "percetrain/util/error.hpp"
 
 namespace percetrain::testing_util {
 
@@ -31,5 +35,27 @@ class ScratchDir {
  private:
   std::filesystem::path path_;
 };
+
+// Passes when f throws a percetrain::Error whose message contains `needle`.
+template <class F>
+::testing::AssertionResult throws_error(F&& f, const std::string& needle) {
+  try {
+    f();
+  } catch (const percetrain::Error& e) {
+    if (std::string(e.what()).find(needle) != std::string::npos) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "error \"" << e.what() << "\" lacks \"" << needle << "\"";
+  }
+  return ::testing::AssertionFailure() << "no percetrain::Error thrown";
+}
+
+// The error message a job config text (with --set overrides) is rejected with; "" when accepted.
+inline std::string job_config_error(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  try {
+    percetrain::parse_job_config(text, "/tmp/job.json", overrides);
+  } catch (const percetrain::Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 }  // namespace percetrain::testing_util

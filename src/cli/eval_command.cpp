@@ -67,7 +67,7 @@ Runner add_eval_command(CLI::App& app) {
   };
 }
 
-const CommandRegistration registration(add_eval_command);
+const CommandRegistration eval_registration(add_eval_command);
 
 }  // namespace
 }  // namespace percetrain::cli

@@ -76,7 +76,7 @@ Runner add_tokenize_command(CLI::App& app) {
   };
 }
 
-const CommandRegistration registration(add_tokenize_command);
+const CommandRegistration tokenize_registration(add_tokenize_command);
 
 }  // namespace
 }  // namespace percetrain::cli

@@ -5,6 +5,7 @@
 
 #include "percetrain/config/job_config.hpp"
 #include "percetrain/util/error.hpp"
+#include "test_util.hpp"
 
 using namespace percetrain;
 
@@ -12,14 +13,6 @@ namespace {
 
 const std::string kModel = R"("model": {"path": "m"})";
 
-std::string error_of(const std::string& json, const std::vector<std::string>& sets = {}) {
-  try {
-    parse_job_config(json, "job.json", sets);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(GenerateSection, DefaultsAreThePaperSettings) {
   const JobConfig c = parse_job_config("{" + kModel + "}", "job.json");
@@ -47,14 +40,14 @@ TEST(GenerateSection, ValuesAndOverrides) {
 
 TEST(GenerateSection, BadValuesAreClearErrors) {
   auto with = [](const std::string& body) { return "{" + kModel + R"(, "generate": {)" + body + "}}"; };
-  EXPECT_NE(error_of(with(R"("top_p": 0)")).find("generate.top_p"), std::string::npos);
-  EXPECT_NE(error_of(with(R"("top_p": 1.5)")).find("generate.top_p"), std::string::npos);
-  EXPECT_NE(error_of(with(R"("temperature": -1)")).find("generate.temperature"), std::string::npos);
-  EXPECT_NE(error_of(with(R"("max_new_tokens": 0)")).find("generate.max_new_tokens"), std::string::npos);
-  EXPECT_NE(error_of(with(R"("batch_size": 0)")).find("generate.batch_size"), std::string::npos);
-  EXPECT_NE(error_of(with(R"("stop_strings": "x")")).find("generate.stop_strings"), std::string::npos);
-  EXPECT_NE(error_of(with(R"("stop_strings": [""])")).find("generate.stop_strings"), std::string::npos);
-  const std::string typo = error_of(with(R"("max_new_token": 5)"));
+  EXPECT_NE(testing_util::job_config_error(with(R"("top_p": 0)")).find("generate.top_p"), std::string::npos);
+  EXPECT_NE(testing_util::job_config_error(with(R"("top_p": 1.5)")).find("generate.top_p"), std::string::npos);
+  EXPECT_NE(testing_util::job_config_error(with(R"("temperature": -1)")).find("generate.temperature"), std::string::npos);
+  EXPECT_NE(testing_util::job_config_error(with(R"("max_new_tokens": 0)")).find("generate.max_new_tokens"), std::string::npos);
+  EXPECT_NE(testing_util::job_config_error(with(R"("batch_size": 0)")).find("generate.batch_size"), std::string::npos);
+  EXPECT_NE(testing_util::job_config_error(with(R"("stop_strings": "x")")).find("generate.stop_strings"), std::string::npos);
+  EXPECT_NE(testing_util::job_config_error(with(R"("stop_strings": [""])")).find("generate.stop_strings"), std::string::npos);
+  const std::string typo = testing_util::job_config_error(with(R"("max_new_token": 5)"));
   EXPECT_NE(typo.find("max_new_token"), std::string::npos);
   EXPECT_NE(typo.find("max_new_tokens"), std::string::npos) << typo;
 }

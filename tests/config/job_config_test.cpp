@@ -13,14 +13,6 @@ using namespace percetrain;
 
 namespace {
 
-std::string error_of(const std::string& text, const std::vector<std::string>& overrides = {}) {
-  try {
-    parse_job_config(text, "/tmp/job.json", overrides);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(JobConfig, EveryShippedConfigParses) {
   int count = 0;
@@ -40,23 +32,23 @@ TEST(JobConfig, EveryShippedConfigParses) {
 }
 
 TEST(JobConfig, UnknownKeysNameTheClosestKnownKey) {
-  const std::string msg = error_of(R"({"model": {"path": "m"}, "train": {"learning_rate": 1e-5, "lr": 1e-5}})");
+  const std::string msg = testing_util::job_config_error(R"({"model": {"path": "m"}, "train": {"learning_rate": 1e-5, "lr": 1e-5}})");
   EXPECT_NE(msg.find("train.learning_rate: unknown key"), std::string::npos) << msg;
-  const std::string typo = error_of(R"({"model": {"path": "m"}, "train": {"epohcs": 2}})");
+  const std::string typo = testing_util::job_config_error(R"({"model": {"path": "m"}, "train": {"epohcs": 2}})");
   EXPECT_NE(typo.find("did you mean 'epochs'?"), std::string::npos) << typo;
-  const std::string section = error_of(R"({"model": {"path": "m"}, "objectve": {}})");
+  const std::string section = testing_util::job_config_error(R"({"model": {"path": "m"}, "objectve": {}})");
   EXPECT_NE(section.find("did you mean 'objective'?"), std::string::npos) << section;
 }
 
 TEST(JobConfig, ValuesAreValidated) {
-  EXPECT_NE(error_of(R"({"model": {"path": "m"}, "objective": {"name": "percee"}})").find("did you mean 'perce'"),
+  EXPECT_NE(testing_util::job_config_error(R"({"model": {"path": "m"}, "objective": {"name": "percee"}})").find("did you mean 'perce'"),
             std::string::npos);
-  EXPECT_NE(error_of(R"({"model": {"path": "m"}, "train": {"batch_size": 6, "micro_batch_size": 4}})")
+  EXPECT_NE(testing_util::job_config_error(R"({"model": {"path": "m"}, "train": {"batch_size": 6, "micro_batch_size": 4}})")
                 .find("multiple of micro_batch_size"),
             std::string::npos);
-  EXPECT_NE(error_of(R"({"model": {"path": "m"}, "train": {"lr": "fast"}})").find("wrong type"), std::string::npos);
-  EXPECT_NE(error_of(R"({"model": {}})").find("model.path: is required"), std::string::npos);
-  EXPECT_NE(error_of("{oops").find("not valid JSON"), std::string::npos);
+  EXPECT_NE(testing_util::job_config_error(R"({"model": {"path": "m"}, "train": {"lr": "fast"}})").find("wrong type"), std::string::npos);
+  EXPECT_NE(testing_util::job_config_error(R"({"model": {}})").find("model.path: is required"), std::string::npos);
+  EXPECT_NE(testing_util::job_config_error("{oops").find("not valid JSON"), std::string::npos);
 }
 
 TEST(JobConfig, OverridesAndRelativePaths) {
@@ -68,8 +60,8 @@ TEST(JobConfig, OverridesAndRelativePaths) {
   EXPECT_EQ(c.model.path, "/srv/jobs/m");
   EXPECT_EQ(c.data.train_file, "/srv/jobs/d/train.jsonl");
   EXPECT_EQ(c.output.dir, "/out");
-  EXPECT_NE(error_of(R"({"model": {"path": "m"}})", {"train.lr"}).find("expected section.key=value"), std::string::npos);
-  EXPECT_NE(error_of(R"({"model": {"path": "m"}})", {"train.lrr=1"}).find("did you mean 'lr'"), std::string::npos);
+  EXPECT_NE(testing_util::job_config_error(R"({"model": {"path": "m"}})", {"train.lr"}).find("expected section.key=value"), std::string::npos);
+  EXPECT_NE(testing_util::job_config_error(R"({"model": {"path": "m"}})", {"train.lrr=1"}).find("did you mean 'lr'"), std::string::npos);
   // The effective config round-trips through the parser.
   auto again = parse_job_config(job_config_to_json(c), "/srv/jobs/job.json");
   EXPECT_EQ(job_config_to_json(again), job_config_to_json(c));

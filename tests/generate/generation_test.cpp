@@ -24,7 +24,7 @@ constexpr int64_t kVocab = 4000;  // the demo tokenizer's
 
 // A random model whose greedy output is not degenerate (a larger init std than HF's 0.02).
 // Mistral gets a sliding window smaller than the sequences, so the cache must apply it too.
-CausalLM random_model(const std::string& arch, uint64_t seed = 11, double std = 0.3) {
+CausalLM random_generation_model(const std::string& arch, uint64_t seed = 11, double std = 0.3) {
   ModelConfig config = preset_model_config(arch, "tiny", kVocab);
   if (arch == "mistral") config.sliding_window = 4;
   CausalLM model(config);
@@ -77,7 +77,7 @@ class ArchGenerationTest : public ::testing::TestWithParam<std::string> {};
 // prefix, then one column at a time.
 TEST_P(ArchGenerationTest, CachedStepsReproduceTheFullForward) {
   torch::InferenceMode inference;
-  auto model = random_model(GetParam());
+  auto model = random_generation_model(GetParam());
   const int64_t B = 3, T = 14, prefix = 6;
   auto ids = torch::randint(0, kVocab, {B, T}, torch::kLong);
   auto mask = torch::ones({B, T}, torch::kLong);
@@ -100,7 +100,7 @@ TEST_P(ArchGenerationTest, CachedStepsReproduceTheFullForward) {
 }
 
 TEST_P(ArchGenerationTest, GreedyWithCacheEqualsFullRecomputation) {
-  auto model = random_model(GetParam());
+  auto model = random_generation_model(GetParam());
   Generator cached(*model, nullptr, greedy(12, true));
   Generator recompute(*model, nullptr, greedy(12, false));
   const auto batch = prompts();
@@ -115,7 +115,7 @@ TEST_P(ArchGenerationTest, GreedyWithCacheEqualsFullRecomputation) {
 }
 
 TEST_P(ArchGenerationTest, LeftPaddedBatchEqualsOneAtATime) {
-  auto model = random_model(GetParam());
+  auto model = random_generation_model(GetParam());
   const auto batch = prompts();
   for (bool use_cache : {true, false}) {
     Generator generator(*model, nullptr, greedy(10, use_cache));
@@ -178,7 +178,7 @@ TEST(SamplingFilters, SampleRowsInvertsTheCumulativeDistribution) {
 }
 
 TEST(Sampling, SameSeedSameOutputAndTopK1IsGreedy) {
-  auto model = random_model("qwen3");
+  auto model = random_generation_model("qwen3");
   const auto batch = prompts();
   GenerationOptions sample;
   sample.temperature = 1.0;
@@ -204,7 +204,7 @@ TEST(Sampling, SameSeedSameOutputAndTopK1IsGreedy) {
 
 // ---------------------------------------------------------------------------------------------
 TEST(StopReasons, EosStopStringAndLength) {
-  auto model = random_model("llama");
+  auto model = random_generation_model("llama");
   const auto& tokenizer = demo_tokenizer();
   const GenerationRequest request = prompts()[1];
   const auto free_run = Generator(*model, &tokenizer, greedy(16)).generate({request})[0];
@@ -265,7 +265,7 @@ GenerationOptions sampled() {
 struct Interrupted {};
 
 TEST(PredictionsFile, StreamedToTmpRenamedAndResumeEqualsAnUninterruptedRun) {
-  auto model = random_model("qwen2");
+  auto model = random_generation_model("qwen2");
   const auto& tokenizer = demo_tokenizer();
   const auto data = records(7);
   ScratchDir dir("percetrain-generate");
@@ -323,7 +323,7 @@ TEST(PredictionsFile, StreamedToTmpRenamedAndResumeEqualsAnUninterruptedRun) {
 }
 
 TEST(PredictionsFile, ResumeWithoutATmpFileStartsFreshAndAFinishedTmpIsJustRenamed) {
-  auto model = random_model("mistral");
+  auto model = random_generation_model("mistral");
   ScratchDir dir("percetrain-generate");
   Generator generator(*model, nullptr, greedy(3));
   const auto data = records(3);
@@ -340,7 +340,7 @@ TEST(PredictionsFile, ResumeWithoutATmpFileStartsFreshAndAFinishedTmpIsJustRenam
 }
 
 TEST(PredictionsFile, DuplicateIdsAndForeignResumeLinesAreErrors) {
-  auto model = random_model("llama");
+  auto model = random_generation_model("llama");
   ScratchDir dir("percetrain-generate");
   Generator generator(*model, nullptr, greedy(2));
   auto data = records(2);

