@@ -30,7 +30,7 @@ Runner add_init_model_command(CLI::App& app) {
   cmd->add_option("--arch", opts->arch, "Architecture: llama, mistral, qwen2 or qwen3")
       ->required()
       ->check(CLI::IsMember({"llama", "mistral", "qwen2", "qwen3"}));
-  cmd->add_option("--preset", opts->preset, "Size preset: tiny (64 hidden, 2 layers) or small (256 hidden, 4 layers)")
+  cmd->add_option("--preset", opts->preset, "Size preset: tiny (64 hidden, 2 layers), small (256 hidden, 4 layers) or medium (512 hidden, 6 layers)")
       ->capture_default_str();
   cmd->add_option("--tokenizer", opts->tokenizer,
                   "Tokenizer folder or tokenizer.model; sets the vocabulary size and is copied into --out")

@@ -231,8 +231,14 @@ ModelConfig preset_model_config(const std::string& arch, const std::string& pres
     c.num_hidden_layers = 4;
     c.num_attention_heads = 8;
     c.num_key_value_heads = 4;
+  } else if (preset == "medium") {  // benchmarks: big enough for matmuls to dominate
+    c.hidden_size = 512;
+    c.intermediate_size = 1408;
+    c.num_hidden_layers = 6;
+    c.num_attention_heads = 8;
+    c.num_key_value_heads = 4;
   } else {
-    fail("--preset", "unknown preset '" + preset + "'", "use tiny or small");
+    fail("--preset", "unknown preset '" + preset + "'", "use tiny, small or medium");
   }
   // Qwen3's head_dim is independent of hidden/heads; keep the presets exercising that.
   c.head_dim = arch == "qwen3" ? 2 * c.hidden_size / c.num_attention_heads
