@@ -116,7 +116,7 @@ JobConfig parse_job_config(const std::string& json_text, const std::string& file
   check_one_of(c.objective.normalize, {"tokens", "sequences"}, o.where("normalize"));
   if (!(c.objective.clip_min <= c.objective.clip_max))
     fail(o.where("clip_min"), "must not exceed clip_max");
-  if (c.objective.chunk_tokens < 1) fail(o.where("chunk_tokens"), "must be positive");
+  if (c.objective.chunk_tokens < 0) fail(o.where("chunk_tokens"), "must not be negative", "0 sizes chunks automatically");
 
   auto tr = top.child("train");
   TrainSection& s = c.train;

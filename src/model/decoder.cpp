@@ -419,8 +419,14 @@ torch::Tensor CausalLMImpl::selected_logprobs(const torch::Tensor& hidden, const
                                   std::to_string(config_.vocab_size) + " ids",
            "does the tokenizer belong to this model?");
   }
+  if (chunk_tokens <= 0) {
+    // Each chunk holds about two [n, V] fp32 temporaries (logits and their softmax gradient);
+    // keep them within 256 MiB, e.g. ~220 positions at V = 151,936.
+    constexpr int64_t kLossBudgetBytes = int64_t{256} << 20;
+    chunk_tokens = std::max<int64_t>(1, kLossBudgetBytes / (2 * 4 * config_.vocab_size));
+  }
   return ChunkedTargetLogprobs::apply(hidden.reshape({B * T, C}).index_select(0, rows), output_weight(),
-                                      flat_targets, std::max<int64_t>(1, chunk_tokens), entropy);
+                                      flat_targets, chunk_tokens, entropy);
 }
 
 torch::Tensor CausalLMImpl::target_logprobs(const torch::Tensor& hidden, const torch::Tensor& targets,

@@ -28,7 +28,7 @@ struct ObjectiveSection {
   double clip_min = 0.8;             // m in the paper
   double clip_max = 5.0;             // M in the paper
   std::string normalize = "tokens";  // tokens | sequences
-  int64_t chunk_tokens = 1024;       // positions per vocabulary-projection chunk
+  int64_t chunk_tokens = 0;          // positions per vocabulary-projection chunk; 0 = 256 MiB budget
 };
 
 struct TrainSection {

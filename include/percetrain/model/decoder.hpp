@@ -123,15 +123,16 @@ class CausalLMImpl : public torch::nn::Module {
   // log P(targets[b, t] | hidden[b, t]) in fp32 (fp64 for fp64 models) for the positions where `select` is true, 0
   // elsewhere. hidden: [B, T, C], targets: [B, T] int64, select: [B, T] bool -> [B, T].
   // The vocabulary projection runs over `chunk_tokens` selected positions at a time in forward
-  // and again in backward, so no [B, T, V] logits tensor is ever held.
+  // and again in backward, so no [B, T, V] logits tensor is ever held; chunk_tokens <= 0 sizes
+  // the chunks so that their temporaries stay within 256 MiB.
   torch::Tensor target_logprobs(const torch::Tensor& hidden, const torch::Tensor& targets,
-                                const torch::Tensor& select, int64_t chunk_tokens = 1024);
+                                const torch::Tensor& select, int64_t chunk_tokens = 0);
 
   // The same for the selected positions only, flattened in row-major order: [N] with
   // N = select.sum(). `entropy`, when given, receives each position's predictive entropy [N]
   // (no gradient). Log-probs are fp32 (fp64 for a fp64 model).
   torch::Tensor selected_logprobs(const torch::Tensor& hidden, const torch::Tensor& targets,
-                                  const torch::Tensor& select, int64_t chunk_tokens = 1024,
+                                  const torch::Tensor& select, int64_t chunk_tokens = 0,
                                   torch::Tensor* entropy = nullptr);
 
   // Next-token log-probs of a padded batch: out[b, t] = log P(ids[b, t+1] | ids[b, <=t]) for
