@@ -108,16 +108,21 @@ json run_variant(const BenchOptions& o, const JobConfig& config) {
   section.name = perce ? "perce" : "ce";
   auto objective = make_objective(section);
   const int64_t chunk = v.find("unchunked") != std::string::npos ? B * R : config.objective.chunk_tokens;
-  torch::optim::AdamW optimizer(model.parameters(), torch::optim::AdamWOptions(1e-5));
+  MasterWeights masters(model, config.train.master_weights);
+  torch::optim::AdamW optimizer(masters.parameters(), torch::optim::AdamWOptions(1e-5));
 
   auto step = [&] {
     optimizer.zero_grad();
+    masters.zero_model_grads();
     for (int64_t m = 0; m < accumulation; ++m) {
       auto pass = run_micro_batch(model, *objective, batch, chunk);
       pass.terms.token_loss.sum().div(static_cast<double>(B * R * accumulation)).backward();
     }
+    masters.grads_to_master();
     optimizer.step();
+    masters.master_to_model();
   };
+  reset_peak_memory(device);
   for (int64_t i = 0; i < o.warmup; ++i) step();
   synchronize(device);
   const auto t0 = Clock::now();
@@ -137,7 +142,9 @@ json run_variant(const BenchOptions& o, const JobConfig& config) {
           {"model_flops_per_s", flops / seconds},
           {"matmul_peak_flops_per_s", measure_matmul_peak(device, dtype)},
           {"device", device.str()},
-          {"dtype", dtype_name(dtype)}};
+          {"dtype", dtype_name(dtype)},
+          {"master_weights", masters.active()},
+          {"peak_device_mib", device.is_cuda() ? peak_memory_mib(device) : 0.0}};
 }
 
 // Runs one variant in a child process (this executable again) and adds its peak memory.
@@ -244,12 +251,14 @@ Runner add_bench_command(CLI::App& app) {
     std::printf("shapes: L1=%lld (with profile), L0=%lld (without), R=%lld response tokens, batch %lld (micro %lld)\n",
                 (long long)o->with_length, (long long)o->without_length, (long long)o->response_length,
                 (long long)config.train.batch_size, (long long)config.train.micro_batch_size);
-    std::printf("%-22s %10s %12s %12s %7s %10s\n", "variant", "ms/step", "tokens/s", "GFLOP/s", "MFU", "peak MiB");
+    const bool on_cuda = !results.empty() && results[0]["device"].get<std::string>().rfind("cuda", 0) == 0;
+    std::printf("%-22s %10s %12s %12s %7s %10s\n", "variant", "ms/step", "tokens/s", "GFLOP/s", "MFU",
+                on_cuda ? "GPU MiB" : "peak MiB");
     for (const auto& r : results) {
       const double achieved = r["model_flops_per_s"], peak = r["matmul_peak_flops_per_s"];
       std::printf("%-22s %10.1f %12.0f %12.2f %6.1f%% %10.0f\n", r["variant"].get<std::string>().c_str(),
                   r["ms_per_step"].get<double>(), r["tokens_per_s"].get<double>(), achieved / 1e9,
-                  100.0 * achieved / peak, r["peak_rss_mib"].get<double>());
+                  100.0 * achieved / peak, r[on_cuda ? "peak_device_mib" : "peak_rss_mib"].get<double>());
     }
     if (!results.empty())
       std::printf("matmul peak: %.2f GFLOP/s (%s, %s)\n", results[0]["matmul_peak_flops_per_s"].get<double>() / 1e9,
@@ -257,7 +266,9 @@ Runner add_bench_command(CLI::App& app) {
     if (report.contains("perce_over_ce"))
       std::printf("PerCE / CE step time: %.3f (theory 1 + L0/(3 L1) = %.3f)\n", report["perce_over_ce"].get<double>(),
                   theory);
-    std::printf("peak MiB is the process's maximum resident set (CPU); MFU = model FLOP/s / matmul peak\n");
+    std::printf("%s; MFU = model FLOP/s / matmul peak\n",
+                on_cuda ? "GPU MiB is the CUDA caching allocator's peak of allocated memory during the measured steps"
+                        : "peak MiB is the process's maximum resident set");
     return 0;
   };
 }

@@ -127,6 +127,7 @@ JobConfig parse_job_config(const std::string& json_text, const std::string& file
   tr.get("max_steps", s.max_steps).get("seed", s.seed).get("log_every", s.log_every);
   tr.get("eval_every", s.eval_every).get("save_every", s.save_every).get("keep_last", s.keep_last);
   tr.get("resume", s.resume).get("gradient_checkpointing", s.gradient_checkpointing);
+  tr.get("master_weights", s.master_weights);
   tr.finish();
   check_one_of(s.schedule, {"constant", "linear", "cosine"}, tr.where("schedule"));
   check_one_of(s.resume, {"never", "auto"}, tr.where("resume"));
@@ -208,7 +209,8 @@ std::string job_config_to_json(const JobConfig& c) {
                  {"max_steps", s.max_steps}, {"seed", s.seed}, {"log_every", s.log_every},
                  {"eval_every", s.eval_every}, {"save_every", s.save_every},
                  {"keep_last", s.keep_last}, {"resume", s.resume},
-                 {"gradient_checkpointing", s.gradient_checkpointing}}},
+                 {"gradient_checkpointing", s.gradient_checkpointing},
+                 {"master_weights", s.master_weights}}},
       {"generate", {{"max_new_tokens", c.generate.max_new_tokens},
                     {"temperature", c.generate.temperature}, {"top_p", c.generate.top_p},
                     {"top_k", c.generate.top_k}, {"seed", c.generate.seed},

@@ -284,7 +284,11 @@ torch::Tensor additive_mask(const torch::Tensor& attention_mask, int64_t start, 
   auto allowed = distance.ge(0);
   if (window > 0) allowed = allowed.logical_and(distance.lt(window));
   allowed = allowed.unsqueeze(0).logical_and(attention_mask.to(device).to(torch::kBool).unsqueeze(1));
-  const double masked = dtype == torch::kHalf ? -65504.0 : std::numeric_limits<float>::lowest();
+  // The dtype's most negative finite value, as HF's torch.finfo(dtype).min (bf16's is not float's:
+  // float's lowest rounds to -inf in bf16, which c10 refuses as an overflow).
+  const double masked = dtype == torch::kHalf       ? -65504.0
+                        : dtype == torch::kBFloat16 ? static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest())
+                                                    : std::numeric_limits<float>::lowest();
   return torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(dtype).device(device))
       .masked_fill_(allowed.logical_not(), masked)
       .unsqueeze(1);

@@ -59,6 +59,65 @@ MicroBatchPass run_micro_batch(CausalLMImpl& model, const Objective& objective, 
   return pass;
 }
 
+MasterWeights::MasterWeights(CausalLMImpl& model, bool wanted) {
+  for (const auto& p : model.named_parameters()) {
+    names_.push_back(p.key());
+    model_.push_back(p.value());
+  }
+  const auto type = model_.front().scalar_type();
+  active_ = wanted && (type == torch::kBFloat16 || type == torch::kFloat16);
+  if (!active_) {
+    master_ = model_;
+    return;
+  }
+  torch::NoGradGuard no_grad;
+  for (const auto& p : model_) master_.push_back(p.detach().to(torch::kFloat32).clone().requires_grad_(true));
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> MasterWeights::named_parameters() const {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (size_t i = 0; i < names_.size(); ++i) out.emplace_back(names_[i], master_[i]);
+  return out;
+}
+
+void MasterWeights::zero_model_grads() {
+  if (!active_) return;
+  for (auto& p : model_) p.mutable_grad() = torch::Tensor();
+}
+
+void MasterWeights::grads_to_master() {
+  if (!active_) return;
+  // One tensor at a time, so that both copies of all gradients never coexist.
+  for (size_t i = 0; i < model_.size(); ++i) {
+    auto& grad = model_[i].mutable_grad();
+    master_[i].mutable_grad() = grad.defined() ? grad.to(torch::kFloat32) : torch::Tensor();
+    grad = torch::Tensor();
+  }
+}
+
+void MasterWeights::master_to_model() {
+  if (!active_) return;
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < model_.size(); ++i) model_[i].copy_(master_[i]);
+}
+
+void MasterWeights::save(const std::string& checkpoint_dir) const {
+  if (active_) torch::save(master_, (fs::path(checkpoint_dir) / "master_weights.pt").string());
+}
+
+void MasterWeights::load(const std::string& checkpoint_dir) {
+  if (!active_) return;
+  const fs::path file = fs::path(checkpoint_dir) / "master_weights.pt";
+  if (!fs::exists(file))
+    fail(file.string(), "is missing: the checkpoint was written without fp32 master weights",
+         "resume with the model.dtype and train.master_weights of the run that wrote it");
+  std::vector<torch::Tensor> saved;
+  torch::load(saved, file.string());
+  if (saved.size() != master_.size()) fail(file.string(), "holds a different number of tensors than the model");
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < master_.size(); ++i) master_[i].copy_(saved[i]);
+}
+
 double learning_rate_at(const TrainSection& train, int64_t step, int64_t total_steps) {
   const int64_t warmup = train.warmup_steps > 0
                              ? train.warmup_steps
@@ -83,12 +142,6 @@ void ensure_model_folder(const JobConfig& config) {
 }
 
 namespace {
-
-double peak_memory_mib(const torch::Device& device) {
-  struct rusage usage {};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
-}
 
 std::string format_duration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "?";
@@ -212,6 +265,9 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   ensure_model_folder(config);
   const auto device = parse_device(config.model.device);
   const auto dtype = parse_dtype(config.model.dtype, device, "model.dtype");
+  if (dtype == torch::kFloat16)
+    fail(config.file + ": model.dtype", "float16 training needs loss scaling, which percetrain does not do",
+         "use bfloat16: the same memory with float32's exponent range");
   int64_t train_response_tokens = 0;
   for (const auto& e : train_examples) train_response_tokens += scored_response_tokens(e);
 
@@ -239,12 +295,18 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
 
   auto objective = make_objective(config.objective);
 
+  // Mixed precision: a bf16 (or fp16) model computes forward and backward; the optimizer updates
+  // fp32 master copies and writes them back. Without them, updates below bf16's resolution
+  // (8 mantissa bits: lr 5e-6 on a weight of 0.02 is one part in 4000) would round to nothing.
+  MasterWeights masters(model, train.master_weights);
+  if (!resume_from.empty()) masters.load(resume_from.string());
+
   // AdamW; norms and biases are not decayed.
   std::vector<torch::Tensor> decayed, not_decayed;
-  for (const auto& p : model.named_parameters()) {
-    const std::string& name = p.key();
-    const bool is_norm_or_bias = name.find("norm") != std::string::npos || p.value().dim() < 2;
-    (is_norm_or_bias ? not_decayed : decayed).push_back(p.value());
+  for (const auto& p : masters.named_parameters()) {
+    const std::string& name = p.first;
+    const bool is_norm_or_bias = name.find("norm") != std::string::npos || p.second.dim() < 2;
+    (is_norm_or_bias ? not_decayed : decayed).push_back(p.second);
   }
   auto adamw = [&](double weight_decay) {
     return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(train.lr)
@@ -257,6 +319,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   groups.emplace_back(not_decayed, adamw(0.0));
   torch::optim::AdamW optimizer(groups, torch::optim::AdamWOptions(train.lr));
   if (!resume_from.empty()) torch::load(optimizer, (resume_from / "optimizer.pt").string());
+  reset_peak_memory(device);
 
   // metrics.jsonl keeps only the steps the resumed state has seen.
   const fs::path metrics_path = out_dir / "metrics.jsonl";
@@ -282,7 +345,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
                              std::to_string(total_steps) + " steps of " + std::to_string(train.batch_size) +
                              " (micro-batches of " + std::to_string(train.micro_batch_size) + "), objective " +
                              objective->name() + ", " + loaded.config.model_type + " on " + device.str() +
-                             " in " + dtype_name(dtype);
+                             " in " + dtype_name(dtype) + (masters.active() ? " (fp32 master weights)" : "");
   if (start_step > 0) summary_line += ", resuming after step " + std::to_string(start_step);
   progress.line(summary_line);
 
@@ -293,6 +356,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
     save.tokenizer_source = tokenizer_path;
     save_causal_lm(model, staging.string(), save);
     torch::save(optimizer, (staging / "optimizer.pt").string());
+    masters.save(staging.string());
     json state = {{"step", step},
                   {"total_steps", total_steps},
                   {"steps_per_epoch", steps_per_epoch},
@@ -331,6 +395,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
 
     const auto t_step = std::chrono::steady_clock::now();
     optimizer.zero_grad();
+    masters.zero_model_grads();
     int64_t step_tokens = 0;
     for (size_t i : step_examples) step_tokens += scored_response_tokens(train_examples[i]);
     const int64_t step_sequences = static_cast<int64_t>(step_examples.size());
@@ -359,7 +424,8 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
       add_pass_stats(stats, pass, config.objective);
     }
 
-    auto params = model.parameters();
+    masters.grads_to_master();
+    const auto& params = masters.parameters();
     double grad_norm = 0.0;
     if (train.grad_clip > 0) {
       grad_norm = torch::nn::utils::clip_grad_norm_(params, train.grad_clip);
@@ -369,6 +435,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
       grad_norm = std::sqrt(grad_norm);
     }
     optimizer.step();
+    masters.master_to_model();
 
     const double step_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t_step).count();

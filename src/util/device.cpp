@@ -1,7 +1,11 @@
 // Parses device and dtype options, checking that what is asked for exists on this machine.
 #include "percetrain/util/device.hpp"
 
+#include <sys/resource.h>
 #include <torch/cuda.h>
+#ifdef PERCETRAIN_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 
 #include "percetrain/util/error.hpp"
 
@@ -49,6 +53,25 @@ std::string dtype_name(c10::ScalarType type) {
     case c10::kDouble: return "float64";
     default: return c10::toString(type);
   }
+}
+
+double peak_memory_mib(const c10::Device& device) {
+#ifdef PERCETRAIN_WITH_CUDA
+  if (device.is_cuda()) {
+    // Index 0 of every StatArray is the aggregate over pools, in LibTorch 1.13 and 2.x alike.
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    return static_cast<double>(stats.allocated_bytes[0].peak) / (1024.0 * 1024.0);
+  }
+#endif
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+void reset_peak_memory(const c10::Device& device) {
+#ifdef PERCETRAIN_WITH_CUDA
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+#endif
 }
 
 }  // namespace percetrain

@@ -114,6 +114,41 @@ TEST_P(ArchTest, SequenceScoresTheSameAloneAndInLeftOrRightPaddedBatch) {
   EXPECT_EQ(batch[0].slice(0, 0, pad).abs().sum().item<double>(), 0.0) << "padding gets no score";
 }
 
+// bf16 is what GPU users train in: a padded batch must run (masks need bf16's own lowest value)
+// and follow the fp32 model within bf16's precision, forward and backward.
+TEST_P(ArchTest, Bfloat16FollowsFloat32ForwardAndBackward) {
+  auto reference = random_model(GetParam(), 7, 0.05);
+  auto half = random_model(GetParam(), 7, 0.05);
+  {
+    torch::NoGradGuard no_grad;  // the same weights (random_model's norm weights are not seeded)
+    auto source = reference->named_parameters();
+    for (auto& p : half->named_parameters()) p.value().copy_(source[p.key()]);
+  }
+  half->to(torch::kBFloat16);
+  const int64_t T = 12;
+  auto ids = torch::randint(3, 101, {2, T}, torch::kLong);
+  auto mask = torch::ones({2, T}, torch::kLong);
+  mask[0].slice(0, 0, 4).fill_(0);  // left padding
+  auto expected = reference->next_token_logprobs(ids, mask);
+  auto got = half->next_token_logprobs(ids, mask);
+  ASSERT_TRUE(got.isfinite().all().item<bool>());
+  const double error = (got.to(torch::kFloat32) - expected).abs().max().item<double>();
+  EXPECT_LT(error, 0.05) << "max |log P| difference bf16 vs fp32";
+  EXPECT_GT(error, 0.0) << "the bf16 model should not be fp32 in disguise";
+
+  expected.sum().backward();
+  got.to(torch::kFloat32).sum().backward();
+  auto half_params = half->named_parameters();
+  for (const auto& item : reference->named_parameters()) {
+    const auto g32 = item.value().grad();
+    const auto g16 = half_params[item.key()].grad();
+    ASSERT_TRUE(g16.defined()) << item.key();
+    EXPECT_EQ(g16.scalar_type(), torch::kBFloat16);
+    const double scale = g32.abs().max().item<double>();
+    EXPECT_LT((g16.to(torch::kFloat32) - g32).abs().max().item<double>(), 0.1 * scale + 1e-6) << item.key();
+  }
+}
+
 TEST_P(ArchTest, SaveLoadRoundTripIsBitExactAndShardedEqualsSingleFile) {
   auto model = random_model(GetParam());
   ScratchDir dir;

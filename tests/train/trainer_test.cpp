@@ -208,6 +208,84 @@ TEST(Trainer, SameSeedSameLossCurveAndResumeIsBitwise) {
   EXPECT_EQ(checkpoints, 2);
 }
 
+// L1 distance between the parameters of two saved models, in fp32.
+// `a_dtype` is the dtype `a` is read in before the comparison (bf16 runs start from bf16-rounded
+// weights).
+double parameter_distance(const fs::path& a, const fs::path& b, c10::ScalarType a_dtype = torch::kFloat32) {
+  auto x = load_causal_lm(a.string(), torch::kCPU, a_dtype);
+  x.model->to(torch::kFloat32);
+  auto y = load_causal_lm(b.string(), torch::kCPU, torch::kFloat32);
+  auto py = y.model->named_parameters();
+  double total = 0;
+  for (const auto& item : x.model->named_parameters())
+    total += (item.value() - py[item.key()]).abs().sum().item<double>();
+  return total;
+}
+
+TEST(Trainer, Bf16WithMasterWeightsTracksFp32AndResumesExactly) {
+  ScratchDir dir;
+  auto examples = synthetic_examples(24, 9);
+  // An lr whose Adam steps (~lr per element) are below half a bf16 ulp of typical weights
+  // (~6e-5 at 0.02): in-place bf16 updates round away, fp32 masters accumulate them.
+  auto fp32 = tiny_job(dir.path());
+  fp32.train.lr = 2e-5;
+  fp32.output.dir = (dir / "fp32").string();
+  train_on_examples(fp32, quiet(), examples, {}, fp32.tokenizer.path, 0);
+
+  auto mixed = fp32;
+  mixed.model.dtype = "bfloat16";
+  mixed.output.dir = (dir / "mixed").string();
+  train_on_examples(mixed, quiet(), examples, {}, mixed.tokenizer.path, 0);
+  EXPECT_TRUE(fs::exists(dir / "mixed" / "checkpoint-000006" / "master_weights.pt"));
+
+  auto pure = mixed;
+  pure.train.master_weights = false;
+  pure.output.dir = (dir / "pure").string();
+  train_on_examples(pure, quiet(), examples, {}, pure.tokenizer.path, 0);
+  EXPECT_FALSE(fs::exists(dir / "pure" / "checkpoint-000006" / "master_weights.pt"));
+
+  // How far each run moved the weights from the initial model (L1). Adam steps are ~lr per
+  // element whatever the gradient's precision, so the fp32 masters move as far as the fp32 run;
+  // pure bf16 loses most updates to rounding.
+  const double moved = parameter_distance(dir / "model", dir / "fp32" / "final");
+  const double pure_moved = parameter_distance(dir / "model", dir / "pure" / "final", torch::kBFloat16);
+  std::vector<torch::Tensor> masters;
+  torch::load(masters, (dir / "mixed" / "checkpoint-000006" / "master_weights.pt").string());
+  auto initial = load_causal_lm((dir / "model").string(), torch::kCPU, torch::kBFloat16);
+  initial.model->to(torch::kFloat32);
+  double master_moved = 0;
+  size_t i = 0;
+  for (const auto& p : initial.model->parameters()) {
+    ASSERT_LT(i, masters.size());
+    EXPECT_EQ(masters[i].scalar_type(), torch::kFloat32);
+    master_moved += (masters[i++] - p).abs().sum().item<double>();
+  }
+  EXPECT_EQ(i, masters.size());
+  std::cout << "L1 movement from the initial weights: fp32 " << moved << ", bf16 with fp32 masters " << master_moved
+            << ", pure bf16 " << pure_moved << "\n";
+  EXPECT_NEAR(master_moved, moved, 0.05 * moved);
+  EXPECT_LT(pure_moved, 0.6 * moved);
+
+  // Stop after step 4 and resume: the masters come back from the checkpoint, so the end is the same.
+  auto resumed = mixed;
+  resumed.output.dir = (dir / "resumed").string();
+  TrainOptions stop = quiet();
+  stop.stop_after_steps = 4;
+  train_on_examples(resumed, stop, examples, {}, resumed.tokenizer.path, 0);
+  TrainOptions resume = quiet();
+  resume.resume = true;
+  train_on_examples(resumed, resume, examples, {}, resumed.tokenizer.path, 0);
+  EXPECT_EQ(parameter_distance(dir / "mixed" / "final", dir / "resumed" / "final"), 0.0);
+}
+
+TEST(Trainer, Float16TrainingIsRefusedWithAHint) {
+  ScratchDir dir;
+  auto job = tiny_job(dir.path());
+  job.model.dtype = "float16";
+  EXPECT_TRUE(testing_util::throws_error([&] { train_on_examples(job, quiet(), synthetic_examples(4, 1), {}, job.tokenizer.path, 0); },
+                                         "use bfloat16"));
+}
+
 TEST(Trainer, NonFiniteLossStopsWithAClearError) {
   ScratchDir dir;
   auto job = tiny_job(dir.path());

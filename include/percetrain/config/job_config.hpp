@@ -51,6 +51,10 @@ struct TrainSection {
   int64_t keep_last = 2;
   std::string resume = "never";     // never | auto (continue from the newest checkpoint)
   bool gradient_checkpointing = false;
+  // With model.dtype bfloat16: keep fp32 master weights and optimizer state (16 bytes per
+  // parameter plus 2+2 for the bf16 weights and gradients) instead of updating bf16 weights in
+  // place (8 bytes), where small updates round away. Ignored for float32 models.
+  bool master_weights = true;
 };
 
 // Decoding defaults of `percetrain generate` (the paper decodes at temperature 0.4, at most 512

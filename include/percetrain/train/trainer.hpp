@@ -4,6 +4,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "percetrain/config/job_config.hpp"
 #include "percetrain/objective/objective.hpp"
@@ -21,6 +23,30 @@ struct MicroBatchPass {
 };
 MicroBatchPass run_micro_batch(CausalLMImpl& model, const Objective& objective, const PairedBatch& batch,
                                int64_t chunk_tokens, bool always_counterfactual = false);
+
+// Mixed precision: fp32 master copies of a bf16/fp16 model's parameters, which the optimizer owns
+// and updates; the model computes forward and backward in its own dtype. For an fp32/fp64 model
+// (or wanted = false) the masters are the model's parameters themselves and the calls are no-ops.
+// Per step: zero_model_grads, forward/backward, grads_to_master, optimizer step, master_to_model.
+class MasterWeights {
+ public:
+  MasterWeights(CausalLMImpl& model, bool wanted);
+  bool active() const { return active_; }
+  const std::vector<torch::Tensor>& parameters() const { return master_; }
+  std::vector<std::pair<std::string, torch::Tensor>> named_parameters() const;
+  void zero_model_grads();
+  void grads_to_master();  // model grads -> fp32 master grads; the model grads are released
+  void master_to_model();  // rounds the updated masters into the model's parameters
+  // Checkpoints keep the masters (master_weights.pt): resuming from the rounded weights would
+  // not continue the same run.
+  void save(const std::string& checkpoint_dir) const;
+  void load(const std::string& checkpoint_dir);
+
+ private:
+  std::vector<std::string> names_;
+  std::vector<torch::Tensor> model_, master_;
+  bool active_ = false;
+};
 
 // Learning rate before optimizer step `step` (0-based) of `total_steps`.
 double learning_rate_at(const TrainSection& train, int64_t step, int64_t total_steps);

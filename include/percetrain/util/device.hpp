@@ -18,4 +18,11 @@ c10::ScalarType parse_dtype(const std::string& spec, const c10::Device& device,
 // "float32", "bfloat16", "float16": the names config.json uses for torch_dtype.
 std::string dtype_name(c10::ScalarType type);
 
+// Peak memory in MiB: on CUDA the caching allocator's peak of allocated bytes on that device since
+// the last reset_peak_memory (what `torch.cuda.max_memory_allocated` reports); on the CPU the
+// process's resident-set high-water mark, which cannot be reset. Builds without CUDA support
+// report the latter.
+double peak_memory_mib(const c10::Device& device);
+void reset_peak_memory(const c10::Device& device);
+
 }  // namespace percetrain
