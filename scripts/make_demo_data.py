@@ -5,11 +5,18 @@ product-review shape, with the personal words of every output marked by construc
 Stdlib only, fixed seed; the committed files are exactly what this script writes
 (`/usr/bin/python3 scripts/make_demo_data.py --check` verifies that).
 
-Each user has a signature sign-off, a favourite product and two style words of their own; they
-appear in most of the user's profile items and in every gold output, surrounded by review text
-that all users share. `personal_spans` lists [start, end) offsets of those words in `output`;
-the text is ASCII, so byte and code-point offsets coincide. Users are split, not records:
-train, valid and test hold different users (the profile is the only way to know a test user).
+Each user has a signature sign-off, a favourite product and two style words of their own, and
+their own phrasing around them; they appear in most of the user's profile items and in every gold
+output, surrounded by review text that all users share. `personal_spans` lists [start, end)
+offsets of those words in `output`; the text is ASCII, so byte and code-point offsets coincide.
+
+The split is by time, like LaMP's time-based setting: every user's reviews are in order, the
+profile of a review is a sample of the user's earlier ones, and train, valid and test hold each
+user's earlier, second-to-last and last gold review. Without the profile a prompt says nothing
+about who wrote it (product, rating and summary are drawn independently of the user), so the
+profile is the only way to know a user's words. A fifth of the training records come without
+their profile: besides new users being realistic, they are where a model trained from scratch
+learns the prompt without a profile that PerContrast's second pass feeds it.
 """
 import argparse
 import json
@@ -18,11 +25,13 @@ import random
 import sys
 
 SEED = 20260406
-USERS = {"train": 26, "valid": 3, "test": 3}
-REVIEWS_PER_USER = 10
-PROFILE_ITEMS = (4, 6)     # items per record's profile (the user's other reviews)
+USERS = 32
+GOLDS = {"train": 8, "valid": 1, "test": 1}  # each user's gold reviews per split, in time order
+HISTORY = 6                # reviews before the first gold one, so that every profile has enough
+PROFILE_ITEMS = (4, 6)     # items per record's profile (a sample of the user's earlier reviews)
 SIGNATURE_IN_PROFILE = 0.85
 FAVOURITE_IN_PROFILE = 0.7
+WITHOUT_PROFILE = 0.2      # share of training records whose profile is withheld
 
 SIGNATURES = [
     "Happy tinkering, folks.", "Stay cozy out there.", "Verdict: chef's kiss.", "Onward and upward!",
@@ -142,29 +151,30 @@ def make_review(rng, user, product, rating, with_signature, with_favourite):
     name, _ = product
     t = Text()
     t.add(rng.choice(OPENERS).replace("{p}", name))
-    t.add(rng.choice(STYLE_SENTENCES), a=user["style"][0], b=user["style"][1])
+    t.add(user["style_sentence"], a=user["style"][0], b=user["style"][1])
     for sentence in rng.sample(BODY[rating_band(rating)], 2):
         t.add(sentence)
     if with_favourite:
-        t.add(rng.choice(FAVOURITE_SENTENCES), f=user["favourite"])
+        t.add(user["favourite_sentence"], f=user["favourite"])
     if with_signature:
         t.add("{s}", s=user["signature"])
     return t
 
 
 def make_users(rng):
-    total = sum(USERS.values())
-    signatures = rng.sample(SIGNATURES, total)
-    brands = rng.sample(BRANDS, total)
-    styles = rng.sample(STYLE_WORDS, 2 * total)
+    signatures = rng.sample(SIGNATURES, USERS)
+    brands = rng.sample(BRANDS, USERS)
+    styles = rng.sample(STYLE_WORDS, 2 * USERS)
     users = []
-    for i in range(total):
-        fav_product = rng.choice(PRODUCTS)[0]
+    for i in range(USERS):
         users.append({
             "id": "u%02d" % i,
             "signature": signatures[i],
-            "favourite": "%s %s" % (brands[i], fav_product),
+            "favourite": "%s %s" % (brands[i], rng.choice(PRODUCTS)[0]),
             "style": styles[2 * i:2 * i + 2],
+            # Users keep to their own phrasing: the sentences around the personal words repeat too.
+            "style_sentence": rng.choice(STYLE_SENTENCES),
+            "favourite_sentence": rng.choice(FAVOURITE_SENTENCES),
         })
     return users
 
@@ -172,18 +182,20 @@ def make_users(rng):
 def build(rng):
     users = make_users(rng)
     splits = {"train": [], "valid": [], "test": []}
-    order = ["train"] * USERS["train"] + ["valid"] * USERS["valid"] + ["test"] * USERS["test"]
-    for user, split in zip(users, order):
+    order = [split for split, count in GOLDS.items() for _ in range(count)]
+    for user in users:
         reviews = []
-        for j in range(REVIEWS_PER_USER + PROFILE_ITEMS[1]):
+        for j in range(HISTORY + len(order)):
             product = rng.choice(PRODUCTS)
             rating = rng.choice([5, 5, 4, 4, 3, 2, 1])
             reviews.append((product, rating, rng.choice(SUMMARIES[rating])))
-        for j in range(REVIEWS_PER_USER):
+        for g, split in enumerate(order):
+            j = HISTORY + g
             product, rating, summary = reviews[j]
             gold = make_review(rng, user, product, rating, True, rng.random() < 0.8)
-            others = [k for k in range(len(reviews)) if k != j]
-            picked = sorted(rng.sample(others, rng.randint(*PROFILE_ITEMS)))
+            picked = sorted(rng.sample(range(j), rng.randint(*PROFILE_ITEMS)))
+            if split == "train" and rng.random() < WITHOUT_PROFILE:
+                picked = []
             profile = []
             for k in picked:
                 p, r, s = reviews[k]

@@ -86,7 +86,7 @@ torch::Tensor AttentionImpl::attend(const torch::Tensor& q, const torch::Tensor&
   auto k = k_in, v = v_in;
 
   torch::Tensor out;  // [B, H, T, D]
-#if TORCH_VERSION_MAJOR >= 2
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)  // SDPA's `scale`
   if (groups > 1) {  // query head h reads kv head h / groups
     k = k.repeat_interleave(groups, 1);
     v = v.repeat_interleave(groups, 1);

@@ -98,7 +98,12 @@ void MasterWeights::grads_to_master() {
 void MasterWeights::master_to_model() {
   if (!active_) return;
   torch::NoGradGuard no_grad;
-  for (size_t i = 0; i < model_.size(); ++i) model_[i].copy_(master_[i]);
+  for (size_t i = 0; i < model_.size(); ++i) {
+    model_[i].copy_(master_[i]);
+    // Released until the next grads_to_master, so that the next backward's bf16 gradients do not
+    // sit beside last step's fp32 ones: 18 bytes per parameter at the peak instead of 20.
+    master_[i].mutable_grad() = torch::Tensor();
+  }
 }
 
 void MasterWeights::save(const std::string& checkpoint_dir) const {
