@@ -57,7 +57,8 @@ class Layer(nn.Module):
         att = (q @ k.transpose(-1, -2)) / math.sqrt(self.d) + mask
         att = att.softmax(-1, dtype=torch.float32).to(q.dtype)
         x = x + self.o((att @ v).transpose(1, 2).reshape(B, T, -1))
-        return x + self.down(F.silu(self.gate(self.n2(x))) * self.up(self.n2(x)))
+        h = self.n2(x)
+        return x + self.down(F.silu(self.gate(h)) * self.up(h))
 
 
 class Model(nn.Module):

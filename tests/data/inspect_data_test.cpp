@@ -36,7 +36,7 @@ TEST(InspectData, DemoConfigShowsBothPromptsAndCounts) {
   EXPECT_NE(out.find("Here are some of the user's past reviews:"), std::string::npos) << out;
   EXPECT_NE(out.find("counterfactual prompt ("), std::string::npos) << out;
   EXPECT_NE(out.find("identical in both sequences"), std::string::npos) << out;
-  EXPECT_NE(out.find("records: 30, examples: 30, skipped: 0"), std::string::npos) << out;
+  EXPECT_NE(out.find("records: 32, examples: 32, skipped: 0"), std::string::npos) << out;
   EXPECT_EQ(out.find("=== record", out.find("=== record") + 1), std::string::npos) << "--limit 1 printed more";
 
   const std::string bad = run("inspect-data --config " + config + " --set data.preset=lamp9", &status);
