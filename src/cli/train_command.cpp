@@ -21,6 +21,8 @@ Runner add_train_command(CLI::App& app) {
       "Fine-tune a Hugging Face causal LM with PerCE (token weights = clip(PIR, m, M) from a second, "
       "profile-free pass) or a baseline objective (ce, lossce, entce), as the job config says.\n"
       "Writes checkpoints, metrics.jsonl and the final model (Hugging Face layout) to output.dir.\n"
+      "Precision: model.dtype auto is float32 on the CPU and bfloat16 on CUDA, where the optimizer keeps fp32 "
+      "master weights (train.master_weights; 18 bytes per parameter, README \"Precision\").\n"
       "Example: percetrain train --config configs/demo.json --set train.lr=1e-3");
   cmd->add_option("--config", opts->config, "Job config (JSON): model, tokenizer, data, objective, train, output")
       ->required()
