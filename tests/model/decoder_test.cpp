@@ -139,14 +139,19 @@ TEST_P(ArchTest, Bfloat16FollowsFloat32ForwardAndBackward) {
   expected.sum().backward();
   got.to(torch::kFloat32).sum().backward();
   auto half_params = half->named_parameters();
+  double worst = 0;
   for (const auto& item : reference->named_parameters()) {
     const auto g32 = item.value().grad();
     const auto g16 = half_params[item.key()].grad();
     ASSERT_TRUE(g16.defined()) << item.key();
     EXPECT_EQ(g16.scalar_type(), torch::kBFloat16);
-    const double scale = g32.abs().max().item<double>();
-    EXPECT_LT((g16.to(torch::kFloat32) - g32).abs().max().item<double>(), 0.1 * scale + 1e-6) << item.key();
+    // Relative error of the whole gradient tensor: elementwise, bf16's rounding of tiny entries
+    // (and the BLAS's thread-dependent summation order) would make the bound flaky.
+    const double relative = (g16.to(torch::kFloat32) - g32).norm().item<double>() / (g32.norm().item<double>() + 1e-12);
+    EXPECT_LT(relative, 0.15) << item.key();  // measured up to 0.05 (a real bug gives O(1))
+    worst = std::max(worst, relative);
   }
+  std::cout << "bf16 vs fp32: max |log P| difference " << error << ", worst relative gradient error " << worst << "\n";
 }
 
 TEST_P(ArchTest, SaveLoadRoundTripIsBitExactAndShardedEqualsSingleFile) {
