@@ -1,0 +1,19 @@
+# Run after percetrain_tests is built: writes one CTest test per GoogleTest suite (all of the
+# suite's tests in one process) into OUT. Invoked with -DTEST_BINARY=... -DOUT=... -DWORKDIR=...
+execute_process(COMMAND "${TEST_BINARY}" --gtest_list_tests
+                WORKING_DIRECTORY "${WORKDIR}" OUTPUT_VARIABLE listing RESULT_VARIABLE status)
+if(NOT status EQUAL 0)
+  message(FATAL_ERROR "${TEST_BINARY} --gtest_list_tests failed (${status}):\n${listing}")
+endif()
+string(REPLACE "\n" ";" lines "${listing}")
+set(content "")
+foreach(line IN LISTS lines)
+  # Suite lines are unindented "Name." (parameterised: "Prefix/Name."); test lines are indented.
+  if(line MATCHES "^([^ ]+)\\.( |$)")
+    set(suite "${CMAKE_MATCH_1}")
+    string(APPEND content
+      "add_test([=[${suite}]=] [=[${TEST_BINARY}]=] [=[--gtest_filter=${suite}.*]=])\n"
+      "set_tests_properties([=[${suite}]=] PROPERTIES WORKING_DIRECTORY [=[${WORKDIR}]=] TIMEOUT 600)\n")
+  endif()
+endforeach()
+file(WRITE "${OUT}" "${content}")
