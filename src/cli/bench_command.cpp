@@ -4,10 +4,14 @@
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
+#include <map>
+#include <optional>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -35,6 +39,7 @@ struct BenchOptions {
   int64_t steps = 3, warmup = 1;
   int64_t with_length = 0, without_length = 0, response_length = 0;
   std::string variants = "ce,perce,perce+checkpointing,perce+unchunked";
+  std::string profile;  // chrome trace of the measured steps of each variant: PATH.VARIANT.json
   std::string variant;  // internal: run one variant in this process and print its JSON
   bool json = false;
 };
@@ -85,6 +90,65 @@ double measure_matmul_peak(const torch::Device& device, c10::ScalarType dtype) {
   return 2.0 * n * n * n * reps / seconds;
 }
 
+std::string profile_path(const std::string& prefix, std::string variant) {
+  std::replace(variant.begin(), variant.end(), '+', '-');
+  return prefix + "." + variant + ".json";
+}
+
+// Self time per operator in a chrome trace written by LibTorch's legacy profiler: an event's
+// duration minus that of the events nested directly inside it on the same thread.
+void print_profile_summary(const std::string& path, int64_t steps) {
+  std::ifstream in(path);
+  if (!in) fail(path, "the profiler wrote no trace");
+  json trace = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (trace.is_object() && trace.contains("traceEvents")) trace = trace["traceEvents"];
+  if (!trace.is_array()) fail(path, "not a chrome trace (expected a JSON array of events)");
+  struct Event {
+    double start, end;
+    std::string name;
+  };
+  std::map<std::string, std::vector<Event>> by_thread;
+  for (const auto& e : trace)
+    if (e.value("ph", "") == "X")
+      by_thread[e.at("tid").dump()].push_back(
+          {e.at("ts").get<double>(), e.at("ts").get<double>() + e.at("dur").get<double>(), e.value("name", "?")});
+  struct Total {
+    double self_us = 0;
+    int64_t calls = 0;
+  };
+  std::map<std::string, Total> totals;
+  double all_us = 0;
+  for (auto& [tid, events] : by_thread) {
+    std::sort(events.begin(), events.end(),
+              [](const Event& a, const Event& b) { return a.start != b.start ? a.start < b.start : a.end > b.end; });
+    std::vector<std::pair<const Event*, double>> open;  // event, time of its direct children
+    auto close_until = [&](double t) {
+      while (!open.empty() && open.back().first->end <= t) {
+        auto [e, children] = open.back();
+        open.pop_back();
+        const double self = std::max(0.0, e->end - e->start - children);
+        totals[e->name].self_us += self;
+        totals[e->name].calls += 1;
+        all_us += self;
+        if (!open.empty()) open.back().second += e->end - e->start;
+      }
+    };
+    for (const auto& e : events) {
+      close_until(e.start);
+      open.emplace_back(&e, 0.0);
+    }
+    close_until(std::numeric_limits<double>::infinity());
+  }
+  std::vector<std::pair<std::string, Total>> rows(totals.begin(), totals.end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.self_us > b.second.self_us; });
+  std::fprintf(stderr, "%s: self time per step by operator (all threads)\n", path.c_str());
+  std::fprintf(stderr, "  %-44s %10s %7s %8s\n", "operator", "ms/step", "share", "calls");
+  for (size_t i = 0; i < rows.size() && i < 20; ++i)
+    std::fprintf(stderr, "  %-44s %10.1f %6.1f%% %8lld\n", rows[i].first.substr(0, 44).c_str(),
+                 rows[i].second.self_us / 1000.0 / steps, 100.0 * rows[i].second.self_us / all_us,
+                 static_cast<long long>(rows[i].second.calls / steps));
+}
+
 json run_variant(const BenchOptions& o, const JobConfig& config) {
   const std::string& v = o.variant;
   const bool perce = v.rfind("perce", 0) == 0;
@@ -112,8 +176,7 @@ json run_variant(const BenchOptions& o, const JobConfig& config) {
   torch::optim::AdamW optimizer(masters.parameters(), torch::optim::AdamWOptions(1e-5));
 
   auto step = [&] {
-    optimizer.zero_grad();
-    masters.zero_model_grads();
+    masters.release_grads();
     for (int64_t m = 0; m < accumulation; ++m) {
       auto pass = run_micro_batch(model, *objective, batch, chunk);
       pass.terms.token_loss.sum().div(static_cast<double>(B * R * accumulation)).backward();
@@ -125,10 +188,15 @@ json run_variant(const BenchOptions& o, const JobConfig& config) {
   reset_peak_memory(device);
   for (int64_t i = 0; i < o.warmup; ++i) step();
   synchronize(device);
-  const auto t0 = Clock::now();
-  for (int64_t i = 0; i < o.steps; ++i) step();
-  synchronize(device);
-  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count() / o.steps;
+  double seconds = 0;
+  {
+    std::optional<torch::autograd::profiler::RecordProfile> profiler;
+    if (!o.profile.empty()) profiler.emplace(profile_path(o.profile, v));
+    const auto t0 = Clock::now();
+    for (int64_t i = 0; i < o.steps; ++i) step();
+    synchronize(device);
+    seconds = std::chrono::duration<double>(Clock::now() - t0).count() / o.steps;
+  }  // the profiler writes its trace here, outside the measured time
 
   const double tokens = static_cast<double>(B * accumulation * (L1 + (perce ? L0 : 0)));
   double flops = 3 * forward_flops(loaded.config, L1, R);  // forward + backward (2x)
@@ -155,6 +223,10 @@ json run_child(const BenchOptions& o, const std::string& variant) {
                                    "--with-length", std::to_string(o.with_length),
                                    "--without-length", std::to_string(o.without_length),
                                    "--response-length", std::to_string(o.response_length)};
+  if (!o.profile.empty()) {
+    args.push_back("--profile");
+    args.push_back(o.profile);
+  }
   for (const auto& s : o.overrides) {
     args.push_back("--set");
     args.push_back(s);
@@ -185,6 +257,10 @@ json run_child(const BenchOptions& o, const std::string& variant) {
     fail("bench", "variant " + variant + " failed (see the error above)");
   json result = json::parse(output.substr(output.rfind("{\"")));
   result["peak_rss_mib"] = static_cast<double>(usage.ru_maxrss) / 1024.0;
+  if (!o.profile.empty()) {
+    result["profile"] = profile_path(o.profile, variant);
+    print_profile_summary(result["profile"], o.steps);
+  }
   return result;
 }
 
@@ -209,6 +285,10 @@ Runner add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--variant", o->variant)->group("");  // internal: child process
   cmd->add_flag("--json", o->json, "Print JSON instead of a table");
+  cmd->add_option("--profile", o->profile,
+                  "Record the measured steps with LibTorch's profiler: writes PREFIX.VARIANT.json (open in "
+                  "chrome://tracing or ui.perfetto.dev) and prints each variant's operators by self time "
+                  "(timings under the profiler are a little slower)");
   return [o]() {
     JobConfig config = load_job_config(o->config, o->overrides);
     if (o->with_length <= 0) o->with_length = config.data.max_length;

@@ -95,9 +95,12 @@ torch::Tensor AttentionImpl::attend(const torch::Tensor& q, const torch::Tensor&
 #else
   // Query heads of one kv group are folded into the row dimension so that k and v are shared
   // without being copied: head h = kv * groups + r, as Hugging Face's repeat_kv lays them out.
-  auto qg = q.reshape({B, kv_heads_, groups * T, D});
-  auto scores = torch::matmul(qg, k.transpose(-1, -2)).mul_(scale);  // [B, KV, G*T, S]
-  scores = scores.view({B, kv_heads_, groups, T, S}).add_(mask.unsqueeze(1));
+  // Out-of-place on purpose: an in-place op on the view of a tensor autograd saved costs a
+  // CopySlices node, which clones the whole score tensor in backward (~15 ms a layer here).
+  auto qg = q.mul(scale).reshape({B, kv_heads_, groups * T, D});
+  auto scores = torch::matmul(qg, k.transpose(-1, -2))  // [B, KV, G*T, S]
+                    .view({B, kv_heads_, groups, T, S})
+                    .add(mask.unsqueeze(1));
   auto probs = torch::softmax(scores, -1, reduction_dtype(scores)).to(q.scalar_type());
   out = torch::matmul(probs.view({B, kv_heads_, groups * T, S}), v)
             .view({B, heads_, T, D});

@@ -80,9 +80,10 @@ std::vector<std::pair<std::string, torch::Tensor>> MasterWeights::named_paramete
   return out;
 }
 
-void MasterWeights::zero_model_grads() {
-  if (!active_) return;
+void MasterWeights::release_grads() {
   for (auto& p : model_) p.mutable_grad() = torch::Tensor();
+  if (active_)
+    for (auto& p : master_) p.mutable_grad() = torch::Tensor();
 }
 
 void MasterWeights::grads_to_master() {
@@ -399,8 +400,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 
     const auto t_step = std::chrono::steady_clock::now();
-    optimizer.zero_grad();
-    masters.zero_model_grads();
+    masters.release_grads();
     int64_t step_tokens = 0;
     for (size_t i : step_examples) step_tokens += scored_response_tokens(train_examples[i]);
     const int64_t step_sequences = static_cast<int64_t>(step_examples.size());

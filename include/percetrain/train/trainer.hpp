@@ -27,14 +27,16 @@ MicroBatchPass run_micro_batch(CausalLMImpl& model, const Objective& objective, 
 // Mixed precision: fp32 master copies of a bf16/fp16 model's parameters, which the optimizer owns
 // and updates; the model computes forward and backward in its own dtype. For an fp32/fp64 model
 // (or wanted = false) the masters are the model's parameters themselves and the calls are no-ops.
-// Per step: zero_model_grads, forward/backward, grads_to_master, optimizer step, master_to_model.
+// Per step: release_grads, forward/backward, grads_to_master, optimizer step, master_to_model.
 class MasterWeights {
  public:
   MasterWeights(CausalLMImpl& model, bool wanted);
   bool active() const { return active_; }
   const std::vector<torch::Tensor>& parameters() const { return master_; }
   std::vector<std::pair<std::string, torch::Tensor>> named_parameters() const;
-  void zero_model_grads();
+  // Drops every gradient (model and master) instead of zeroing it: the first backward of the
+  // step then writes its gradients instead of adding them to zeros (one pass over them less).
+  void release_grads();
   void grads_to_master();  // model grads -> fp32 master grads; the model grads are released
   void master_to_model();  // rounds the updated masters into the model's parameters
   // Checkpoints keep the masters (master_weights.pt): resuming from the rounded weights would
