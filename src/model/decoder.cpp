@@ -6,9 +6,21 @@
 
 #include <cmath>
 
+#include "percetrain/model/fused_ops.hpp"
 #include "percetrain/util/error.hpp"
 
+// LibTorch >= 2.1 has scaled_dot_product_attention with a `scale` argument; older ones (Debian's
+// 1.13) take the grouped matmul attention below, which wants the queries scaled by RoPE's kernel.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+#define PERCETRAIN_SDPA 1
+#else
+#define PERCETRAIN_SDPA 0
+#endif
+
 namespace percetrain {
+namespace {
+constexpr bool kQueriesPrescaled = !PERCETRAIN_SDPA;
+}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
@@ -22,25 +34,10 @@ c10::ScalarType reduction_dtype(const torch::Tensor& x) {
 }
 }  // namespace
 
-torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  auto x32 = x.to(reduction_dtype(x));
-  auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
-  return weight * normed.to(x.scalar_type());
-}
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) { return rms_norm(x, weight, eps_); }
 
 // ---------------------------------------------------------------------------------------------
 namespace {
-
-// [..., D] -> [..., D]: (x1, x2) -> (-x2, x1), the "rotate half" RoPE layout of Hugging Face.
-torch::Tensor rotate_half(const torch::Tensor& x) {
-  auto halves = x.chunk(2, -1);
-  return torch::cat({-halves[1], halves[0]}, -1);
-}
-
-// x: [B, H, T, D], cos/sin: [B, 1, T, D] -> [B, H, T, D]
-torch::Tensor apply_rope(const torch::Tensor& x, const Rope& rope) {
-  return x * rope.cos + rotate_half(x) * rope.sin;
-}
 
 torch::nn::Linear make_linear(int64_t in, int64_t out, bool bias) {
   return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
@@ -63,18 +60,20 @@ AttentionImpl::AttentionImpl(const ModelConfig& c)
   }
 }
 
+double AttentionImpl::attention_scale() const { return 1.0 / std::sqrt(static_cast<double>(head_dim_)); }
+
 std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> AttentionImpl::project(const torch::Tensor& x,
                                                                              const Rope& rope) {
   const int64_t B = x.size(0), T = x.size(1), D = head_dim_;
-  auto q = q_proj(x).view({B, T, heads_, D});
-  auto k = k_proj(x).view({B, T, kv_heads_, D});
+  auto q = q_proj(x);  // [B, T, H * D]
+  auto k = k_proj(x);  // [B, T, KV * D]
   auto v = v_proj(x).view({B, T, kv_heads_, D}).transpose(1, 2);  // [B, KV, T, D]
   if (q_norm) {  // Qwen3 normalises each head before the rotation.
-    q = q_norm(q);
-    k = k_norm(k);
+    q = q_norm(q.view({B, T, heads_, D})).reshape({B, T, heads_ * D});
+    k = k_norm(k.view({B, T, kv_heads_, D})).reshape({B, T, kv_heads_ * D});
   }
-  q = apply_rope(q.transpose(1, 2), rope);  // [B, H, T, D]
-  k = apply_rope(k.transpose(1, 2), rope);  // [B, KV, T, D]
+  q = rope_heads(q, heads_, rope.cos, rope.sin, kQueriesPrescaled ? attention_scale() : 1.0);  // [B, H, T, D]
+  k = rope_heads(k, kv_heads_, rope.cos, rope.sin, 1.0);  // [B, KV, T, D]
   return {q, k, v};
 }
 
@@ -82,22 +81,22 @@ torch::Tensor AttentionImpl::attend(const torch::Tensor& q, const torch::Tensor&
                                     const torch::Tensor& v_in, const torch::Tensor& mask) {
   const int64_t B = q.size(0), T = q.size(2), S = k_in.size(2), D = head_dim_;
   const int64_t groups = heads_ / kv_heads_;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   auto k = k_in, v = v_in;
 
   torch::Tensor out;  // [B, H, T, D]
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)  // SDPA's `scale`
+#if PERCETRAIN_SDPA
   if (groups > 1) {  // query head h reads kv head h / groups
     k = k.repeat_interleave(groups, 1);
     v = v.repeat_interleave(groups, 1);
   }
-  out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, scale);
+  out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, attention_scale());
 #else
   // Query heads of one kv group are folded into the row dimension so that k and v are shared
   // without being copied: head h = kv * groups + r, as Hugging Face's repeat_kv lays them out.
-  // Out-of-place on purpose: an in-place op on the view of a tensor autograd saved costs a
-  // CopySlices node, which clones the whole score tensor in backward (~15 ms a layer here).
-  auto qg = q.mul(scale).reshape({B, kv_heads_, groups * T, D});
+  // The queries arrive scaled (kQueriesPrescaled). Out-of-place on purpose: an in-place op on the
+  // view of a tensor autograd saved costs a CopySlices node, which clones the whole score tensor
+  // in backward (~15 ms a layer here).
+  auto qg = q.reshape({B, kv_heads_, groups * T, D});
   auto scores = torch::matmul(qg, k.transpose(-1, -2))  // [B, KV, G*T, S]
                     .view({B, kv_heads_, groups, T, S})
                     .add(mask.unsqueeze(1));

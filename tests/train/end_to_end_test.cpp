@@ -7,6 +7,7 @@
 
 #include "percetrain/config/job_config.hpp"
 #include "percetrain/data/dataset.hpp"
+#include "percetrain/data/pairing.hpp"
 #include "percetrain/model/hf_folder.hpp"
 #include "percetrain/report/score_report.hpp"
 #include "percetrain/score/scorer.hpp"

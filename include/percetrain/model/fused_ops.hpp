@@ -1,0 +1,28 @@
+// Fused forward and backward kernels for the decoder's memory-bound chains (RMSNorm, RoPE with
+// the head transpose) on the CPU, where each unfused LibTorch op is a pass over memory; other
+// devices and dtypes take the plain LibTorch composition, which is also the tests' reference.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+namespace percetrain {
+
+// Whether the CPU kernels are used (default yes; PERCETRAIN_FUSED_KERNELS=0 in the environment
+// turns them off, to measure what they save or to rule them out when debugging).
+bool fused_kernels_enabled();
+void set_fused_kernels_enabled(bool enabled);
+
+// x: [..., C], weight: [C] -> [..., C]: weight * (x / sqrt(mean(x^2) + eps)), reduced in fp32
+// (fp64 for fp64 inputs) and cast back before the weight, as Hugging Face's LlamaRMSNorm does.
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
+at::Tensor rms_norm_reference(const at::Tensor& x, const at::Tensor& weight, double eps);
+
+// Rotary embedding in Hugging Face's rotate-half layout, applied to a projection's output and
+// moved to the head-major layout attention wants, times `scale` (the attention scale folded into
+// the queries, or 1). x: [B, T, H * D], cos/sin: [B, 1, T, D] -> [B, H, T, D] contiguous.
+at::Tensor rope_heads(const at::Tensor& x, int64_t heads, const at::Tensor& cos, const at::Tensor& sin,
+                      double scale);
+at::Tensor rope_heads_reference(const at::Tensor& x, int64_t heads, const at::Tensor& cos,
+                                const at::Tensor& sin, double scale);
+
+}  // namespace percetrain

@@ -1,0 +1,218 @@
+// CPU kernels for RMSNorm and RoPE: one pass forward, one pass backward, where the LibTorch
+// composition makes 5-10 passes over the activations each way (see docs in fused_ops.hpp).
+#include "percetrain/model/fused_ops.hpp"
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+namespace percetrain {
+namespace {
+
+std::atomic<bool>& fused_flag() {
+  static std::atomic<bool> flag{[] {
+    const char* env = std::getenv("PERCETRAIN_FUSED_KERNELS");
+    return env == nullptr || std::strcmp(env, "0") != 0;
+  }()};
+  return flag;
+}
+
+bool fusable(const at::Tensor& t) {
+  return fused_kernels_enabled() && t.device().is_cpu() &&
+         (t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble);
+}
+
+// Rows per parallel task so that a task touches at least ~32k elements.
+int64_t grain_rows(int64_t row_elements) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, row_elements)); }
+
+// Sum of x[i] * y[i] in double, with independent accumulators so that the loop is not one long
+// chain of dependent additions.
+template <typename T>
+double dot(const T* x, const T* y, int64_t n) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += static_cast<double>(x[i + j]) * static_cast<double>(y[i + j]);
+  double sum = 0;
+  for (; i < n; ++i) sum += static_cast<double>(x[i]) * static_cast<double>(y[i]);
+  for (double a : acc) sum += a;
+  return sum;
+}
+
+// ---------------------------------------------------------------------------------------------
+class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
+ public:
+  // x: [N, C] contiguous, weight: [C] -> y: [N, C]; saves 1/rms per row.
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in,
+                            const at::Tensor& weight_in, double eps) {
+    auto x = x_in.contiguous();
+    auto weight = weight_in.contiguous();
+    const int64_t C = x.size(-1), N = x.numel() / C;
+    auto y = at::empty_like(x);
+    auto inv_rms = at::empty({N}, x.options());
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rms_norm_forward", [&] {
+      const scalar_t* xp = x.data_ptr<scalar_t>();
+      const scalar_t* wp = weight.data_ptr<scalar_t>();
+      scalar_t* yp = y.data_ptr<scalar_t>();
+      scalar_t* rp = inv_rms.data_ptr<scalar_t>();
+      at::parallel_for(0, N, grain_rows(C), [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; ++r) {
+          const scalar_t* xr = xp + r * C;
+          scalar_t* yr = yp + r * C;
+          const auto s = static_cast<scalar_t>(1.0 / std::sqrt(dot(xr, xr, C) / C + eps));
+          rp[r] = s;
+          for (int64_t c = 0; c < C; ++c) yr[c] = wp[c] * (xr[c] * s);
+        }
+      });
+    });
+    ctx->save_for_backward({x, weight, inv_rms});
+    return y;
+  }
+
+  // dx = s * (dxhat - xhat * mean(dxhat * xhat)) with xhat = x * s, dxhat = dy * weight;
+  // dweight = sum over rows of dy * xhat, accumulated per block of rows and then added up.
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &weight = saved[1], &inv_rms = saved[2];
+    auto dy = grads[0].contiguous();
+    const int64_t C = x.size(-1), N = x.numel() / C;
+    auto dx = at::empty_like(x);
+    const int64_t blocks = std::min<int64_t>(N, 4 * at::get_num_threads());
+    auto dweight_partial = at::zeros({blocks, C}, x.options());
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rms_norm_backward", [&] {
+      const scalar_t* xp = x.data_ptr<scalar_t>();
+      const scalar_t* wp = weight.data_ptr<scalar_t>();
+      const scalar_t* rp = inv_rms.data_ptr<scalar_t>();
+      const scalar_t* gp = dy.data_ptr<scalar_t>();
+      scalar_t* dxp = dx.data_ptr<scalar_t>();
+      scalar_t* dwp = dweight_partial.data_ptr<scalar_t>();
+      at::parallel_for(0, blocks, 1, [&](int64_t block_begin, int64_t block_end) {
+        std::vector<scalar_t> dxhat(C);
+        for (int64_t b = block_begin; b < block_end; ++b) {
+          scalar_t* dw = dwp + b * C;
+          for (int64_t r = b * N / blocks; r < (b + 1) * N / blocks; ++r) {
+            const scalar_t* xr = xp + r * C;
+            const scalar_t* gr = gp + r * C;
+            scalar_t* dxr = dxp + r * C;
+            const scalar_t s = rp[r];
+            for (int64_t c = 0; c < C; ++c) {
+              dxhat[c] = gr[c] * wp[c];
+              dw[c] += gr[c] * (xr[c] * s);
+            }
+            const auto m = static_cast<scalar_t>(dot(dxhat.data(), xr, C) * s / C);
+            for (int64_t c = 0; c < C; ++c) dxr[c] = s * (dxhat[c] - (xr[c] * s) * m);
+          }
+        }
+      });
+    });
+    return {dx, dweight_partial.sum(0), at::Tensor()};
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// out[b, h, t, i] = scale * (x[b, t, h, i] * cos[b, t, i] + rotate_half(x[b, t, h])[i] * sin[b, t, i])
+// with rotate_half(v) = (-v[D/2:], v[:D/2]). Its adjoint, used in backward, is the same map with
+// sin negated, read and written in the opposite layouts.
+template <typename T>
+void rope_rows(const T* in, T* out, const T* cos, const T* sin, int64_t B, int64_t T_len, int64_t H,
+               int64_t D, T scale, bool adjoint) {
+  const int64_t half = D / 2;
+  at::parallel_for(0, B * T_len, grain_rows(H * D), [&](int64_t begin, int64_t end) {
+    for (int64_t bt = begin; bt < end; ++bt) {
+      const int64_t b = bt / T_len, t = bt % T_len;
+      const T* c = cos + bt * D;
+      const T* s = sin + bt * D;
+      for (int64_t h = 0; h < H; ++h) {
+        const int64_t token_major = (bt * H + h) * D;          // [B, T, H, D]
+        const int64_t head_major = ((b * H + h) * T_len + t) * D;  // [B, H, T, D]
+        if (!adjoint) {
+          const T* v = in + token_major;
+          T* o = out + head_major;
+          for (int64_t i = 0; i < half; ++i) o[i] = scale * (v[i] * c[i] - v[i + half] * s[i]);
+          for (int64_t i = half; i < D; ++i) o[i] = scale * (v[i] * c[i] + v[i - half] * s[i]);
+        } else {
+          const T* g = in + head_major;
+          T* o = out + token_major;
+          for (int64_t i = 0; i < half; ++i) o[i] = scale * (g[i] * c[i] + g[i + half] * s[i + half]);
+          for (int64_t i = half; i < D; ++i) o[i] = scale * (g[i] * c[i] - g[i - half] * s[i - half]);
+        }
+      }
+    }
+  });
+}
+
+class RopeHeadsFunction : public torch::autograd::Function<RopeHeadsFunction> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in, int64_t heads,
+                            const at::Tensor& cos_in, const at::Tensor& sin_in, double scale) {
+    const int64_t B = x_in.size(0), T = x_in.size(1), D = x_in.size(2) / heads;
+    auto x = x_in.contiguous();
+    auto cos = cos_in.expand({B, 1, T, D}).contiguous();
+    auto sin = sin_in.expand({B, 1, T, D}).contiguous();
+    auto out = at::empty({B, heads, T, D}, x.options());
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rope_heads_forward", [&] {
+      rope_rows<scalar_t>(x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), cos.data_ptr<scalar_t>(),
+                          sin.data_ptr<scalar_t>(), B, T, heads, D, static_cast<scalar_t>(scale), false);
+    });
+    ctx->save_for_backward({cos, sin});
+    ctx->saved_data["heads"] = heads;
+    ctx->saved_data["scale"] = scale;
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &cos = saved[0], &sin = saved[1];
+    const int64_t heads = ctx->saved_data["heads"].toInt();
+    const double scale = ctx->saved_data["scale"].toDouble();
+    auto g = grads[0].contiguous();  // [B, H, T, D]
+    const int64_t B = g.size(0), T = g.size(2), D = g.size(3);
+    auto dx = at::empty({B, T, heads * D}, g.options());
+    AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "rope_heads_backward", [&] {
+      rope_rows<scalar_t>(g.data_ptr<scalar_t>(), dx.data_ptr<scalar_t>(), cos.data_ptr<scalar_t>(),
+                          sin.data_ptr<scalar_t>(), B, T, heads, D, static_cast<scalar_t>(scale), true);
+    });
+    return {dx, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+bool fused_kernels_enabled() { return fused_flag().load(); }
+void set_fused_kernels_enabled(bool enabled) { fused_flag().store(enabled); }
+
+at::Tensor rms_norm_reference(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  const auto reduce = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  auto x32 = x.to(reduce);
+  auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  if (!fusable(x) || weight.scalar_type() != x.scalar_type()) return rms_norm_reference(x, weight, eps);
+  return RmsNormFunction::apply(x, weight, eps);
+}
+
+at::Tensor rope_heads_reference(const at::Tensor& x, int64_t heads, const at::Tensor& cos,
+                                const at::Tensor& sin, double scale) {
+  const int64_t B = x.size(0), T = x.size(1), D = x.size(2) / heads;
+  auto v = x.view({B, T, heads, D}).transpose(1, 2);  // [B, H, T, D]
+  auto halves = v.chunk(2, -1);
+  auto rotated = v * cos + torch::cat({-halves[1], halves[0]}, -1) * sin;
+  return scale == 1.0 ? rotated.contiguous() : (rotated * scale).contiguous();
+}
+
+at::Tensor rope_heads(const at::Tensor& x, int64_t heads, const at::Tensor& cos, const at::Tensor& sin,
+                      double scale) {
+  if (!fusable(x) || cos.scalar_type() != x.scalar_type()) return rope_heads_reference(x, heads, cos, sin, scale);
+  return RopeHeadsFunction::apply(x, heads, cos, sin, scale);
+}
+
+}  // namespace percetrain

@@ -1,0 +1,108 @@
+// The CPU kernels for RMSNorm and RoPE against the LibTorch composition they replace: outputs
+// and gradients, fp32 and fp64, shapes whose rows do not fill the kernels' 8-wide accumulators.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "percetrain/model/fused_ops.hpp"
+
+namespace percetrain {
+namespace {
+
+struct FusedGrads {
+  torch::Tensor out;
+  std::vector<torch::Tensor> grads;
+};
+
+// Output and input gradients of `f` for a fixed random upstream gradient.
+template <typename F>
+FusedGrads run_with_grads(F f, std::vector<torch::Tensor> inputs, const torch::Tensor& upstream_seed) {
+  for (auto& t : inputs) t = t.detach().clone().requires_grad_(true);
+  auto out = f(inputs);
+  auto upstream = upstream_seed.to(out.scalar_type()).expand_as(out);
+  (out * upstream).sum().backward();
+  FusedGrads r{out.detach(), {}};
+  for (auto& t : inputs) r.grads.push_back(t.grad());
+  return r;
+}
+
+void expect_close(const torch::Tensor& a, const torch::Tensor& b, double tol, const std::string& what) {
+  ASSERT_EQ(a.sizes(), b.sizes()) << what;
+  const double err = (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+  const double scale = b.to(torch::kDouble).abs().max().item<double>();
+  EXPECT_LE(err, tol * std::max(1.0, scale)) << what << ": max abs error " << err;
+}
+
+TEST(FusedOps, RmsNormMatchesTheCompositionForwardAndBackward) {
+  for (auto dtype : {torch::kFloat32, torch::kFloat64}) {
+    for (int64_t C : {64, 37, 512}) {
+      torch::manual_seed(C);
+      auto opts = torch::TensorOptions().dtype(dtype);
+      auto x = torch::randn({3, 41, C}, opts) * 3.0;
+      auto w = torch::randn({C}, opts);
+      auto upstream = torch::randn({3, 41, C}, opts);
+      const double tol = dtype == torch::kFloat32 ? 2e-5 : 1e-12;
+      auto fused = run_with_grads([](auto& in) { return rms_norm(in[0], in[1], 1e-6); }, {x, w}, upstream);
+      auto ref = run_with_grads([](auto& in) { return rms_norm_reference(in[0], in[1], 1e-6); }, {x, w}, upstream);
+      const std::string tag = std::string(c10::toString(dtype)) + " C=" + std::to_string(C);
+      expect_close(fused.out, ref.out, tol, "output " + tag);
+      expect_close(fused.grads[0], ref.grads[0], tol, "dx " + tag);
+      expect_close(fused.grads[1], ref.grads[1], tol, "dweight " + tag);
+    }
+  }
+}
+
+TEST(FusedOps, RmsNormOfANonContiguousInputMatches) {
+  torch::manual_seed(3);
+  auto x = torch::randn({8, 5, 64}).transpose(0, 1);  // [5, 8, 64], not contiguous
+  auto w = torch::randn({64});
+  expect_close(rms_norm(x, w, 1e-5), rms_norm_reference(x, w, 1e-5), 2e-5, "non-contiguous");
+}
+
+TEST(FusedOps, RopeHeadsMatchesTheCompositionForwardAndBackward) {
+  const int64_t B = 2, T = 7, H = 3;
+  for (auto dtype : {torch::kFloat32, torch::kFloat64}) {
+    for (int64_t D : {8, 64}) {
+      for (double scale : {1.0, 0.125}) {
+        torch::manual_seed(D);
+        auto opts = torch::TensorOptions().dtype(dtype);
+        auto x = torch::randn({B, T, H * D}, opts);
+        // Per-sequence tables, as padded batches have: different positions in each row.
+        auto angles = torch::rand({B, 1, T, D / 2}, opts) * 6.0;
+        angles = torch::cat({angles, angles}, -1);
+        auto cos = angles.cos(), sin = angles.sin();
+        auto upstream = torch::randn({B, H, T, D}, opts);
+        const double tol = dtype == torch::kFloat32 ? 2e-6 : 1e-13;
+        auto fused = run_with_grads([&](auto& in) { return rope_heads(in[0], H, cos, sin, scale); }, {x}, upstream);
+        auto ref = run_with_grads([&](auto& in) { return rope_heads_reference(in[0], H, cos, sin, scale); }, {x},
+                                  upstream);
+        const std::string tag = std::string(c10::toString(dtype)) + " D=" + std::to_string(D) +
+                                " scale=" + std::to_string(scale);
+        EXPECT_TRUE(fused.out.is_contiguous()) << tag;
+        expect_close(fused.out, ref.out, tol, "output " + tag);
+        expect_close(fused.grads[0], ref.grads[0], tol, "dx " + tag);
+      }
+    }
+  }
+}
+
+TEST(FusedOps, RopeHeadsRotatesInTheRotateHalfLayout) {
+  // One head, D = 4, angle pi/2 everywhere: (x1, x2, x3, x4) -> (-x3, -x4, x1, x2).
+  auto x = torch::tensor({1.0f, 2.0f, 3.0f, 4.0f}).view({1, 1, 4});
+  auto cos = torch::zeros({1, 1, 1, 4}), sin = torch::ones({1, 1, 1, 4});
+  auto out = rope_heads(x, 1, cos, sin, 1.0).flatten();
+  expect_close(out, torch::tensor({-3.0f, -4.0f, 1.0f, 2.0f}), 1e-7, "rotate half");
+}
+
+TEST(FusedOps, TheSwitchSelectsTheComposition) {
+  ASSERT_TRUE(fused_kernels_enabled());
+  auto x = torch::randn({4, 16}, torch::requires_grad());
+  auto w = torch::randn({16});
+  EXPECT_NE(rms_norm(x, w, 1e-6).grad_fn()->name().find("RmsNormFunction"), std::string::npos);
+  set_fused_kernels_enabled(false);
+  const auto name = rms_norm(x, w, 1e-6).grad_fn()->name();
+  set_fused_kernels_enabled(true);
+  EXPECT_EQ(name.find("RmsNormFunction"), std::string::npos) << name;
+}
+
+}  // namespace
+}  // namespace percetrain
