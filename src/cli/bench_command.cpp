@@ -21,6 +21,7 @@
 #include "cli/commands.hpp"
 #include "percetrain/config/job_config.hpp"
 #include "percetrain/model/hf_folder.hpp"
+#include "percetrain/train/fused_adamw.hpp"
 #include "percetrain/train/trainer.hpp"
 #include "percetrain/util/device.hpp"
 #include "percetrain/util/error.hpp"
@@ -173,7 +174,7 @@ json run_variant(const BenchOptions& o, const JobConfig& config) {
   auto objective = make_objective(section);
   const int64_t chunk = v.find("unchunked") != std::string::npos ? B * R : config.objective.chunk_tokens;
   MasterWeights masters(model, config.train.master_weights);
-  torch::optim::AdamW optimizer(masters.parameters(), torch::optim::AdamWOptions(1e-5));
+  FusedAdamW optimizer(masters.parameters(), torch::optim::AdamWOptions(1e-5));
 
   auto step = [&] {
     masters.release_grads();

@@ -1,5 +1,6 @@
 // The training loop: AdamW with a warmup schedule, exact gradient accumulation, atomic
 // checkpoints that resume bit for bit, validation, metrics.jsonl and a progress line.
+#include "percetrain/train/fused_adamw.hpp"
 #include "percetrain/train/trainer.hpp"
 
 #include <sys/resource.h>
@@ -323,7 +324,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(decayed, adamw(train.weight_decay));
   groups.emplace_back(not_decayed, adamw(0.0));
-  torch::optim::AdamW optimizer(groups, torch::optim::AdamWOptions(train.lr));
+  FusedAdamW optimizer(groups, torch::optim::AdamWOptions(train.lr));
   if (!resume_from.empty()) torch::load(optimizer, (resume_from / "optimizer.pt").string());
   reset_peak_memory(device);
 
