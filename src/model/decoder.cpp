@@ -27,13 +27,6 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
   weight = register_parameter("weight", torch::ones({dim}));
 }
 
-namespace {
-// Reductions run in fp32 for fp16/bf16/fp32 models, and in fp64 for fp64 ones (gradient checks).
-c10::ScalarType reduction_dtype(const torch::Tensor& x) {
-  return x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat32;
-}
-}  // namespace
-
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) { return rms_norm(x, weight, eps_); }
 
 // ---------------------------------------------------------------------------------------------
@@ -93,14 +86,11 @@ torch::Tensor AttentionImpl::attend(const torch::Tensor& q, const torch::Tensor&
 #else
   // Query heads of one kv group are folded into the row dimension so that k and v are shared
   // without being copied: head h = kv * groups + r, as Hugging Face's repeat_kv lays them out.
-  // The queries arrive scaled (kQueriesPrescaled). Out-of-place on purpose: an in-place op on the
-  // view of a tensor autograd saved costs a CopySlices node, which clones the whole score tensor
-  // in backward (~15 ms a layer here).
+  // The queries arrive scaled (kQueriesPrescaled). No in-place op on the scores: on a view of a
+  // tensor autograd saved, it costs a CopySlices node that clones all scores in backward.
   auto qg = q.reshape({B, kv_heads_, groups * T, D});
-  auto scores = torch::matmul(qg, k.transpose(-1, -2))  // [B, KV, G*T, S]
-                    .view({B, kv_heads_, groups, T, S})
-                    .add(mask.unsqueeze(1));
-  auto probs = torch::softmax(scores, -1, reduction_dtype(scores)).to(q.scalar_type());
+  auto scores = torch::matmul(qg, k.transpose(-1, -2)).view({B, kv_heads_, groups, T, S});
+  auto probs = masked_softmax(scores, mask);  // [B, KV, G, T, S]
   out = torch::matmul(probs.view({B, kv_heads_, groups * T, S}), v)
             .view({B, heads_, T, D});
 #endif

@@ -1,15 +1,19 @@
-// CPU kernels for RMSNorm and RoPE: one pass forward, one pass backward, where the LibTorch
+// CPU kernels for RMSNorm, RoPE and the masked softmax: one pass forward, one pass backward, where the LibTorch
 // composition makes 5-10 passes over the activations each way (see docs in fused_ops.hpp).
 #include "percetrain/model/fused_ops.hpp"
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
-#include <torch/torch.h>
+#include <ATen/record_function.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <ATen/ATen.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 namespace percetrain {
 namespace {
@@ -30,17 +34,18 @@ bool fusable(const at::Tensor& t) {
 // Rows per parallel task so that a task touches at least ~32k elements.
 int64_t grain_rows(int64_t row_elements) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, row_elements)); }
 
-// Sum of x[i] * y[i] in double, with independent accumulators so that the loop is not one long
-// chain of dependent additions.
-template <typename T>
-double dot(const T* x, const T* y, int64_t n) {
-  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+// Sum of x[i] * y[i] with 16 independent accumulators (of type Acc), so that the compiler can
+// keep them in vector registers instead of one long chain of dependent additions.
+template <typename Acc, typename T>
+Acc dot(const T* x, const T* y, int64_t n) {
+  constexpr int kLanes = 16;
+  Acc acc[kLanes] = {};
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += static_cast<double>(x[i + j]) * static_cast<double>(y[i + j]);
-  double sum = 0;
-  for (; i < n; ++i) sum += static_cast<double>(x[i]) * static_cast<double>(y[i]);
-  for (double a : acc) sum += a;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] += static_cast<Acc>(x[i + j]) * static_cast<Acc>(y[i + j]);
+  Acc sum = 0;
+  for (; i < n; ++i) sum += static_cast<Acc>(x[i]) * static_cast<Acc>(y[i]);
+  for (Acc a : acc) sum += a;
   return sum;
 }
 
@@ -50,6 +55,7 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
   // x: [N, C] contiguous, weight: [C] -> y: [N, C]; saves 1/rms per row.
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in,
                             const at::Tensor& weight_in, double eps) {
+    RECORD_FUNCTION("percetrain::rms_norm", std::vector<c10::IValue>{});
     auto x = x_in.contiguous();
     auto weight = weight_in.contiguous();
     const int64_t C = x.size(-1), N = x.numel() / C;
@@ -64,7 +70,7 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
         for (int64_t r = begin; r < end; ++r) {
           const scalar_t* xr = xp + r * C;
           scalar_t* yr = yp + r * C;
-          const auto s = static_cast<scalar_t>(1.0 / std::sqrt(dot(xr, xr, C) / C + eps));
+          const auto s = static_cast<scalar_t>(1.0 / std::sqrt(dot<double>(xr, xr, C) / C + eps));
           rp[r] = s;
           for (int64_t c = 0; c < C; ++c) yr[c] = wp[c] * (xr[c] * s);
         }
@@ -78,6 +84,7 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
   // dweight = sum over rows of dy * xhat, accumulated per block of rows and then added up.
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
+    RECORD_FUNCTION("percetrain::rms_norm_backward", std::vector<c10::IValue>{});
     const auto saved = ctx->get_saved_variables();
     const auto &x = saved[0], &weight = saved[1], &inv_rms = saved[2];
     auto dy = grads[0].contiguous();
@@ -105,7 +112,7 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
               dxhat[c] = gr[c] * wp[c];
               dw[c] += gr[c] * (xr[c] * s);
             }
-            const auto m = static_cast<scalar_t>(dot(dxhat.data(), xr, C) * s / C);
+            const auto m = static_cast<scalar_t>(dot<double>(dxhat.data(), xr, C) * s / C);
             for (int64_t c = 0; c < C; ++c) dxr[c] = s * (dxhat[c] - (xr[c] * s) * m);
           }
         }
@@ -151,6 +158,7 @@ class RopeHeadsFunction : public torch::autograd::Function<RopeHeadsFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in, int64_t heads,
                             const at::Tensor& cos_in, const at::Tensor& sin_in, double scale) {
+    RECORD_FUNCTION("percetrain::rope_heads", std::vector<c10::IValue>{});
     const int64_t B = x_in.size(0), T = x_in.size(1), D = x_in.size(2) / heads;
     auto x = x_in.contiguous();
     auto cos = cos_in.expand({B, 1, T, D}).contiguous();
@@ -168,6 +176,7 @@ class RopeHeadsFunction : public torch::autograd::Function<RopeHeadsFunction> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
+    RECORD_FUNCTION("percetrain::rope_heads_backward", std::vector<c10::IValue>{});
     const auto saved = ctx->get_saved_variables();
     const auto &cos = saved[0], &sin = saved[1];
     const int64_t heads = ctx->saved_data["heads"].toInt();
@@ -183,6 +192,146 @@ class RopeHeadsFunction : public torch::autograd::Function<RopeHeadsFunction> {
   }
 };
 
+// ---------------------------------------------------------------------------------------------
+// exp(v[i]) in place for v[i] <= 0 (softmax arguments x - max), in a form the compiler
+// vectorises (a libm call per element would not be): exp(d) = 2^n * exp(r) with n = round(d /
+// ln 2), |r| <= ln(2) / 2, and exp(r) by its Taylor series to r^7 (truncation below 1e-8
+// relative). Arguments under -87 (results below fp32's normal range) give 0.
+inline void exp_nonpositive(float* v, int64_t n) {
+  constexpr float kLog2e = 1.44269504088896341f;
+  constexpr float kLn2High = 0.693359375f;  // ln 2 split so that n * kLn2High is exact
+  constexpr float kLn2Low = -2.12194440054690583e-4f;
+  constexpr float kRound = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  for (int64_t i = 0; i < n; ++i) {
+    const float d = v[i] < -87.0f ? -87.0f : v[i];
+    const float k = (d * kLog2e + kRound) - kRound;
+    const float r = (d - k * kLn2High) - k * kLn2Low;
+    float e = 1.0f / 5040.0f;
+    e = e * r + 1.0f / 720.0f;
+    e = e * r + 1.0f / 120.0f;
+    e = e * r + 1.0f / 24.0f;
+    e = e * r + 1.0f / 6.0f;
+    e = e * r + 0.5f;
+    e = e * r + 1.0f;
+    e = e * r + 1.0f;
+    const int32_t bits = (static_cast<int32_t>(k) + 127) << 23;  // 2^k
+    float two_k;
+    std::memcpy(&two_k, &bits, sizeof(two_k));
+    v[i] = v[i] < -87.0f ? 0.0f : e * two_k;
+  }
+}
+inline void exp_nonpositive(double* v, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) v[i] = std::exp(v[i]);
+}
+
+template <typename T>
+T max_of(const T* x, int64_t n) {
+  constexpr int kLanes = 16;
+  T lanes[kLanes];
+  std::fill(lanes, lanes + kLanes, -std::numeric_limits<T>::infinity());
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) lanes[j] = x[i + j] > lanes[j] ? x[i + j] : lanes[j];
+  T out = -std::numeric_limits<T>::infinity();
+  for (; i < n; ++i) out = x[i] > out ? x[i] : out;
+  for (T l : lanes) out = l > out ? l : out;
+  return out;
+}
+
+template <typename T>
+T sum_of(const T* x, int64_t n) {
+  constexpr int kLanes = 16;
+  T lanes[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) lanes[j] += x[i + j];
+  T out = 0;
+  for (; i < n; ++i) out += x[i];
+  for (T l : lanes) out += l;
+  return out;
+}
+
+class MaskedSoftmaxFunction : public torch::autograd::Function<MaskedSoftmaxFunction> {
+ public:
+  // Per row: x = scores + mask (rounded as the separate add would), p = exp(x - max) / sum.
+  // Keys after a query's last visible one (the causal future: half of all keys) have p = 0
+  // exactly, as in LibTorch's softmax, so they are neither read nor exponentiated, only zeroed;
+  // their count per (batch row, query) is saved for backward. A query with no visible key at all
+  // (a padded position) gets LibTorch's answer, the uniform distribution.
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& scores_in,
+                            const at::Tensor& mask_in) {
+    RECORD_FUNCTION("percetrain::masked_softmax", std::vector<c10::IValue>{});
+    auto scores = scores_in.contiguous();
+    const int64_t B = scores.size(0), T = scores.size(3), S = scores.size(4);
+    const int64_t heads_per_batch = scores.size(1) * scores.size(2);
+    auto mask = mask_in.expand({B, 1, T, S}).contiguous();
+    auto probs = at::empty_like(scores);
+    auto live = at::empty({B * T}, at::kLong);  // keys [0, live) may be visible
+    AT_DISPATCH_FLOATING_TYPES(scores.scalar_type(), "masked_softmax_forward", [&] {
+      const scalar_t* sp = scores.data_ptr<scalar_t>();
+      const scalar_t* mp = mask.data_ptr<scalar_t>();
+      scalar_t* pp = probs.data_ptr<scalar_t>();
+      int64_t* lp = live.data_ptr<int64_t>();
+      const scalar_t masked = std::numeric_limits<scalar_t>::lowest();
+      for (int64_t bt = 0; bt < B * T; ++bt) {
+        const scalar_t* m = mp + bt * S;
+        int64_t end = S;
+        while (end > 0 && m[end - 1] == masked) --end;
+        lp[bt] = end == 0 ? S : end;  // nothing visible: all keys take part (uniform)
+      }
+      at::parallel_for(0, B * heads_per_batch * T, grain_rows(S), [&](int64_t begin, int64_t stop) {
+        for (int64_t row = begin; row < stop; ++row) {
+          const int64_t bt = (row / (heads_per_batch * T)) * T + row % T;
+          const int64_t end = lp[bt];
+          const scalar_t* x = sp + row * S;
+          const scalar_t* m = mp + bt * S;
+          scalar_t* p = pp + row * S;
+          for (int64_t j = 0; j < end; ++j) p[j] = x[j] + m[j];
+          const scalar_t max = max_of(p, end);
+          for (int64_t j = 0; j < end; ++j) p[j] -= max;
+          exp_nonpositive(p, end);
+          const scalar_t inv = scalar_t(1) / sum_of(p, end);
+          for (int64_t j = 0; j < end; ++j) p[j] *= inv;
+          std::fill(p + end, p + S, scalar_t(0));
+        }
+      });
+    });
+    ctx->save_for_backward({probs, live});
+    return probs;
+  }
+
+  // d scores = p * (dp - sum(p * dp)) per row over its live keys; zero after them (p = 0 there).
+  // The mask gets no gradient.
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    RECORD_FUNCTION("percetrain::masked_softmax_backward", std::vector<c10::IValue>{});
+    const auto saved = ctx->get_saved_variables();
+    const auto &probs = saved[0], &live = saved[1];
+    auto dp = grads[0].contiguous();
+    const int64_t T = probs.size(3), S = probs.size(4), rows = probs.numel() / S;
+    const int64_t heads_per_batch = probs.size(1) * probs.size(2);
+    auto dscores = at::empty_like(probs);
+    AT_DISPATCH_FLOATING_TYPES(probs.scalar_type(), "masked_softmax_backward", [&] {
+      const scalar_t* pp = probs.data_ptr<scalar_t>();
+      const scalar_t* gp = dp.data_ptr<scalar_t>();
+      const int64_t* lp = live.data_ptr<int64_t>();
+      scalar_t* dsp = dscores.data_ptr<scalar_t>();
+      at::parallel_for(0, rows, grain_rows(S), [&](int64_t begin, int64_t stop) {
+        for (int64_t row = begin; row < stop; ++row) {
+          const int64_t end = lp[(row / (heads_per_batch * T)) * T + row % T];
+          const scalar_t* p = pp + row * S;
+          const scalar_t* g = gp + row * S;
+          scalar_t* ds = dsp + row * S;
+          const scalar_t total = dot<scalar_t>(p, g, end);
+          for (int64_t j = 0; j < end; ++j) ds[j] = p[j] * (g[j] - total);
+          std::fill(ds + end, ds + S, scalar_t(0));
+        }
+      });
+    });
+    return {dscores, at::Tensor()};
+  }
+};
+
 }  // namespace
 
 bool fused_kernels_enabled() { return fused_flag().load(); }
@@ -191,7 +340,7 @@ void set_fused_kernels_enabled(bool enabled) { fused_flag().store(enabled); }
 at::Tensor rms_norm_reference(const at::Tensor& x, const at::Tensor& weight, double eps) {
   const auto reduce = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   auto x32 = x.to(reduce);
-  auto normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  auto normed = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());
 }
 
@@ -205,7 +354,7 @@ at::Tensor rope_heads_reference(const at::Tensor& x, int64_t heads, const at::Te
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2) / heads;
   auto v = x.view({B, T, heads, D}).transpose(1, 2);  // [B, H, T, D]
   auto halves = v.chunk(2, -1);
-  auto rotated = v * cos + torch::cat({-halves[1], halves[0]}, -1) * sin;
+  auto rotated = v * cos + at::cat({-halves[1], halves[0]}, -1) * sin;
   return scale == 1.0 ? rotated.contiguous() : (rotated * scale).contiguous();
 }
 
@@ -213,6 +362,17 @@ at::Tensor rope_heads(const at::Tensor& x, int64_t heads, const at::Tensor& cos,
                       double scale) {
   if (!fusable(x) || cos.scalar_type() != x.scalar_type()) return rope_heads_reference(x, heads, cos, sin, scale);
   return RopeHeadsFunction::apply(x, heads, cos, sin, scale);
+}
+
+at::Tensor masked_softmax_reference(const at::Tensor& scores, const at::Tensor& mask) {
+  const auto reduce = scores.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  return at::softmax(scores.add(mask.unsqueeze(1)), -1, reduce).to(scores.scalar_type());
+}
+
+at::Tensor masked_softmax(const at::Tensor& scores, const at::Tensor& mask) {
+  if (!fusable(scores) || mask.scalar_type() != scores.scalar_type() || mask.requires_grad())
+    return masked_softmax_reference(scores, mask);
+  return MaskedSoftmaxFunction::apply(scores, mask);
 }
 
 }  // namespace percetrain

@@ -4,7 +4,8 @@
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
-#include <torch/torch.h>
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/grad_mode.h>
 
 #include <cmath>
 #include <sstream>
@@ -62,8 +63,8 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
     for (const auto& p : group.params())
       if (p.grad().defined() && !fusable(p)) return torch::optim::AdamW::step(std::move(closure));
   }
-  torch::NoGradGuard no_grad;
-  torch::Tensor loss;
+  at::NoGradGuard no_grad;
+  at::Tensor loss;
   if (closure) {
     at::AutoGradMode enable_grad(true);
     loss = closure();
@@ -77,8 +78,8 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
       if (!slot) {
         auto fresh = std::make_unique<torch::optim::AdamWParamState>();
         fresh->step(0);
-        fresh->exp_avg(torch::zeros_like(p, at::MemoryFormat::Preserve));
-        fresh->exp_avg_sq(torch::zeros_like(p, at::MemoryFormat::Preserve));
+        fresh->exp_avg(at::zeros_like(p, at::MemoryFormat::Preserve));
+        fresh->exp_avg_sq(at::zeros_like(p, at::MemoryFormat::Preserve));
         slot = std::move(fresh);
       }
       auto& state = static_cast<torch::optim::AdamWParamState&>(*slot);

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <limits>
+
 #include "percetrain/model/fused_ops.hpp"
 
 namespace percetrain {
@@ -91,6 +93,32 @@ TEST(FusedOps, RopeHeadsRotatesInTheRotateHalfLayout) {
   auto cos = torch::zeros({1, 1, 1, 4}), sin = torch::ones({1, 1, 1, 4});
   auto out = rope_heads(x, 1, cos, sin, 1.0).flatten();
   expect_close(out, torch::tensor({-3.0f, -4.0f, 1.0f, 2.0f}), 1e-7, "rotate half");
+}
+
+TEST(FusedOps, MaskedSoftmaxMatchesTheCompositionForwardAndBackward) {
+  const int64_t B = 2, KV = 2, G = 3, T = 9, S = 13;  // S > T: cached keys, as in generation
+  for (auto dtype : {torch::kFloat32, torch::kFloat64}) {
+    torch::manual_seed(11);
+    auto opts = torch::TensorOptions().dtype(dtype);
+    auto scores = torch::randn({B, KV, G, T, S}, opts) * 4.0;
+    // Causal over the last T keys, the first key of batch row 1 padded, and one query row whose
+    // keys are all masked (a padded query position): softmax then spreads evenly, as LibTorch's.
+    const double lowest = dtype == torch::kFloat32 ? std::numeric_limits<float>::lowest()
+                                                   : std::numeric_limits<double>::lowest();
+    auto allowed = torch::ones({T, S}, torch::kBool).tril(S - T).unsqueeze(0).repeat({B, 1, 1});
+    allowed.index_put_({1, torch::indexing::Slice(), 0}, false);
+    allowed.index_put_({1, 0}, false);
+    auto mask = torch::zeros({B, 1, T, S}, opts).masked_fill(allowed.logical_not().unsqueeze(1), lowest);
+    auto upstream = torch::randn({B, KV, G, T, S}, opts);
+    const double tol = dtype == torch::kFloat32 ? 2e-6 : 1e-13;
+    auto fused = run_with_grads([&](auto& in) { return masked_softmax(in[0], mask); }, {scores}, upstream);
+    auto ref = run_with_grads([&](auto& in) { return masked_softmax_reference(in[0], mask); }, {scores}, upstream);
+    const std::string tag = c10::toString(dtype);
+    expect_close(fused.out, ref.out, tol, "probabilities " + tag);
+    expect_close(fused.grads[0], ref.grads[0], tol, "d scores " + tag);
+    EXPECT_EQ(fused.out.index({0, 0, 0, 0, torch::indexing::Slice(S - T + 1)}).abs().sum().item<double>(), 0.0)
+        << "masked keys get exactly zero probability";
+  }
 }
 
 TEST(FusedOps, TheSwitchSelectsTheComposition) {

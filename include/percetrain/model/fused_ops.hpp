@@ -1,5 +1,5 @@
 // Fused forward and backward kernels for the decoder's memory-bound chains (RMSNorm, RoPE with
-// the head transpose) on the CPU, where each unfused LibTorch op is a pass over memory; other
+// the head transpose, masked softmax) on the CPU, where each unfused LibTorch op is a pass over memory; other
 // devices and dtypes take the plain LibTorch composition, which is also the tests' reference.
 #pragma once
 
@@ -24,5 +24,10 @@ at::Tensor rope_heads(const at::Tensor& x, int64_t heads, const at::Tensor& cos,
                       double scale);
 at::Tensor rope_heads_reference(const at::Tensor& x, int64_t heads, const at::Tensor& cos,
                                 const at::Tensor& sin, double scale);
+
+// Attention probabilities: softmax over the last dimension of scores + mask, the mask broadcast
+// over kv heads and groups. scores: [B, KV, G, T, S], mask: additive [B, 1, T, S] -> [B, KV, G, T, S]
+at::Tensor masked_softmax(const at::Tensor& scores, const at::Tensor& mask);
+at::Tensor masked_softmax_reference(const at::Tensor& scores, const at::Tensor& mask);
 
 }  // namespace percetrain
