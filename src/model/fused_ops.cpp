@@ -1,4 +1,4 @@
-// CPU kernels for RMSNorm, RoPE and the masked softmax: one pass forward, one pass backward, where the LibTorch
+// CPU kernels for RMSNorm, RoPE, SwiGLU and the masked softmax: one pass forward, one pass backward, where the LibTorch
 // composition makes 5-10 passes over the activations each way (see docs in fused_ops.hpp).
 #include "percetrain/model/fused_ops.hpp"
 
@@ -14,6 +14,16 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+
+// Hot float loops are compiled twice, for x86-64-v3 (AVX2 + FMA: 8 floats a vector) and the
+// baseline, and picked at load time by the CPU (GCC's target_clones); ATen does the same for its
+// own kernels. Other compilers and CPUs get the baseline only.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define PERCETRAIN_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define PERCETRAIN_CPU_CLONES
+#endif
+#define PERCETRAIN_ALWAYS_INLINE inline __attribute__((always_inline))
 
 namespace percetrain {
 namespace {
@@ -37,7 +47,7 @@ int64_t grain_rows(int64_t row_elements) { return std::max<int64_t>(1, 32768 / s
 // Sum of x[i] * y[i] with 16 independent accumulators (of type Acc), so that the compiler can
 // keep them in vector registers instead of one long chain of dependent additions.
 template <typename Acc, typename T>
-Acc dot(const T* x, const T* y, int64_t n) {
+PERCETRAIN_ALWAYS_INLINE Acc dot(const T* x, const T* y, int64_t n) {
   constexpr int kLanes = 16;
   Acc acc[kLanes] = {};
   int64_t i = 0;
@@ -197,7 +207,7 @@ class RopeHeadsFunction : public torch::autograd::Function<RopeHeadsFunction> {
 // vectorises (a libm call per element would not be): exp(d) = 2^n * exp(r) with n = round(d /
 // ln 2), |r| <= ln(2) / 2, and exp(r) by its Taylor series to r^7 (truncation below 1e-8
 // relative). Arguments under -87 (results below fp32's normal range) give 0.
-inline void exp_nonpositive(float* v, int64_t n) {
+PERCETRAIN_ALWAYS_INLINE void exp_nonpositive(float* v, int64_t n) {
   constexpr float kLog2e = 1.44269504088896341f;
   constexpr float kLn2High = 0.693359375f;  // ln 2 split so that n * kLn2High is exact
   constexpr float kLn2Low = -2.12194440054690583e-4f;
@@ -220,12 +230,12 @@ inline void exp_nonpositive(float* v, int64_t n) {
     v[i] = v[i] < -87.0f ? 0.0f : e * two_k;
   }
 }
-inline void exp_nonpositive(double* v, int64_t n) {
+PERCETRAIN_ALWAYS_INLINE void exp_nonpositive(double* v, int64_t n) {
   for (int64_t i = 0; i < n; ++i) v[i] = std::exp(v[i]);
 }
 
 template <typename T>
-T max_of(const T* x, int64_t n) {
+PERCETRAIN_ALWAYS_INLINE T max_of(const T* x, int64_t n) {
   constexpr int kLanes = 16;
   T lanes[kLanes];
   std::fill(lanes, lanes + kLanes, -std::numeric_limits<T>::infinity());
@@ -239,7 +249,7 @@ T max_of(const T* x, int64_t n) {
 }
 
 template <typename T>
-T sum_of(const T* x, int64_t n) {
+PERCETRAIN_ALWAYS_INLINE T sum_of(const T* x, int64_t n) {
   constexpr int kLanes = 16;
   T lanes[kLanes] = {};
   int64_t i = 0;
@@ -250,6 +260,128 @@ T sum_of(const T* x, int64_t n) {
   for (T l : lanes) out += l;
   return out;
 }
+
+// f(begin, n) over [0, total) in blocks small enough that a kernel's several passes over a
+// block stay in the L1 cache, the blocks shared among threads.
+template <typename F>
+void for_each_block(int64_t total, const F& f) {
+  constexpr int64_t kBlock = 1024;
+  at::parallel_for(0, (total + kBlock - 1) / kBlock, 32, [&](int64_t first, int64_t last) {
+    for (int64_t b = first; b < last; ++b) f(b * kBlock, std::min(kBlock, total - b * kBlock));
+  });
+}
+
+// sigmoid(g) = 1 / (1 + exp(-g)) = exp(g) / (1 + exp(g)), with exp of a non-positive argument.
+template <typename T>
+PERCETRAIN_ALWAYS_INLINE void sigmoid_into(const T* g, T* s, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) s[i] = g[i] < T(0) ? g[i] : -g[i];  // -|g|
+  exp_nonpositive(s, n);                                               // e = exp(-|g|)
+  for (int64_t i = 0; i < n; ++i) s[i] = (g[i] < T(0) ? s[i] : T(1)) / (T(1) + s[i]);
+}
+
+// y = silu(g) * u over one block.
+template <typename T>
+PERCETRAIN_ALWAYS_INLINE void swiglu_block_impl(const T* g, const T* u, T* y, int64_t n) {
+  sigmoid_into(g, y, n);
+  for (int64_t i = 0; i < n; ++i) y[i] = g[i] * y[i] * u[i];
+}
+PERCETRAIN_CPU_CLONES void swiglu_block(const float* g, const float* u, float* y, int64_t n) {
+  swiglu_block_impl(g, u, y, n);
+}
+void swiglu_block(const double* g, const double* u, double* y, int64_t n) { swiglu_block_impl(g, u, y, n); }
+
+// d gate = dy * u * s * (1 + g * (1 - s)), d up = dy * g * s over one block, s = sigmoid(g).
+template <typename T>
+PERCETRAIN_ALWAYS_INLINE void swiglu_backward_block_impl(const T* g, const T* u, const T* dy, T* dg, T* du,
+                                                         int64_t n) {
+  sigmoid_into(g, dg, n);  // s first, then overwritten by the gradient
+  for (int64_t i = 0; i < n; ++i) {
+    const T s = dg[i];
+    du[i] = dy[i] * (g[i] * s);
+    dg[i] = dy[i] * u[i] * (s * (T(1) + g[i] * (T(1) - s)));
+  }
+}
+PERCETRAIN_CPU_CLONES void swiglu_backward_block(const float* g, const float* u, const float* dy, float* dg,
+                                                 float* du, int64_t n) {
+  swiglu_backward_block_impl(g, u, dy, dg, du, n);
+}
+void swiglu_backward_block(const double* g, const double* u, const double* dy, double* dg, double* du,
+                           int64_t n) {
+  swiglu_backward_block_impl(g, u, dy, dg, du, n);
+}
+
+// One attention row: p = softmax(x + m) over the first `live` of S keys, 0 after them.
+template <typename T>
+PERCETRAIN_ALWAYS_INLINE void softmax_row_impl(const T* x, const T* m, T* p, int64_t live, int64_t S) {
+  for (int64_t j = 0; j < live; ++j) p[j] = x[j] + m[j];
+  const T max = max_of(p, live);
+  for (int64_t j = 0; j < live; ++j) p[j] -= max;
+  exp_nonpositive(p, live);
+  const T inv = T(1) / sum_of(p, live);
+  for (int64_t j = 0; j < live; ++j) p[j] *= inv;
+  std::fill(p + live, p + S, T(0));
+}
+PERCETRAIN_CPU_CLONES void softmax_row(const float* x, const float* m, float* p, int64_t live, int64_t S) {
+  softmax_row_impl(x, m, p, live, S);
+}
+void softmax_row(const double* x, const double* m, double* p, int64_t live, int64_t S) {
+  softmax_row_impl(x, m, p, live, S);
+}
+
+// Its backward: ds = p * (g - sum(p * g)) over the live keys, 0 after them.
+template <typename T>
+PERCETRAIN_ALWAYS_INLINE void softmax_backward_row_impl(const T* p, const T* g, T* ds, int64_t live, int64_t S) {
+  const T total = dot<T>(p, g, live);
+  for (int64_t j = 0; j < live; ++j) ds[j] = p[j] * (g[j] - total);
+  std::fill(ds + live, ds + S, T(0));
+}
+PERCETRAIN_CPU_CLONES void softmax_backward_row(const float* p, const float* g, float* ds, int64_t live, int64_t S) {
+  softmax_backward_row_impl(p, g, ds, live, S);
+}
+void softmax_backward_row(const double* p, const double* g, double* ds, int64_t live, int64_t S) {
+  softmax_backward_row_impl(p, g, ds, live, S);
+}
+
+class SwigluFunction : public torch::autograd::Function<SwigluFunction> {
+ public:
+  // y = g * sigmoid(g) * u; saves g and u only (LibTorch's composition also keeps silu(g)).
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& gate_in,
+                            const at::Tensor& up_in) {
+    RECORD_FUNCTION("percetrain::swiglu", std::vector<c10::IValue>{});
+    auto gate = gate_in.contiguous(), up = up_in.contiguous();
+    auto y = at::empty_like(gate);
+    AT_DISPATCH_FLOATING_TYPES(gate.scalar_type(), "swiglu_forward", [&] {
+      const scalar_t* gp = gate.data_ptr<scalar_t>();
+      const scalar_t* up_p = up.data_ptr<scalar_t>();
+      scalar_t* yp = y.data_ptr<scalar_t>();
+      for_each_block(gate.numel(),
+                     [&](int64_t begin, int64_t n) { swiglu_block(gp + begin, up_p + begin, yp + begin, n); });
+    });
+    ctx->save_for_backward({gate, up});
+    return y;
+  }
+
+  // d gate = dy * u * s * (1 + g * (1 - s)), d up = dy * g * s, with s = sigmoid(g) recomputed.
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    RECORD_FUNCTION("percetrain::swiglu_backward", std::vector<c10::IValue>{});
+    const auto saved = ctx->get_saved_variables();
+    const auto &gate = saved[0], &up = saved[1];
+    auto dy = grads[0].contiguous();
+    auto dgate = at::empty_like(gate), dup = at::empty_like(up);
+    AT_DISPATCH_FLOATING_TYPES(gate.scalar_type(), "swiglu_backward", [&] {
+      const scalar_t* gp = gate.data_ptr<scalar_t>();
+      const scalar_t* up_p = up.data_ptr<scalar_t>();
+      const scalar_t* dyp = dy.data_ptr<scalar_t>();
+      scalar_t* dgp = dgate.data_ptr<scalar_t>();
+      scalar_t* dup_p = dup.data_ptr<scalar_t>();
+      for_each_block(gate.numel(), [&](int64_t begin, int64_t n) {
+        swiglu_backward_block(gp + begin, up_p + begin, dyp + begin, dgp + begin, dup_p + begin, n);
+      });
+    });
+    return {dgate, dup};
+  }
+};
 
 class MaskedSoftmaxFunction : public torch::autograd::Function<MaskedSoftmaxFunction> {
  public:
@@ -282,17 +414,7 @@ class MaskedSoftmaxFunction : public torch::autograd::Function<MaskedSoftmaxFunc
       at::parallel_for(0, B * heads_per_batch * T, grain_rows(S), [&](int64_t begin, int64_t stop) {
         for (int64_t row = begin; row < stop; ++row) {
           const int64_t bt = (row / (heads_per_batch * T)) * T + row % T;
-          const int64_t end = lp[bt];
-          const scalar_t* x = sp + row * S;
-          const scalar_t* m = mp + bt * S;
-          scalar_t* p = pp + row * S;
-          for (int64_t j = 0; j < end; ++j) p[j] = x[j] + m[j];
-          const scalar_t max = max_of(p, end);
-          for (int64_t j = 0; j < end; ++j) p[j] -= max;
-          exp_nonpositive(p, end);
-          const scalar_t inv = scalar_t(1) / sum_of(p, end);
-          for (int64_t j = 0; j < end; ++j) p[j] *= inv;
-          std::fill(p + end, p + S, scalar_t(0));
+          softmax_row(sp + row * S, mp + bt * S, pp + row * S, lp[bt], S);
         }
       });
     });
@@ -318,13 +440,8 @@ class MaskedSoftmaxFunction : public torch::autograd::Function<MaskedSoftmaxFunc
       scalar_t* dsp = dscores.data_ptr<scalar_t>();
       at::parallel_for(0, rows, grain_rows(S), [&](int64_t begin, int64_t stop) {
         for (int64_t row = begin; row < stop; ++row) {
-          const int64_t end = lp[(row / (heads_per_batch * T)) * T + row % T];
-          const scalar_t* p = pp + row * S;
-          const scalar_t* g = gp + row * S;
-          scalar_t* ds = dsp + row * S;
-          const scalar_t total = dot<scalar_t>(p, g, end);
-          for (int64_t j = 0; j < end; ++j) ds[j] = p[j] * (g[j] - total);
-          std::fill(ds + end, ds + S, scalar_t(0));
+          const int64_t live_keys = lp[(row / (heads_per_batch * T)) * T + row % T];
+          softmax_backward_row(pp + row * S, gp + row * S, dsp + row * S, live_keys, S);
         }
       });
     });
@@ -362,6 +479,14 @@ at::Tensor rope_heads(const at::Tensor& x, int64_t heads, const at::Tensor& cos,
                       double scale) {
   if (!fusable(x) || cos.scalar_type() != x.scalar_type()) return rope_heads_reference(x, heads, cos, sin, scale);
   return RopeHeadsFunction::apply(x, heads, cos, sin, scale);
+}
+
+at::Tensor swiglu_reference(const at::Tensor& gate, const at::Tensor& up) { return at::silu(gate) * up; }
+
+at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up) {
+  if (!fusable(gate) || up.scalar_type() != gate.scalar_type() || up.sizes() != gate.sizes())
+    return swiglu_reference(gate, up);
+  return SwigluFunction::apply(gate, up);
 }
 
 at::Tensor masked_softmax_reference(const at::Tensor& scores, const at::Tensor& mask) {

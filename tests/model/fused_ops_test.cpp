@@ -95,6 +95,24 @@ TEST(FusedOps, RopeHeadsRotatesInTheRotateHalfLayout) {
   expect_close(out, torch::tensor({-3.0f, -4.0f, 1.0f, 2.0f}), 1e-7, "rotate half");
 }
 
+TEST(FusedOps, SwigluMatchesTheCompositionForwardAndBackward) {
+  for (auto dtype : {torch::kFloat32, torch::kFloat64}) {
+    torch::manual_seed(5);
+    auto opts = torch::TensorOptions().dtype(dtype);
+    // Gates from -100 to 100: sigmoid saturates at both ends without overflowing.
+    auto gate = torch::cat({torch::randn({3, 70001}, opts) * 4.0, torch::linspace(-100, 100, 3 * 51, opts).view({3, 51})}, 1);
+    auto up = torch::randn_like(gate);
+    auto upstream = torch::randn_like(gate);
+    const double tol = dtype == torch::kFloat32 ? 2e-6 : 1e-13;
+    auto fused = run_with_grads([](auto& in) { return swiglu(in[0], in[1]); }, {gate, up}, upstream);
+    auto ref = run_with_grads([](auto& in) { return swiglu_reference(in[0], in[1]); }, {gate, up}, upstream);
+    const std::string tag = c10::toString(dtype);
+    expect_close(fused.out, ref.out, tol, "output " + tag);
+    expect_close(fused.grads[0], ref.grads[0], tol, "d gate " + tag);
+    expect_close(fused.grads[1], ref.grads[1], tol, "d up " + tag);
+  }
+}
+
 TEST(FusedOps, MaskedSoftmaxMatchesTheCompositionForwardAndBackward) {
   const int64_t B = 2, KV = 2, G = 3, T = 9, S = 13;  // S > T: cached keys, as in generation
   for (auto dtype : {torch::kFloat32, torch::kFloat64}) {

@@ -1,5 +1,5 @@
 // Fused forward and backward kernels for the decoder's memory-bound chains (RMSNorm, RoPE with
-// the head transpose, masked softmax) on the CPU, where each unfused LibTorch op is a pass over memory; other
+// the head transpose, SwiGLU, masked softmax) on the CPU, where each unfused LibTorch op is a pass over memory; other
 // devices and dtypes take the plain LibTorch composition, which is also the tests' reference.
 #pragma once
 
@@ -24,6 +24,10 @@ at::Tensor rope_heads(const at::Tensor& x, int64_t heads, const at::Tensor& cos,
                       double scale);
 at::Tensor rope_heads_reference(const at::Tensor& x, int64_t heads, const at::Tensor& cos,
                                 const at::Tensor& sin, double scale);
+
+// The SwiGLU gate: silu(gate) * up, element-wise, any equal shapes.
+at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up);
+at::Tensor swiglu_reference(const at::Tensor& gate, const at::Tensor& up);
 
 // Attention probabilities: softmax over the last dimension of scores + mask, the mask broadcast
 // over kv heads and groups. scores: [B, KV, G, T, S], mask: additive [B, 1, T, S] -> [B, KV, G, T, S]
