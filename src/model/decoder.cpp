@@ -10,7 +10,8 @@
 #include "percetrain/util/error.hpp"
 
 // LibTorch >= 2.1 has scaled_dot_product_attention with a `scale` argument; older ones (Debian's
-// 1.13) take the grouped matmul attention below, which wants the queries scaled by RoPE's kernel.
+// 1.13) take the grouped matmul attention below, which wants the queries scaled and laid out by
+// RoPE's kernel.
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
 #define PERCETRAIN_SDPA 1
 #else
@@ -19,7 +20,9 @@
 
 namespace percetrain {
 namespace {
-constexpr bool kQueriesPrescaled = !PERCETRAIN_SDPA;
+constexpr bool kGroupedAttention = !PERCETRAIN_SDPA;
+// Query positions per causal block of the grouped attention (see AttentionImpl::attend).
+constexpr int64_t kCausalBlock = 128;
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -65,36 +68,49 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> AttentionImpl::project(c
     q = q_norm(q.view({B, T, heads_, D})).reshape({B, T, heads_ * D});
     k = k_norm(k.view({B, T, kv_heads_, D})).reshape({B, T, kv_heads_ * D});
   }
-  q = rope_heads(q, heads_, rope.cos, rope.sin, kQueriesPrescaled ? attention_scale() : 1.0);  // [B, H, T, D]
+  // The grouped attention below wants q as [B, KV, T * G, D]; SDPA wants [B, H, T, D].
+  q = kGroupedAttention ? rope_heads(q, heads_, rope.cos, rope.sin, attention_scale(), heads_ / kv_heads_)
+                        : rope_heads(q, heads_, rope.cos, rope.sin, 1.0);
   k = rope_heads(k, kv_heads_, rope.cos, rope.sin, 1.0);  // [B, KV, T, D]
   return {q, k, v};
 }
 
 torch::Tensor AttentionImpl::attend(const torch::Tensor& q, const torch::Tensor& k_in,
                                     const torch::Tensor& v_in, const torch::Tensor& mask) {
-  const int64_t B = q.size(0), T = q.size(2), S = k_in.size(2), D = head_dim_;
+  const int64_t B = q.size(0), S = k_in.size(2), D = head_dim_;
   const int64_t groups = heads_ / kv_heads_;
   auto k = k_in, v = v_in;
-
-  torch::Tensor out;  // [B, H, T, D]
 #if PERCETRAIN_SDPA
+  const int64_t T = q.size(2);
   if (groups > 1) {  // query head h reads kv head h / groups
     k = k.repeat_interleave(groups, 1);
     v = v.repeat_interleave(groups, 1);
   }
-  out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, attention_scale());
-#else
-  // Query heads of one kv group are folded into the row dimension so that k and v are shared
-  // without being copied: head h = kv * groups + r, as Hugging Face's repeat_kv lays them out.
-  // The queries arrive scaled (kQueriesPrescaled). No in-place op on the scores: on a view of a
-  // tensor autograd saved, it costs a CopySlices node that clones all scores in backward.
-  auto qg = q.reshape({B, kv_heads_, groups * T, D});
-  auto scores = torch::matmul(qg, k.transpose(-1, -2)).view({B, kv_heads_, groups, T, S});
-  auto probs = masked_softmax(scores, mask);  // [B, KV, G, T, S]
-  out = torch::matmul(probs.view({B, kv_heads_, groups * T, S}), v)
-            .view({B, heads_, T, D});
-#endif
+  auto out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, attention_scale());  // [B, H, T, D]
   return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * D}));
+#else
+  // q: [B, KV, T * G, D], scaled, row t * G + g for query head kv * G + g (Hugging Face's
+  // repeat_kv order), so that the G heads sharing a kv head are one matrix product with it and
+  // k and v are never copied. No in-place op on the scores: on a view of a tensor autograd saved,
+  // it costs a CopySlices node that clones all scores in backward.
+  const int64_t T = q.size(2) / groups;
+  // The mask is causal (every caller builds it with additive_mask), so when queries and keys are
+  // the same positions, queries before t1 see no key at or after t1: blocks of kCausalBlock
+  // queries multiply only against the keys they can see, ~(n + 1) / 2n of the full products for
+  // n blocks. The keys cut off would have had probability exactly 0.
+  const bool causal_blocks = T == S && T > kCausalBlock && fused_kernels_enabled();
+  const int64_t block = causal_blocks ? kCausalBlock : T;
+  std::vector<torch::Tensor> outs;
+  for (int64_t t0 = 0; t0 < T; t0 += block) {
+    const int64_t t1 = std::min(T, t0 + block), rows = t1 - t0, keys = causal_blocks ? t1 : S;
+    auto scores = torch::matmul(q.narrow(2, t0 * groups, rows * groups), k.narrow(2, 0, keys).transpose(-1, -2))
+                      .view({B, kv_heads_, rows, groups, keys});
+    auto probs = masked_softmax(scores, mask.narrow(2, t0, rows).narrow(3, 0, keys));  // [B, KV, rows, G, keys]
+    outs.push_back(torch::matmul(probs.view({B, kv_heads_, rows * groups, keys}), v.narrow(2, 0, keys)));
+  }
+  auto out = outs.size() == 1 ? outs.front() : torch::cat(outs, 2);  // [B, KV, T * G, D]
+  return o_proj(out.view({B, kv_heads_, T, groups, D}).permute({0, 2, 1, 3, 4}).reshape({B, T, heads_ * D}));
+#endif
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const Rope& rope,

@@ -138,7 +138,7 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
 // sin negated, read and written in the opposite layouts.
 template <typename T>
 void rope_rows(const T* in, T* out, const T* cos, const T* sin, int64_t B, int64_t T_len, int64_t H,
-               int64_t D, T scale, bool adjoint) {
+               int64_t G, int64_t D, T scale, bool adjoint) {
   const int64_t half = D / 2;
   at::parallel_for(0, B * T_len, grain_rows(H * D), [&](int64_t begin, int64_t end) {
     for (int64_t bt = begin; bt < end; ++bt) {
@@ -147,7 +147,7 @@ void rope_rows(const T* in, T* out, const T* cos, const T* sin, int64_t B, int64
       const T* s = sin + bt * D;
       for (int64_t h = 0; h < H; ++h) {
         const int64_t token_major = (bt * H + h) * D;          // [B, T, H, D]
-        const int64_t head_major = ((b * H + h) * T_len + t) * D;  // [B, H, T, D]
+        const int64_t head_major = (((b * (H / G) + h / G) * T_len + t) * G + h % G) * D;  // [B, KV, T * G, D]
         if (!adjoint) {
           const T* v = in + token_major;
           T* o = out + head_major;
@@ -167,19 +167,20 @@ void rope_rows(const T* in, T* out, const T* cos, const T* sin, int64_t B, int64
 class RopeHeadsFunction : public torch::autograd::Function<RopeHeadsFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x_in, int64_t heads,
-                            const at::Tensor& cos_in, const at::Tensor& sin_in, double scale) {
+                            int64_t groups, const at::Tensor& cos_in, const at::Tensor& sin_in, double scale) {
     RECORD_FUNCTION("percetrain::rope_heads", std::vector<c10::IValue>{});
     const int64_t B = x_in.size(0), T = x_in.size(1), D = x_in.size(2) / heads;
     auto x = x_in.contiguous();
     auto cos = cos_in.expand({B, 1, T, D}).contiguous();
     auto sin = sin_in.expand({B, 1, T, D}).contiguous();
-    auto out = at::empty({B, heads, T, D}, x.options());
+    auto out = at::empty({B, heads / groups, T * groups, D}, x.options());
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rope_heads_forward", [&] {
       rope_rows<scalar_t>(x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), cos.data_ptr<scalar_t>(),
-                          sin.data_ptr<scalar_t>(), B, T, heads, D, static_cast<scalar_t>(scale), false);
+                          sin.data_ptr<scalar_t>(), B, T, heads, groups, D, static_cast<scalar_t>(scale), false);
     });
     ctx->save_for_backward({cos, sin});
     ctx->saved_data["heads"] = heads;
+    ctx->saved_data["groups"] = groups;
     ctx->saved_data["scale"] = scale;
     return out;
   }
@@ -189,16 +190,16 @@ class RopeHeadsFunction : public torch::autograd::Function<RopeHeadsFunction> {
     RECORD_FUNCTION("percetrain::rope_heads_backward", std::vector<c10::IValue>{});
     const auto saved = ctx->get_saved_variables();
     const auto &cos = saved[0], &sin = saved[1];
-    const int64_t heads = ctx->saved_data["heads"].toInt();
+    const int64_t heads = ctx->saved_data["heads"].toInt(), groups = ctx->saved_data["groups"].toInt();
     const double scale = ctx->saved_data["scale"].toDouble();
-    auto g = grads[0].contiguous();  // [B, H, T, D]
-    const int64_t B = g.size(0), T = g.size(2), D = g.size(3);
+    auto g = grads[0].contiguous();  // [B, KV, T * G, D]
+    const int64_t B = g.size(0), T = g.size(2) / groups, D = g.size(3);
     auto dx = at::empty({B, T, heads * D}, g.options());
     AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "rope_heads_backward", [&] {
       rope_rows<scalar_t>(g.data_ptr<scalar_t>(), dx.data_ptr<scalar_t>(), cos.data_ptr<scalar_t>(),
-                          sin.data_ptr<scalar_t>(), B, T, heads, D, static_cast<scalar_t>(scale), true);
+                          sin.data_ptr<scalar_t>(), B, T, heads, groups, D, static_cast<scalar_t>(scale), true);
     });
-    return {dx, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {dx, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -393,9 +394,9 @@ class MaskedSoftmaxFunction : public torch::autograd::Function<MaskedSoftmaxFunc
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& scores_in,
                             const at::Tensor& mask_in) {
     RECORD_FUNCTION("percetrain::masked_softmax", std::vector<c10::IValue>{});
-    auto scores = scores_in.contiguous();
-    const int64_t B = scores.size(0), T = scores.size(3), S = scores.size(4);
-    const int64_t heads_per_batch = scores.size(1) * scores.size(2);
+    auto scores = scores_in.contiguous();  // [B, KV, T, G, S]
+    const int64_t B = scores.size(0), KV = scores.size(1), T = scores.size(2), G = scores.size(3),
+                  S = scores.size(4);
     auto mask = mask_in.expand({B, 1, T, S}).contiguous();
     auto probs = at::empty_like(scores);
     auto live = at::empty({B * T}, at::kLong);  // keys [0, live) may be visible
@@ -411,9 +412,9 @@ class MaskedSoftmaxFunction : public torch::autograd::Function<MaskedSoftmaxFunc
         while (end > 0 && m[end - 1] == masked) --end;
         lp[bt] = end == 0 ? S : end;  // nothing visible: all keys take part (uniform)
       }
-      at::parallel_for(0, B * heads_per_batch * T, grain_rows(S), [&](int64_t begin, int64_t stop) {
+      at::parallel_for(0, B * KV * T * G, grain_rows(S), [&](int64_t begin, int64_t stop) {
         for (int64_t row = begin; row < stop; ++row) {
-          const int64_t bt = (row / (heads_per_batch * T)) * T + row % T;
+          const int64_t bt = (row / (KV * T * G)) * T + (row / G) % T;
           softmax_row(sp + row * S, mp + bt * S, pp + row * S, lp[bt], S);
         }
       });
@@ -430,8 +431,8 @@ class MaskedSoftmaxFunction : public torch::autograd::Function<MaskedSoftmaxFunc
     const auto saved = ctx->get_saved_variables();
     const auto &probs = saved[0], &live = saved[1];
     auto dp = grads[0].contiguous();
-    const int64_t T = probs.size(3), S = probs.size(4), rows = probs.numel() / S;
-    const int64_t heads_per_batch = probs.size(1) * probs.size(2);
+    const int64_t KV = probs.size(1), T = probs.size(2), G = probs.size(3), S = probs.size(4);
+    const int64_t rows = probs.numel() / S;
     auto dscores = at::empty_like(probs);
     AT_DISPATCH_FLOATING_TYPES(probs.scalar_type(), "masked_softmax_backward", [&] {
       const scalar_t* pp = probs.data_ptr<scalar_t>();
@@ -440,7 +441,7 @@ class MaskedSoftmaxFunction : public torch::autograd::Function<MaskedSoftmaxFunc
       scalar_t* dsp = dscores.data_ptr<scalar_t>();
       at::parallel_for(0, rows, grain_rows(S), [&](int64_t begin, int64_t stop) {
         for (int64_t row = begin; row < stop; ++row) {
-          const int64_t live_keys = lp[(row / (heads_per_batch * T)) * T + row % T];
+          const int64_t live_keys = lp[(row / (KV * T * G)) * T + (row / G) % T];
           softmax_backward_row(pp + row * S, gp + row * S, dsp + row * S, live_keys, S);
         }
       });
@@ -467,18 +468,21 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 }
 
 at::Tensor rope_heads_reference(const at::Tensor& x, int64_t heads, const at::Tensor& cos,
-                                const at::Tensor& sin, double scale) {
+                                const at::Tensor& sin, double scale, int64_t groups) {
   const int64_t B = x.size(0), T = x.size(1), D = x.size(2) / heads;
   auto v = x.view({B, T, heads, D}).transpose(1, 2);  // [B, H, T, D]
   auto halves = v.chunk(2, -1);
   auto rotated = v * cos + at::cat({-halves[1], halves[0]}, -1) * sin;
-  return scale == 1.0 ? rotated.contiguous() : (rotated * scale).contiguous();
+  if (scale != 1.0) rotated = rotated * scale;
+  if (groups == 1) return rotated.contiguous();
+  return rotated.view({B, heads / groups, groups, T, D}).permute({0, 1, 3, 2, 4}).reshape({B, heads / groups, T * groups, D});
 }
 
 at::Tensor rope_heads(const at::Tensor& x, int64_t heads, const at::Tensor& cos, const at::Tensor& sin,
-                      double scale) {
-  if (!fusable(x) || cos.scalar_type() != x.scalar_type()) return rope_heads_reference(x, heads, cos, sin, scale);
-  return RopeHeadsFunction::apply(x, heads, cos, sin, scale);
+                      double scale, int64_t groups) {
+  if (!fusable(x) || cos.scalar_type() != x.scalar_type())
+    return rope_heads_reference(x, heads, cos, sin, scale, groups);
+  return RopeHeadsFunction::apply(x, heads, groups, cos, sin, scale);
 }
 
 at::Tensor swiglu_reference(const at::Tensor& gate, const at::Tensor& up) { return at::silu(gate) * up; }
@@ -491,7 +495,7 @@ at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up) {
 
 at::Tensor masked_softmax_reference(const at::Tensor& scores, const at::Tensor& mask) {
   const auto reduce = scores.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  return at::softmax(scores.add(mask.unsqueeze(1)), -1, reduce).to(scores.scalar_type());
+  return at::softmax(scores.add(mask.unsqueeze(3)), -1, reduce).to(scores.scalar_type());
 }
 
 at::Tensor masked_softmax(const at::Tensor& scores, const at::Tensor& mask) {

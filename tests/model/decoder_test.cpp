@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "percetrain/io/safetensors.hpp"
+#include "percetrain/model/fused_ops.hpp"
 #include "percetrain/model/hf_folder.hpp"
 #include "percetrain/util/error.hpp"
 #include "test_util.hpp"
@@ -227,6 +228,36 @@ TEST_P(ArchTest, GradientCheckpointingGivesTheSameGradients) {
   for (const auto& [name, g] : plain.second) {
     EXPECT_GT(g.abs().sum().item<double>(), 0.0) << name;
     EXPECT_TRUE(torch::allclose(g, checkpointed.second[name], 1e-6, 1e-8)) << name;
+  }
+}
+
+// The fused CPU kernels and the causal blocks of the attention (sequences over 128 positions)
+// against the plain LibTorch composition, itself checked against the golden tensors above: the
+// same log-probs and gradients for a left-padded batch, in float64.
+TEST_P(ArchTest, FusedKernelsAndCausalBlocksMatchTheComposition) {
+  auto model = random_model(GetParam());
+  model->to(torch::kFloat64);
+  const int64_t T = 300;  // three blocks, the last one partial
+  auto ids = torch::randint(3, 101, {2, T}, torch::kLong);
+  auto mask = torch::ones({2, T}, torch::kLong);
+  mask[1].slice(0, 0, 140).zero_();  // left padding across the first block boundary
+  auto run = [&](bool fused) {
+    set_fused_kernels_enabled(fused);
+    model->zero_grad();
+    auto logprobs = model->next_token_logprobs(ids, mask);
+    (-(logprobs * mask.slice(1, 1).to(torch::kFloat64)).sum()).backward();
+    std::map<std::string, torch::Tensor> grads;
+    for (const auto& p : model->named_parameters()) grads[p.key()] = p.value().grad().clone();
+    set_fused_kernels_enabled(true);
+    return std::make_pair(logprobs.detach(), grads);
+  };
+  auto fused = run(true), plain = run(false);
+  auto real = mask.slice(1, 1).to(torch::kBool);
+  EXPECT_LT((fused.first - plain.first).masked_select(real).abs().max().item<double>(), 1e-10);
+  for (const auto& [name, g] : plain.second) {
+    const double scale = g.abs().max().item<double>();
+    EXPECT_GT(scale, 0.0) << name;
+    EXPECT_LT((fused.second[name] - g).abs().max().item<double>(), 1e-10 * std::max(1.0, scale)) << name;
   }
 }
 

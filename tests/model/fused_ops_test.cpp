@@ -61,10 +61,10 @@ TEST(FusedOps, RmsNormOfANonContiguousInputMatches) {
 }
 
 TEST(FusedOps, RopeHeadsMatchesTheCompositionForwardAndBackward) {
-  const int64_t B = 2, T = 7, H = 3;
+  const int64_t B = 2, T = 7, H = 6;
   for (auto dtype : {torch::kFloat32, torch::kFloat64}) {
     for (int64_t D : {8, 64}) {
-      for (double scale : {1.0, 0.125}) {
+      for (auto [scale, groups] : {std::pair{1.0, int64_t{1}}, std::pair{0.125, int64_t{3}}}) {
         torch::manual_seed(D);
         auto opts = torch::TensorOptions().dtype(dtype);
         auto x = torch::randn({B, T, H * D}, opts);
@@ -72,13 +72,14 @@ TEST(FusedOps, RopeHeadsMatchesTheCompositionForwardAndBackward) {
         auto angles = torch::rand({B, 1, T, D / 2}, opts) * 6.0;
         angles = torch::cat({angles, angles}, -1);
         auto cos = angles.cos(), sin = angles.sin();
-        auto upstream = torch::randn({B, H, T, D}, opts);
+        auto upstream = torch::randn({B, H / groups, T * groups, D}, opts);
         const double tol = dtype == torch::kFloat32 ? 2e-6 : 1e-13;
-        auto fused = run_with_grads([&](auto& in) { return rope_heads(in[0], H, cos, sin, scale); }, {x}, upstream);
-        auto ref = run_with_grads([&](auto& in) { return rope_heads_reference(in[0], H, cos, sin, scale); }, {x},
-                                  upstream);
+        auto fused =
+            run_with_grads([&](auto& in) { return rope_heads(in[0], H, cos, sin, scale, groups); }, {x}, upstream);
+        auto ref = run_with_grads([&](auto& in) { return rope_heads_reference(in[0], H, cos, sin, scale, groups); },
+                                  {x}, upstream);
         const std::string tag = std::string(c10::toString(dtype)) + " D=" + std::to_string(D) +
-                                " scale=" + std::to_string(scale);
+                                " scale=" + std::to_string(scale) + " groups=" + std::to_string(groups);
         EXPECT_TRUE(fused.out.is_contiguous()) << tag;
         expect_close(fused.out, ref.out, tol, "output " + tag);
         expect_close(fused.grads[0], ref.grads[0], tol, "dx " + tag);
@@ -118,7 +119,7 @@ TEST(FusedOps, MaskedSoftmaxMatchesTheCompositionForwardAndBackward) {
   for (auto dtype : {torch::kFloat32, torch::kFloat64}) {
     torch::manual_seed(11);
     auto opts = torch::TensorOptions().dtype(dtype);
-    auto scores = torch::randn({B, KV, G, T, S}, opts) * 4.0;
+    auto scores = torch::randn({B, KV, T, G, S}, opts) * 4.0;
     // Causal over the last T keys, the first key of batch row 1 padded, and one query row whose
     // keys are all masked (a padded query position): softmax then spreads evenly, as LibTorch's.
     const double lowest = dtype == torch::kFloat32 ? std::numeric_limits<float>::lowest()
@@ -127,7 +128,7 @@ TEST(FusedOps, MaskedSoftmaxMatchesTheCompositionForwardAndBackward) {
     allowed.index_put_({1, torch::indexing::Slice(), 0}, false);
     allowed.index_put_({1, 0}, false);
     auto mask = torch::zeros({B, 1, T, S}, opts).masked_fill(allowed.logical_not().unsqueeze(1), lowest);
-    auto upstream = torch::randn({B, KV, G, T, S}, opts);
+    auto upstream = torch::randn({B, KV, T, G, S}, opts);
     const double tol = dtype == torch::kFloat32 ? 2e-6 : 1e-13;
     auto fused = run_with_grads([&](auto& in) { return masked_softmax(in[0], mask); }, {scores}, upstream);
     auto ref = run_with_grads([&](auto& in) { return masked_softmax_reference(in[0], mask); }, {scores}, upstream);

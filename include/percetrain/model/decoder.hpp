@@ -58,10 +58,11 @@ class AttentionImpl : public torch::nn::Module {
   RMSNorm q_norm{nullptr}, k_norm{nullptr};  // qwen3 only
 
  private:
-  // x: [B, T, C] -> q [B, H, T, D], k and v [B, KV, T, D], after q/k norms and RoPE; q comes
-  // multiplied by attention_scale() where attend() expects that (LibTorch < 2.1).
+  // x: [B, T, C] -> q, k and v [B, KV, T, D], after q/k norms and RoPE. q is [B, H, T, D] for
+  // SDPA (LibTorch >= 2.1), else scaled by attention_scale() and laid out [B, KV, T * G, D]
+  // for the grouped attention (see attend()).
   std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> project(const torch::Tensor& x, const Rope& rope);
-  // q: [B, H, t, D], k and v: [B, KV, S, D], mask: additive [B, 1, t, S] -> [B, t, C]
+  // q as project() returns it, k and v: [B, KV, S, D], mask: additive causal [B, 1, t, S] -> [B, t, C]
   torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                        const torch::Tensor& mask);
   double attention_scale() const;  // 1 / sqrt(head_dim)
