@@ -286,19 +286,18 @@ Rope rope_tables(const torch::Tensor& inv_freq, const torch::Tensor& position_id
 torch::Tensor additive_mask(const torch::Tensor& attention_mask, int64_t start, int64_t t,
                             int64_t window, c10::ScalarType dtype, c10::Device device) {
   const int64_t S = attention_mask.size(1);
-  const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(device);
-  auto distance = torch::arange(start, start + t, long_opts).view({t, 1}) -
-                  torch::arange(S, long_opts).view({1, S});  // i - j
-  auto allowed = distance.ge(0);
-  if (window > 0) allowed = allowed.logical_and(distance.lt(window));
+  // Row r is query index i = start + r: keys j <= i (tril), and i - j < window (triu). Built
+  // from diagonals rather than an [t, S] index difference: at T = 2048 that took 20 ms a forward.
+  auto allowed = torch::ones({t, S}, torch::TensorOptions().dtype(torch::kBool).device(device)).tril(start);
+  if (window > 0) allowed = allowed.triu(start - window + 1);
   allowed = allowed.unsqueeze(0).logical_and(attention_mask.to(device).to(torch::kBool).unsqueeze(1));
   // The dtype's most negative finite value, as HF's torch.finfo(dtype).min (bf16's is not float's:
   // float's lowest rounds to -inf in bf16, which c10 refuses as an overflow).
   const double masked = dtype == torch::kHalf       ? -65504.0
                         : dtype == torch::kBFloat16 ? static_cast<double>(std::numeric_limits<c10::BFloat16>::lowest())
                                                     : std::numeric_limits<float>::lowest();
-  return torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(dtype).device(device))
-      .masked_fill_(allowed.logical_not(), masked)
+  return torch::full(allowed.sizes(), masked, torch::TensorOptions().dtype(dtype).device(device))
+      .masked_fill_(allowed, 0.0)
       .unsqueeze(1);
 }
 
