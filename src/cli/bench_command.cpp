@@ -37,7 +37,7 @@ using Clock = std::chrono::steady_clock;
 struct BenchOptions {
   std::string config;
   std::vector<std::string> overrides;
-  int64_t steps = 3, warmup = 1;
+  int64_t steps = 3, warmup = 1, rounds = 1;
   int64_t with_length = 0, without_length = 0, response_length = 0;
   std::string variants = "ce,perce,perce+checkpointing,perce+unchunked";
   std::string profile;  // chrome trace of the measured steps of each variant: PATH.VARIANT.json
@@ -279,6 +279,10 @@ Runner add_bench_command(CLI::App& app) {
   cmd->add_option("--set", o->overrides, "Override a config key (repeatable)");
   cmd->add_option("--steps", o->steps, "Measured optimizer steps per variant")->capture_default_str();
   cmd->add_option("--warmup", o->warmup, "Unmeasured steps first")->capture_default_str();
+  cmd->add_option("--rounds", o->rounds,
+                  "Run the variants this many times, alternating, and report each one's median round "
+                  "(steadier numbers on a shared machine)")
+      ->capture_default_str();
   cmd->add_option("--with-length", o->with_length, "Tokens per sequence with the profile (default data.max_length)");
   cmd->add_option("--without-length", o->without_length, "Tokens per sequence without it (default a quarter)");
   cmd->add_option("--response-length", o->response_length, "Response tokens (default half the shorter one)");
@@ -302,13 +306,32 @@ Runner add_bench_command(CLI::App& app) {
       return 0;
     }
     ensure_model_folder(config);  // once, before the children race to create it
-    json results = json::array();
+    std::vector<std::string> variants;
     std::stringstream list(o->variants);
     for (std::string v; std::getline(list, v, ',');) {
       if (v != "ce" && v != "perce" && v != "perce+checkpointing" && v != "perce+unchunked")
         fail("--variants", "unknown variant '" + v + "'", "use ce, perce, perce+checkpointing, perce+unchunked");
-      if (!o->json) std::cerr << "bench: running " << v << "...\n";
-      results.push_back(run_child(*o, v));
+      variants.push_back(v);
+    }
+    if (o->rounds < 1) fail("--rounds", "must be at least 1");
+    // Rounds alternate the variants, so that a shared machine's slow spells hit them alike; each
+    // variant reports its median round (by ms/step).
+    std::vector<std::vector<json>> runs(variants.size());
+    for (int64_t round = 0; round < o->rounds; ++round)
+      for (size_t i = 0; i < variants.size(); ++i) {
+        if (!o->json)
+          std::cerr << "bench: running " << variants[i] << " (round " << round + 1 << " of " << o->rounds << ")...\n";
+        runs[i].push_back(run_child(*o, variants[i]));
+      }
+    json results = json::array();
+    for (auto& r : runs) {
+      std::sort(r.begin(), r.end(), [](const json& a, const json& b) {
+        return a["ms_per_step"].get<double>() < b["ms_per_step"].get<double>();
+      });
+      json median = r[r.size() / 2];
+      median["rounds_ms_per_step"] = json::array();
+      for (const auto& run : r) median["rounds_ms_per_step"].push_back(run["ms_per_step"]);
+      results.push_back(median);
     }
     const double theory = 1.0 + static_cast<double>(o->without_length) / (3.0 * o->with_length);
     double ce_ms = 0, perce_ms = 0;

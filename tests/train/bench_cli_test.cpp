@@ -1,0 +1,57 @@
+// `percetrain bench` end to end on the demo config's tiny model: rounds, the PerCE/CE ratio and
+// the profiler's per-operator table.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "test_util.hpp"
+
+namespace percetrain {
+namespace {
+
+std::string run_bench_cli(const std::string& args, int* status, bool with_stderr) {
+  const std::string command = std::string(PERCETRAIN_BINARY) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
+  FILE* pipe = ::popen(command.c_str(), "r");
+  std::string out;
+  char buffer[4096];
+  while (pipe && std::fgets(buffer, sizeof buffer, pipe)) out += buffer;
+  *status = pipe ? ::pclose(pipe) : -1;
+  return out;
+}
+
+TEST(BenchCli, AlternatesRoundsAndReportsMediansRatioAndProfile) {
+  testing_util::ScratchDir dir("bench-cli");
+  const std::string config = (testing_util::source_dir() / "configs" / "demo.json").string();
+  const std::string common = "bench --config " + config + " --set model.path=" + (dir.path() / "model").string() +
+                             " --steps 1 --warmup 0 --with-length 40 --without-length 24 --response-length 8";
+  int status = 0;
+  const std::string out = run_bench_cli(common + " --variants ce,perce --rounds 2 --json", &status, false);
+  ASSERT_EQ(status, 0) << out;
+  const auto report = nlohmann::json::parse(out);
+  ASSERT_EQ(report["results"].size(), 2u) << out;
+  for (const auto& r : report["results"]) {
+    ASSERT_EQ(r["rounds_ms_per_step"].size(), 2u) << r.dump();
+    EXPECT_GT(r["ms_per_step"].get<double>(), 0.0);
+    EXPECT_GT(r["peak_rss_mib"].get<double>(), 0.0);
+  }
+  EXPECT_GT(report["perce_over_ce"].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(report["theoretical_perce_over_ce"].get<double>(), 1.0 + 24.0 / (3.0 * 40.0));
+
+  const std::string prefix = (dir.path() / "trace").string();
+  const std::string table = run_bench_cli(common + " --variants ce --profile " + prefix, &status, true);
+  ASSERT_EQ(status, 0) << table;
+  EXPECT_TRUE(std::filesystem::exists(prefix + ".ce.json")) << table;
+  EXPECT_NE(table.find("self time per step by operator"), std::string::npos) << table;
+  EXPECT_NE(table.find("aten::mm"), std::string::npos) << table;
+  std::ifstream trace(prefix + ".ce.json");
+  const std::string events((std::istreambuf_iterator<char>(trace)), std::istreambuf_iterator<char>());
+  EXPECT_NE(events.find("\"percetrain::rms_norm\""), std::string::npos) << "the fused kernels are labelled";
+}
+
+}  // namespace
+}  // namespace percetrain
