@@ -31,6 +31,8 @@ for k, (a, b) in enumerate(zip(py, pt)):
 a = statistics.median(r["ms_per_step"] for r in py)
 b = statistics.median(r["ms_per_step"] for r in pt)
 mfu = statistics.median(r["model_flops_per_s"] / r["matmul_peak_flops_per_s"] for r in pt)
+ratios = sorted(x["ms_per_step"] / y["ms_per_step"] for x, y in zip(py, pt))
 print(f"median: plain PyTorch {py[0]['torch']} {a:.1f} ms/step, percetrain {b:.1f} ms/step, "
-      f"percetrain MFU {100 * mfu:.1f}%; speed-up {a / b:.2f}x")
+      f"percetrain MFU {100 * mfu:.1f}%; speed-up {a / b:.2f}x (median of the rounds' ratios "
+      f"{statistics.median(ratios):.2f}x, range {ratios[0]:.2f}-{ratios[-1]:.2f}x)")
 PY

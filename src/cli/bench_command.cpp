@@ -40,6 +40,7 @@ struct BenchOptions {
   int64_t steps = 3, warmup = 1, rounds = 1;
   int64_t with_length = 0, without_length = 0, response_length = 0;
   std::string variants = "ce,perce,perce+checkpointing,perce+unchunked";
+  std::string random_config;  // a config.json: random weights of its shape instead of model.path
   std::string profile;  // chrome trace of the measured steps of each variant: PATH.VARIANT.json
   std::string variant;  // internal: run one variant in this process and print its JSON
   bool json = false;
@@ -153,10 +154,15 @@ void print_profile_summary(const std::string& path, int64_t steps) {
 json run_variant(const BenchOptions& o, const JobConfig& config) {
   const std::string& v = o.variant;
   const bool perce = v.rfind("perce", 0) == 0;
-  ensure_model_folder(config);
   const auto device = parse_device(config.model.device);
   const auto dtype = parse_dtype(config.model.dtype, device, "model.dtype");
-  LoadedModel loaded = load_causal_lm(config.model.path, device, dtype);
+  LoadedModel loaded;
+  if (o.random_config.empty()) {
+    ensure_model_folder(config);
+    loaded = load_causal_lm(config.model.path, device, dtype);
+  } else {
+    loaded = random_causal_lm(o.random_config, device, dtype, 0);
+  }
   auto& model = *loaded.model;
   model.train();
   model.set_gradient_checkpointing(v.find("checkpointing") != std::string::npos || config.train.gradient_checkpointing);
@@ -224,10 +230,11 @@ json run_child(const BenchOptions& o, const std::string& variant) {
                                    "--with-length", std::to_string(o.with_length),
                                    "--without-length", std::to_string(o.without_length),
                                    "--response-length", std::to_string(o.response_length)};
-  if (!o.profile.empty()) {
-    args.push_back("--profile");
-    args.push_back(o.profile);
-  }
+  for (const auto& [flag, value] : {std::pair{"--profile", o.profile}, std::pair{"--random-config", o.random_config}})
+    if (!value.empty()) {
+      args.push_back(flag);
+      args.push_back(value);
+    }
   for (const auto& s : o.overrides) {
     args.push_back("--set");
     args.push_back(s);
@@ -286,6 +293,10 @@ Runner add_bench_command(CLI::App& app) {
   cmd->add_option("--with-length", o->with_length, "Tokens per sequence with the profile (default data.max_length)");
   cmd->add_option("--without-length", o->without_length, "Tokens per sequence without it (default a quarter)");
   cmd->add_option("--response-length", o->response_length, "Response tokens (default half the shorter one)");
+  cmd->add_option("--random-config", o->random_config,
+                  "A Hugging Face config.json: bench that shape with random weights (nothing written) instead "
+                  "of model.path")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--variants", o->variants, "Comma-separated: ce, perce, perce+checkpointing, perce+unchunked")
       ->capture_default_str();
   cmd->add_option("--variant", o->variant)->group("");  // internal: child process
@@ -305,7 +316,7 @@ Runner add_bench_command(CLI::App& app) {
       std::cout << run_variant(*o, config).dump() << "\n";
       return 0;
     }
-    ensure_model_folder(config);  // once, before the children race to create it
+    if (o->random_config.empty()) ensure_model_folder(config);  // once, before the children race to create it
     std::vector<std::string> variants;
     std::stringstream list(o->variants);
     for (std::string v; std::getline(list, v, ',');) {

@@ -106,13 +106,7 @@ int run_benchmark(const Options& o) {
     what = o.model;
   } else {
     // A config.json alone: random weights, nothing written to disk (a 0.6B model is 2.4 GB).
-    std::ifstream in(o.random_config, std::ios::binary);
-    if (!in) fail(o.random_config, "cannot open the model config");
-    std::ostringstream text;
-    text << in.rdbuf();
-    model = CausalLM(parse_model_config(text.str(), o.random_config));
-    init_weights(*model, o.seed, 0.02);
-    model->to(device, dtype);
+    model = random_causal_lm(o.random_config, device, dtype, o.seed).model;
     what = o.random_config + " (random weights)";
   }
   const ModelConfig& c = model->config();

@@ -87,6 +87,23 @@ bool ignorable_tensor(const std::string& name) {
 
 }  // namespace
 
+LoadedModel random_causal_lm(const std::string& config_json, const c10::Device& device, c10::ScalarType dtype,
+                             uint64_t seed) {
+  std::ifstream in(config_json, std::ios::binary);
+  if (!in) fail(config_json, "cannot open the model config");
+  std::ostringstream text;
+  text << in.rdbuf();
+  LoadedModel loaded;
+  loaded.folder = config_json;
+  loaded.config = parse_model_config(text.str(), config_json);
+  loaded.model = CausalLM(loaded.config);
+  init_weights(*loaded.model, seed, 0.02);
+  loaded.model->to(device, dtype);
+  loaded.device = device;
+  loaded.dtype = dtype;
+  return loaded;
+}
+
 LoadedModel load_causal_lm(const std::string& folder, const c10::Device& device, c10::ScalarType dtype) {
   const fs::path dir(folder);
   if (!fs::is_directory(dir)) fail(folder, "is not a folder", "point --model at a Hugging Face model folder");

@@ -26,6 +26,11 @@ struct LoadedModel {
 LoadedModel load_causal_lm(const std::string& folder, const c10::Device& device,
                            c10::ScalarType dtype);
 
+// A model with random weights (init_weights, `seed`) from a Hugging Face config.json alone, in
+// memory only: for benchmarks of real shapes without writing (or having) their weights.
+LoadedModel random_causal_lm(const std::string& config_json, const c10::Device& device, c10::ScalarType dtype,
+                             uint64_t seed);
+
 struct SaveOptions {
   // Folder whose tokenizer files (tokenizer_file_names()) are copied along; empty: none.
   std::string tokenizer_source;
