@@ -42,6 +42,13 @@ TEST(BenchCli, AlternatesRoundsAndReportsMediansRatioAndProfile) {
   EXPECT_GT(report["perce_over_ce"].get<double>(), 0.0);
   EXPECT_DOUBLE_EQ(report["theoretical_perce_over_ce"].get<double>(), 1.0 + 24.0 / (3.0 * 40.0));
 
+  // The same shape from its config.json alone, with random weights.
+  const std::string random = run_bench_cli(common + " --variants ce --json --random-config " +
+                                               (dir.path() / "model" / "config.json").string(),
+                                           &status, false);
+  ASSERT_EQ(status, 0) << random;
+  EXPECT_GT(nlohmann::json::parse(random)["results"][0]["ms_per_step"].get<double>(), 0.0);
+
   const std::string prefix = (dir.path() / "trace").string();
   const std::string table = run_bench_cli(common + " --variants ce --profile " + prefix, &status, true);
   ASSERT_EQ(status, 0) << table;
