@@ -21,7 +21,8 @@
 namespace percetrain {
 namespace {
 constexpr bool kGroupedAttention = !PERCETRAIN_SDPA;
-// Query positions per causal block of the grouped attention (see AttentionImpl::attend).
+// Query positions per causal block of the grouped attention (see AttentionImpl::attend); 64
+// measured slower at T = 256 (attention products 200 ms a step against 141 ms: smaller GEMMs).
 constexpr int64_t kCausalBlock = 128;
 }  // namespace
 
