@@ -1,12 +1,12 @@
-// CPU kernels for RMSNorm, RoPE, SwiGLU and the masked softmax: one pass forward, one pass backward, where the LibTorch
-// composition makes 5-10 passes over the activations each way (see docs in fused_ops.hpp).
+// CPU kernels for RMSNorm, RoPE, SwiGLU and the masked softmax: one pass forward and one
+// backward, where the LibTorch composition makes 5-10 passes over the activations each way.
 #include "percetrain/model/fused_ops.hpp"
 
+#include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
-#include <ATen/ATen.h>
 
 #include <algorithm>
 #include <atomic>
@@ -475,7 +475,9 @@ at::Tensor rope_heads_reference(const at::Tensor& x, int64_t heads, const at::Te
   auto rotated = v * cos + at::cat({-halves[1], halves[0]}, -1) * sin;
   if (scale != 1.0) rotated = rotated * scale;
   if (groups == 1) return rotated.contiguous();
-  return rotated.view({B, heads / groups, groups, T, D}).permute({0, 1, 3, 2, 4}).reshape({B, heads / groups, T * groups, D});
+  return rotated.view({B, heads / groups, groups, T, D})
+      .permute({0, 1, 3, 2, 4})
+      .reshape({B, heads / groups, T * groups, D});
 }
 
 at::Tensor rope_heads(const at::Tensor& x, int64_t heads, const at::Tensor& cos, const at::Tensor& sin,

@@ -1,6 +1,7 @@
 // Fused forward and backward kernels for the decoder's memory-bound chains (RMSNorm, RoPE with
-// the head transpose, SwiGLU, masked softmax) on the CPU, where each unfused LibTorch op is a pass over memory; other
-// devices and dtypes take the plain LibTorch composition, which is also the tests' reference.
+// the head transpose, SwiGLU, masked softmax) on the CPU, where each unfused LibTorch op is a pass
+// over memory; other devices and dtypes take the plain LibTorch composition, which is also the
+// tests' reference.
 #pragma once
 
 #include <ATen/core/Tensor.h>
