@@ -1,10 +1,15 @@
-// Shared helpers for the test suite: paths into the source tree and scratch folders.
+// Shared helpers for the test suite: paths into the source tree, scratch folders, files, and
+// running the built binary.
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -35,6 +40,40 @@ class ScratchDir {
  private:
   std::filesystem::path path_;
 };
+
+inline std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+inline void write_file(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+struct CommandResult {
+  int status = -1;     // the exit status; -1 when the command did not exit normally
+  std::string output;  // stdout, and stderr when it was captured too
+};
+
+// Runs `command` through the shell and collects what it prints.
+inline CommandResult run_command(const std::string& command, bool with_stderr = true) {
+  CommandResult r;
+  FILE* pipe = ::popen((command + (with_stderr ? " 2>&1" : "")).c_str(), "r");
+  if (!pipe) return r;
+  char buffer[4096];
+  while (const size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) r.output.append(buffer, n);
+  const int status = ::pclose(pipe);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+// The built percetrain binary with `args` (a shell fragment).
+inline CommandResult run_percetrain(const std::string& args, bool with_stderr = true) {
+  return run_command(std::string(PERCETRAIN_BINARY) + " " + args, with_stderr);
+}
 
 // Passes when f throws a percetrain::Error whose message contains `needle`.
 template <class F>

@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
+#include "cli/job_options.hpp"
 #include "percetrain/config/job_config.hpp"
 #include "percetrain/score/scorer.hpp"
 #include "percetrain/util/error.hpp"
@@ -24,9 +25,7 @@ Runner add_score_command(CLI::App& app) {
       "clip(PIR, objective.clip_min, objective.clip_max). Writes one JSONL line per record, "
       "OUT.summary.json, and optionally a self-contained HTML report.\n"
       "Example: percetrain score --config configs/demo.json --out scores.jsonl --html report.html");
-  cmd->add_option("--config", opts->config, "Job config (JSON): model, tokenizer, data, objective")
-      ->required()
-      ->check(CLI::ExistingFile);
+  add_job_options(cmd, opts->config, opts->overrides, "model, tokenizer, data, objective");
   cmd->add_option("--data", opts->data, "Records to score (default: data.test_file)");
   cmd->add_option("--golds", opts->golds,
                   "LaMP golds file for --data (default: data.test_golds_file when --data is not given)");
@@ -37,7 +36,6 @@ Runner add_score_command(CLI::App& app) {
   cmd->add_flag("--resume", opts->resume, "Keep the complete lines of OUT.tmp from an interrupted run and continue");
   cmd->add_option("--limit", opts->limit, "Score only the first N records (data.max_records)");
   cmd->add_option("--batch-size", opts->batch_size, "Examples per forward pass (default: 2 x train.micro_batch_size)");
-  cmd->add_option("--set", opts->overrides, "Override a config key, e.g. --set model.path=runs/x/final (repeatable)");
   cmd->add_flag("--quiet", opts->quiet, "No progress output");
   return [opts]() {
     JobConfig config = load_job_config(opts->config, opts->overrides);

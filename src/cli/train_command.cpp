@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
+#include "cli/job_options.hpp"
 #include "percetrain/config/job_config.hpp"
 #include "percetrain/train/trainer.hpp"
 
@@ -24,10 +25,7 @@ Runner add_train_command(CLI::App& app) {
       "Precision: model.dtype auto is float32 on the CPU and bfloat16 on CUDA, where the optimizer keeps fp32 "
       "master weights (train.master_weights; 18 bytes per parameter, README \"Precision\").\n"
       "Example: percetrain train --config configs/demo.json --set train.lr=1e-3");
-  cmd->add_option("--config", opts->config, "Job config (JSON): model, tokenizer, data, objective, train, output")
-      ->required()
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--set", opts->overrides, "Override a config key, e.g. --set train.lr=2e-5 (repeatable)");
+  add_job_options(cmd, opts->config, opts->overrides, "model, tokenizer, data, objective, train, output");
   cmd->add_flag("--resume", opts->resume, "Continue from the newest checkpoint in output.dir, exactly");
   cmd->add_option("--stop-after", opts->stop_after, "Save a checkpoint and stop after this many optimizer steps");
   cmd->add_flag("--quiet", opts->quiet, "No progress output (metrics.jsonl is still written)");

@@ -15,7 +15,7 @@ std::vector<PairedExample> load_paired_examples(const DataConfig& config, const 
   DatasetStats local;
   DatasetStats& s = stats ? *stats : local;
   s = DatasetStats{};
-  const bool strict = config.on_bad_record != "skip";
+  const bool strict = config.on_bad_record == OnBadRecord::kStrict;
   const PairBuilder builder(config, tokenizer);
   RecordReader reader(file, golds_file);
 

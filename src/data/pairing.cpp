@@ -150,11 +150,10 @@ std::string render_template(const std::string& text, const std::string& where,
   return out;
 }
 
-// The one place that knows chat formats; the chat-format branch replaces the body of this
-// function. A chat format renders the user message inside the model's template and ends with the
+// A chat format renders the user message inside the model's template and ends with the
 // assistant header, so the response ids are what the model generates after it.
 std::string apply_chat_format(const DataConfig& config, const std::string& user_message) {
-  const ChatFormat format = parse_chat_format(config.chat_format, "data.chat_format");
+  const ChatFormat format = config.chat_format;
   if (format == ChatFormat::kNone)
     return config.system_prompt.empty() ? user_message : config.system_prompt + "\n\n" + user_message;
   return format_chat_prompt(format, config.system_prompt, user_message);
@@ -164,7 +163,7 @@ namespace {
 // The ids that end the response: what the model emits after the answer. For chat formats the
 // turn-end token (<|im_end|>, <|eot_id|>; llama2's template ends with " " + EOS), otherwise EOS.
 std::vector<int> response_end_ids(const DataConfig& config, const Tokenizer& tokenizer) {
-  const ChatFormat format = parse_chat_format(config.chat_format, "data.chat_format");
+  const ChatFormat format = config.chat_format;
   const std::string end = chat_turn_end(format);
   if (format == ChatFormat::kNone || format == ChatFormat::kLlama2 || end.empty())
     return {tokenizer.eos_id()};
@@ -214,7 +213,6 @@ PairBuilder::PairBuilder(const DataConfig& config, const Tokenizer& tokenizer)
   if (config_.add_eos && tokenizer_.eos_id() < 0)
     fail("data.add_eos", "the tokenizer has no EOS token", "set data.add_eos to false");
   if (config_.max_length < 8) fail("data.max_length", "must be at least 8 tokens");
-  apply_chat_format(config_, "");  // an unavailable chat format fails here, not per record
 }
 
 PairBuilder::~PairBuilder() = default;

@@ -6,8 +6,6 @@
 #include <cmath>
 #include <unordered_map>
 
-#include "percetrain/util/error.hpp"
-
 namespace percetrain {
 namespace {
 
@@ -82,14 +80,14 @@ std::vector<double> bm25_scores(const std::vector<std::string>& query_terms,
   return scores;
 }
 
-std::vector<RankedItem> rank_profile(const std::string& method, int64_t top_k, const std::string& query,
+std::vector<RankedItem> rank_profile(Retrieval method, int64_t top_k, const std::string& query,
                                      const std::vector<std::string>& item_texts,
                                      const std::vector<std::string>& dates, double k1, double b) {
   const auto n = static_cast<int64_t>(item_texts.size());
   std::vector<RankedItem> ranked(n);
   for (int64_t i = 0; i < n; ++i) ranked[i].index = i;
-  if (method == "all") return ranked;
-  if (method == "bm25") {
+  if (method == Retrieval::kAll) return ranked;
+  if (method == Retrieval::kBm25) {
     std::vector<std::vector<std::string>> docs;
     docs.reserve(n);
     for (const auto& t : item_texts) docs.push_back(retrieval_terms(t));
@@ -97,7 +95,7 @@ std::vector<RankedItem> rank_profile(const std::string& method, int64_t top_k, c
     for (int64_t i = 0; i < n; ++i) ranked[i].score = scores[i];
     std::stable_sort(ranked.begin(), ranked.end(),
                      [](const RankedItem& x, const RankedItem& y) { return x.score > y.score; });
-  } else if (method == "recency") {
+  } else if (method == Retrieval::kRecency) {
     std::vector<std::vector<int64_t>> numbers(n);
     for (int64_t i = 0; i < n; ++i)
       if (i < static_cast<int64_t>(dates.size())) numbers[i] = date_numbers(dates[i]);
@@ -112,8 +110,6 @@ std::vector<RankedItem> rank_profile(const std::string& method, int64_t top_k, c
       if (nx.empty() != ny.empty()) return !nx.empty();
       return dates[x.index] > dates[y.index];
     });
-  } else if (method != "first") {
-    fail("data.retrieval", "'" + method + "' is not a retrieval method", "use bm25, recency, first or all");
   }
   if (top_k < n) ranked.resize(static_cast<size_t>(std::max<int64_t>(top_k, 0)));
   return ranked;

@@ -249,4 +249,12 @@ int64_t write_random_model(const std::string& arch, const std::string& preset,
   return params;
 }
 
+void ensure_model_folder(const ModelSection& model, const std::string& tokenizer_path) {
+  if (fs::exists(fs::path(model.path) / "config.json")) return;
+  if (model.init_arch.empty())
+    fail(model.path, "is not a Hugging Face model folder (no config.json)",
+         "set model.path to a model folder, or model.init_arch to create a random one");
+  write_random_model(model.init_arch, model.init_preset, tokenizer_path, model.path, model.init_seed);
+}
+
 }  // namespace percetrain

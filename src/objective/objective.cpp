@@ -3,8 +3,6 @@
 
 #include <torch/torch.h>
 
-#include "percetrain/config/job_config.hpp"
-#include "percetrain/util/error.hpp"
 
 namespace percetrain {
 
@@ -23,17 +21,13 @@ torch::Tensor normalise_per_sequence(const torch::Tensor& values, const torch::T
   return torch::where(per_token_mean > 0, values / per_token_mean, torch::ones_like(values));
 }
 
-torch::Tensor normalisation_scale(const std::string& mode, const torch::Tensor& sequence,
+torch::Tensor normalisation_scale(Normalization mode, const torch::Tensor& sequence,
                                   int64_t num_sequences, int64_t step_tokens, int64_t step_sequences) {
   auto options = torch::TensorOptions().dtype(torch::kFloat64).device(sequence.device());
-  if (mode == "tokens")
+  if (mode == Normalization::kTokens)
     return torch::full({sequence.size(0)}, 1.0 / std::max<int64_t>(1, step_tokens), options);
-  if (mode == "sequences") {
-    auto counts = torch::zeros({num_sequences}, options)
-                      .index_add_(0, sequence, torch::ones({sequence.size(0)}, options));
-    return 1.0 / (counts.index_select(0, sequence) * std::max<int64_t>(1, step_sequences));
-  }
-  fail("objective.normalize", "'" + mode + "' is not a normalisation", "use tokens or sequences");
+  auto counts = torch::zeros({num_sequences}, options).index_add_(0, sequence, torch::ones({sequence.size(0)}, options));
+  return 1.0 / (counts.index_select(0, sequence) * std::max<int64_t>(1, step_sequences));
 }
 
 namespace {
@@ -95,11 +89,13 @@ class EntropyCE final : public Objective {
 }  // namespace
 
 std::unique_ptr<Objective> make_objective(const ObjectiveSection& c) {
-  if (c.name == "ce") return std::make_unique<CrossEntropy>();
-  if (c.name == "perce") return std::make_unique<PerCE>(c.clip_min, c.clip_max);
-  if (c.name == "lossce") return std::make_unique<LossCE>(c.clip_min, c.clip_max);
-  if (c.name == "entce") return std::make_unique<EntropyCE>(c.clip_min, c.clip_max);
-  fail("objective.name", "unknown objective '" + c.name + "'", "use ce, perce, lossce or entce");
+  switch (c.name) {
+    case ObjectiveKind::kCe: return std::make_unique<CrossEntropy>();
+    case ObjectiveKind::kPerce: return std::make_unique<PerCE>(c.clip_min, c.clip_max);
+    case ObjectiveKind::kLossce: return std::make_unique<LossCE>(c.clip_min, c.clip_max);
+    case ObjectiveKind::kEntce: return std::make_unique<EntropyCE>(c.clip_min, c.clip_max);
+  }
+  return nullptr;  // unreachable: every kind is handled above
 }
 
 }  // namespace percetrain

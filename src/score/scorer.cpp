@@ -14,8 +14,8 @@
 #include "percetrain/model/hf_folder.hpp"
 #include "percetrain/objective/objective.hpp"
 #include "percetrain/tokenizer/tokenizer.hpp"
-#include "percetrain/train/batching.hpp"
-#include "percetrain/train/trainer.hpp"
+#include "percetrain/pass/batching.hpp"
+#include "percetrain/pass/paired_pass.hpp"
 #include "percetrain/util/device.hpp"
 #include "percetrain/util/error.hpp"
 
@@ -47,7 +47,7 @@ namespace {
 
 ObjectiveSection perce_section(const ObjectiveSection& config) {
   ObjectiveSection s = config;
-  s.name = "perce";  // the weights PerCE would give, whatever the config trains with
+  s.name = ObjectiveKind::kPerce;  // the weights PerCE would give, whatever the config trains with
   return s;
 }
 
@@ -64,7 +64,7 @@ std::vector<RecordScore> score_micro_batch(CausalLMImpl& model, const Tokenizer&
   const PairedBatch batch = collate_paired(examples, indices, pad_id, device, true);
   std::vector<torch::Tensor> columns;
   if (batch.response_tokens > 0) {
-    const MicroBatchPass pass = run_micro_batch(model, *objective, batch, config.objective.chunk_tokens, true);
+    const PairedPass pass = run_paired_pass(model, *objective, batch, config.objective.chunk_tokens, true);
     columns = {pass.tokens.logp_personalised, pass.tokens.logp_counterfactual, pass.terms.pir, pass.terms.weights};
   }
   if (processed_tokens) *processed_tokens += batch.personalised_tokens + batch.counterfactual_tokens;
@@ -268,9 +268,8 @@ ScoreResult score_examples(CausalLMImpl& model, const Tokenizer& tokenizer, cons
 
 ScoreResult run_scoring(const JobConfig& config, const std::string& data_file, const std::string& golds_file,
                         const ScoreOptions& options) {
-  ensure_model_folder(config);
-  const std::string tokenizer_path = config.tokenizer.path.empty() ? config.model.path : config.tokenizer.path;
-  auto tokenizer = load_tokenizer(tokenizer_path);
+  ensure_model_folder(config.model, tokenizer_path(config));
+  auto tokenizer = load_tokenizer(tokenizer_path(config));
   DatasetStats stats;
   std::vector<PairDetail> details;
   auto examples = load_paired_examples(config.data, data_file, golds_file, *tokenizer, &stats, &details);

@@ -16,18 +16,11 @@ std::string strip(const std::string& s) {
 
 }  // namespace
 
-const std::vector<std::string>& chat_format_names() {
-  static const std::vector<std::string> names = {"none", "chatml", "qwen3", "llama3", "llama2"};
-  return names;
-}
-
 ChatFormat parse_chat_format(const std::string& name, const std::string& where) {
-  if (name == "none") return ChatFormat::kNone;
-  if (name == "chatml") return ChatFormat::kChatml;
-  if (name == "qwen3") return ChatFormat::kQwen3;
-  if (name == "llama3") return ChatFormat::kLlama3;
-  if (name == "llama2") return ChatFormat::kLlama2;
-  fail(where, "unknown chat format '" + name + "'", "expected none, chatml, qwen3, llama3 or llama2");
+  ChatFormat format;
+  if (!enum_from_name(name, &format))
+    fail(where, "unknown chat format '" + name + "'", "expected " + join_choices(enum_names<ChatFormat>()));
+  return format;
 }
 
 std::string format_chat_prompt(ChatFormat format, const std::string& system, const std::string& user) {

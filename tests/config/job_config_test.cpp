@@ -55,13 +55,13 @@ TEST(JobConfig, OverridesAndRelativePaths) {
   auto c = parse_job_config(R"({"model": {"path": "m"}, "data": {"train_file": "d/train.jsonl"}})", "/srv/jobs/job.json",
                             {"train.lr=3e-4", "objective.name=ce", "output.dir=/out", "data.top_k=2"});
   EXPECT_EQ(c.train.lr, 3e-4);
-  EXPECT_EQ(c.objective.name, "ce");
+  EXPECT_EQ(c.objective.name, ObjectiveKind::kCe);
   EXPECT_EQ(c.data.top_k, 2);
   EXPECT_EQ(c.model.path, "/srv/jobs/m");
   EXPECT_EQ(c.data.train_file, "/srv/jobs/d/train.jsonl");
   EXPECT_EQ(c.output.dir, "/out");
   EXPECT_NE(testing_util::job_config_error(R"({"model": {"path": "m"}})", {"train.lr"}).find("expected section.key=value"), std::string::npos);
-  EXPECT_NE(testing_util::job_config_error(R"({"model": {"path": "m"}})", {"train.lrr=1"}).find("did you mean 'lr'"), std::string::npos);
+  EXPECT_NE(testing_util::job_config_error(R"({"model": {"path": "m"}})", {"train.lrr=1"}).find("did you mean 'train.lr'"), std::string::npos);
   // The effective config round-trips through the parser.
   auto again = parse_job_config(job_config_to_json(c), "/srv/jobs/job.json");
   EXPECT_EQ(job_config_to_json(again), job_config_to_json(c));

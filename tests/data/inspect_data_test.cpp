@@ -12,13 +12,9 @@ namespace percetrain {
 namespace {
 
 std::string run(const std::string& args, int* status) {
-  const std::string command = std::string(PERCETRAIN_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  std::string out;
-  char buffer[4096];
-  while (pipe && std::fgets(buffer, sizeof buffer, pipe)) out += buffer;
-  *status = pipe ? ::pclose(pipe) : -1;
-  return out;
+  const auto r = testing_util::run_percetrain(args);
+  *status = r.status;
+  return r.output;
 }
 
 TEST(InspectData, DemoConfigShowsBothPromptsAndCounts) {
@@ -48,12 +44,8 @@ TEST(DemoData, ScriptReproducesTheCommittedFilesByteForByte) {
   if (::access("/usr/bin/python3", X_OK) != 0) GTEST_SKIP() << "/usr/bin/python3 is absent";
   const std::string script = (testing_util::source_dir() / "scripts" / "make_demo_data.py").string();
   const std::string out = (testing_util::source_dir() / "data" / "demo").string();
-  FILE* pipe = ::popen(("/usr/bin/python3 " + script + " --check --out " + out + " 2>&1").c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string text;
-  char buffer[512];
-  while (std::fgets(buffer, sizeof buffer, pipe)) text += buffer;
-  EXPECT_EQ(::pclose(pipe), 0) << text;
+  const auto r = testing_util::run_command("/usr/bin/python3 " + script + " --check --out " + out);
+  EXPECT_EQ(r.status, 0) << r.output;
 }
 
 }  // namespace

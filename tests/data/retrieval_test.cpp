@@ -39,7 +39,7 @@ TEST(Bm25, EmptyCorpusAndEmptyDocuments) {
 TEST(RankProfile, Bm25TiesKeepFileOrder) {
   // Items 1 and 3 are identical, 0 and 2 do not match: ranking is 1, 3, then 0, 2.
   const std::vector<std::string> items = {"nothing here", "red kettle", "other words", "red kettle"};
-  const auto ranked = rank_profile("bm25", 4, "Red Kettle!", items, {}, 1.2, 0.75);
+  const auto ranked = rank_profile(Retrieval::kBm25, 4, "Red Kettle!", items, {}, 1.2, 0.75);
   ASSERT_EQ(ranked.size(), 4u);
   EXPECT_EQ(ranked[0].index, 1);
   EXPECT_EQ(ranked[1].index, 3);
@@ -47,24 +47,24 @@ TEST(RankProfile, Bm25TiesKeepFileOrder) {
   EXPECT_GT(ranked[0].score, 0.0);
   EXPECT_EQ(ranked[2].index, 0);
   EXPECT_EQ(ranked[3].index, 2);
-  EXPECT_EQ(rank_profile("bm25", 2, "red", items, {}, 1.2, 0.75).size(), 2u);
-  EXPECT_TRUE(rank_profile("bm25", 0, "red", items, {}, 1.2, 0.75).empty());
+  EXPECT_EQ(rank_profile(Retrieval::kBm25, 2, "red", items, {}, 1.2, 0.75).size(), 2u);
+  EXPECT_TRUE(rank_profile(Retrieval::kBm25, 0, "red", items, {}, 1.2, 0.75).empty());
 }
 
 TEST(RankProfile, RecencyFirstAll) {
   const std::vector<std::string> items = {"a", "b", "c", "d", "e"};
   const std::vector<std::string> dates = {"2014-04-23", "", "2015-01-02", "2014-12-30", "2015-01-02"};
-  const auto recent = rank_profile("recency", 5, "", items, dates, 1.2, 0.75);
+  const auto recent = rank_profile(Retrieval::kRecency, 5, "", items, dates, 1.2, 0.75);
   std::vector<int64_t> order;
   for (const auto& r : recent) order.push_back(r.index);
   EXPECT_EQ(order, (std::vector<int64_t>{2, 4, 3, 0, 1}));  // tie 2/4 by position, undated last
-  const auto years = rank_profile("recency", 2, "", {"x", "y", "z"}, {"2019", "2021", "2020"}, 1.2, 0.75);
+  const auto years = rank_profile(Retrieval::kRecency, 2, "", {"x", "y", "z"}, {"2019", "2021", "2020"}, 1.2, 0.75);
   EXPECT_EQ(years[0].index, 1);
   EXPECT_EQ(years[1].index, 2);
-  const auto first = rank_profile("first", 2, "", items, {}, 1.2, 0.75);
+  const auto first = rank_profile(Retrieval::kFirst, 2, "", items, {}, 1.2, 0.75);
   ASSERT_EQ(first.size(), 2u);
   EXPECT_EQ(first[1].index, 1);
-  EXPECT_EQ(rank_profile("all", 1, "", items, {}, 1.2, 0.75).size(), 5u);
+  EXPECT_EQ(rank_profile(Retrieval::kAll, 1, "", items, {}, 1.2, 0.75).size(), 5u);
 }
 
 }  // namespace

@@ -137,13 +137,8 @@ std::string binary_path() {
 }
 
 std::pair<int, std::string> run(const std::string& args) {
-  const std::string command = binary_path() + " " + args + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  std::string output;
-  char buffer[4096];
-  while (pipe && std::fgets(buffer, sizeof buffer, pipe)) output += buffer;
-  const int status = pipe ? ::pclose(pipe) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+  const auto r = testing_util::run_command(binary_path() + " " + args);
+  return {r.status, r.output};
 }
 
 TEST(EvalCommand, EndToEnd) {

@@ -59,13 +59,6 @@ std::vector<std::vector<int>> tokens_of(const std::vector<GenerationResult>& res
   return out;
 }
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 const Tokenizer& demo_tokenizer() {
   static const auto tokenizer = load_tokenizer((testing_util::source_dir() / "data" / "tokenizer").string());
   return *tokenizer;
@@ -277,7 +270,7 @@ TEST(PredictionsFile, StreamedToTmpRenamedAndResumeEqualsAnUninterruptedRun) {
   auto summary = write_predictions(g1, data, whole.string(), run);
   EXPECT_EQ(summary.generated, 7);
   EXPECT_FALSE(fs::exists(whole.string() + ".tmp"));
-  const std::string expected = read_file(whole);
+  const std::string expected = testing_util::read_file(whole);
   std::istringstream lines(expected);
   std::string line;
   int count = 0;
@@ -302,11 +295,11 @@ TEST(PredictionsFile, StreamedToTmpRenamedAndResumeEqualsAnUninterruptedRun) {
   EXPECT_THROW(write_predictions(g2, data, out.string(), interrupted), Interrupted);
   EXPECT_FALSE(fs::exists(out));
   ASSERT_TRUE(fs::exists(tmp));
-  EXPECT_EQ(read_file(tmp), expected.substr(0, read_file(tmp).size()));
+  EXPECT_EQ(testing_util::read_file(tmp), expected.substr(0, testing_util::read_file(tmp).size()));
 
   // Simulate a crash mid-line: keep two complete lines and half of the third. Resuming then
   // decodes records 2..6 in batches that differ from the uninterrupted run's.
-  std::string partial = read_file(tmp);
+  std::string partial = testing_util::read_file(tmp);
   const size_t second_end = partial.find('\n', partial.find('\n') + 1) + 1;
   partial = partial.substr(0, second_end) + partial.substr(second_end, 15);
   std::ofstream(tmp, std::ios::binary | std::ios::trunc) << partial;
@@ -319,7 +312,7 @@ TEST(PredictionsFile, StreamedToTmpRenamedAndResumeEqualsAnUninterruptedRun) {
   EXPECT_EQ(summary.resumed, 2);
   EXPECT_EQ(summary.generated, 5);
   EXPECT_FALSE(fs::exists(tmp));
-  EXPECT_EQ(read_file(out), expected);
+  EXPECT_EQ(testing_util::read_file(out), expected);
 }
 
 TEST(PredictionsFile, ResumeWithoutATmpFileStartsFreshAndAFinishedTmpIsJustRenamed) {
@@ -331,11 +324,11 @@ TEST(PredictionsFile, ResumeWithoutATmpFileStartsFreshAndAFinishedTmpIsJustRenam
   resume.resume = true;
   const fs::path fresh = dir / "fresh.jsonl", resumed = dir / "resumed.jsonl";
   EXPECT_EQ(write_predictions(generator, data, fresh.string(), resume).generated, 3);
-  std::ofstream(resumed.string() + ".tmp", std::ios::binary) << read_file(fresh);
+  std::ofstream(resumed.string() + ".tmp", std::ios::binary) << testing_util::read_file(fresh);
   const auto summary = write_predictions(generator, data, resumed.string(), resume);
   EXPECT_EQ(summary.resumed, 3);
   EXPECT_EQ(summary.generated, 0);
-  EXPECT_EQ(read_file(resumed), read_file(fresh));
+  EXPECT_EQ(testing_util::read_file(resumed), testing_util::read_file(fresh));
   EXPECT_FALSE(fs::exists(resumed.string() + ".tmp"));
 }
 

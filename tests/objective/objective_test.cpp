@@ -4,8 +4,10 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <map>
+#include <string>
+#include <vector>
 
-#include "percetrain/config/job_config.hpp"
 #include "percetrain/model/decoder.hpp"
 #include "percetrain/objective/objective.hpp"
 
@@ -15,7 +17,7 @@ namespace {
 
 ObjectiveSection section(const std::string& name) {
   ObjectiveSection s;
-  s.name = name;
+  if (!enum_from_name(name, &s.name)) ADD_FAILURE() << "no objective " << name;
   return s;
 }
 
@@ -69,22 +71,32 @@ TEST(Objectives, EmptyResponsesAndEmptyProfilesGiveFiniteLosses) {
     auto empty = torch::zeros({0}, torch::requires_grad());
     ResponseTokens t{empty, torch::zeros({0}), torch::zeros({0}), torch::zeros({0}, torch::kLong), 1};
     auto terms = make_objective(section(name))->terms(t);
-    auto scale = normalisation_scale("tokens", t.sequence, 1, 0, 1);
-    EXPECT_TRUE(std::isfinite((terms.token_loss * scale).sum().item<double>())) << name;
-    // Empty profile: both passes are the same, PIR = 0, weights = clip_min.
+    auto scale = normalisation_scale(Normalization::kTokens, t.sequence, 1, 0, 1);
+    EXPECT_EQ(terms.token_loss.numel(), 0) << name;
+    EXPECT_EQ(terms.weights.numel(), 0) << name;
+    EXPECT_EQ((terms.token_loss * scale).sum().item<double>(), 0.0) << name;
+    // Empty profile: both passes are the same. PerCE: PIR = 0 everywhere, so every weight is
+    // clip_min (0.8). The others do not look at the second pass: CE weighs 1; LossCE weighs the
+    // losses 2 and 1 by their mean 1.5 (4/3 and 2/3, clipped up to 0.8); EntCE sees equal
+    // entropies (weight 1).
     auto lp = torch::tensor({-2.0, -1.0}, torch::requires_grad());
     ResponseTokens same{lp, lp.detach().clone(), torch::ones({2}), torch::zeros({2}, torch::kLong), 1};
-    auto loss = make_objective(section(name))->terms(same).token_loss.sum();
-    EXPECT_TRUE(std::isfinite(loss.item<double>())) << name;
+    const auto terms_same = make_objective(section(name))->terms(same);
+    const std::map<std::string, std::vector<double>> expected = {
+        {"ce", {1.0, 1.0}}, {"perce", {0.8, 0.8}}, {"lossce", {4.0 / 3.0, 0.8}}, {"entce", {1.0, 1.0}}};
+    EXPECT_TRUE(torch::allclose(terms_same.weights, torch::tensor(expected.at(name)).to(terms_same.weights.scalar_type())))
+        << name << ": " << terms_same.weights;
+    if (name == "perce") EXPECT_EQ(terms_same.pir.abs().max().item<double>(), 0.0);
+    EXPECT_TRUE(std::isfinite(terms_same.token_loss.sum().item<double>())) << name;
   }
 }
 
 TEST(Normalisation, TokensAndSequencesScales) {
   auto seq = torch::tensor({0, 0, 0, 1}, torch::kLong);
-  auto tokens = normalisation_scale("tokens", seq, 2, 8, 4);
+  auto tokens = normalisation_scale(Normalization::kTokens, seq, 2, 8, 4);
   EXPECT_TRUE(torch::allclose(tokens, torch::full({4}, 1.0 / 8, torch::kFloat64)));
   // Sequences: 1 / (n_seq * sequences in step): 1/(3*4) for seq 0, 1/(1*4) for seq 1.
-  auto sequences = normalisation_scale("sequences", seq, 2, 8, 4);
+  auto sequences = normalisation_scale(Normalization::kSequences, seq, 2, 8, 4);
   EXPECT_TRUE(torch::allclose(sequences, torch::tensor({1.0 / 12, 1.0 / 12, 1.0 / 12, 0.25}, torch::kFloat64)));
 }
 

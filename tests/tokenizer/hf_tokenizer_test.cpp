@@ -320,13 +320,9 @@ TEST_F(TinyTokenizer, MalformedFilesAreClearErrors) {
 // percetrain tokenize, end to end through the built binary.
 
 std::string run(const std::string& command, int* status) {
-  std::string out;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return out;
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
-  *status = ::pclose(pipe);
-  return out;
+  const auto r = testing_util::run_command(command);
+  *status = r.status;
+  return r.output;
 }
 
 TEST_F(TinyTokenizer, TokenizeCommandEndToEnd) {

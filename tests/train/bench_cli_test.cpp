@@ -15,13 +15,9 @@ namespace percetrain {
 namespace {
 
 std::string run_bench_cli(const std::string& args, int* status, bool with_stderr) {
-  const std::string command = std::string(PERCETRAIN_BINARY) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* pipe = ::popen(command.c_str(), "r");
-  std::string out;
-  char buffer[4096];
-  while (pipe && std::fgets(buffer, sizeof buffer, pipe)) out += buffer;
-  *status = pipe ? ::pclose(pipe) : -1;
-  return out;
+  const auto r = testing_util::run_percetrain(args + (with_stderr ? "" : " 2>/dev/null"), with_stderr);
+  *status = r.status;
+  return r.output;
 }
 
 TEST(BenchCli, AlternatesRoundsAndReportsMediansRatioAndProfile) {

@@ -9,6 +9,9 @@
 #include "percetrain/data/dataset.hpp"
 #include "percetrain/data/pairing.hpp"
 #include "percetrain/model/hf_folder.hpp"
+#include "percetrain/objective/objective.hpp"
+#include "percetrain/pass/batching.hpp"
+#include "percetrain/pass/paired_pass.hpp"
 #include "percetrain/report/score_report.hpp"
 #include "percetrain/score/scorer.hpp"
 #include "percetrain/tokenizer/tokenizer.hpp"
@@ -59,7 +62,7 @@ TEST(EndToEnd, PerContrastFindsThePersonalTokensOfHeldOutReviews) {
   JobConfig config = load_job_config((testing_util::source_dir() / "configs" / "demo.json").string(), overrides);
   TrainOptions quiet;
   quiet.progress = false;
-  ensure_model_folder(config);
+  ensure_model_folder(config.model, tokenizer_path(config));
   auto tokenizer = load_tokenizer(config.tokenizer.path);
   DatasetStats stats;
   std::vector<PairDetail> details;
@@ -81,7 +84,7 @@ TEST(EndToEnd, PerContrastFindsThePersonalTokensOfHeldOutReviews) {
     torch::InferenceMode inference;
     for (size_t i = 0; i < test.size(); ++i) {
       auto batch = collate_paired(test, {i}, 0, torch::kCPU, true);
-      auto pass = run_micro_batch(*loaded.model, *objective, batch, 256);
+      auto pass = run_paired_pass(*loaded.model, *objective, batch, 256);
       auto pir = pass.terms.pir;
       auto logp = pass.tokens.logp_personalised;
       const auto spans = response_token_spans(*tokenizer, test[i]);

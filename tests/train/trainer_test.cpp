@@ -8,6 +8,7 @@
 #include <random>
 
 #include "percetrain/model/hf_folder.hpp"
+#include "percetrain/train/step.hpp"
 #include "percetrain/train/trainer.hpp"
 #include "percetrain/util/error.hpp"
 #include "test_util.hpp"
@@ -51,7 +52,7 @@ JobConfig tiny_job(const fs::path& dir, const std::string& objective = "perce") 
   c.model.dtype = "float32";
   c.model.init_arch = "llama";
   c.tokenizer.path = (testing_util::source_dir() / "data" / "tokenizer").string();
-  c.objective.name = objective;
+  if (!enum_from_name(objective, &c.objective.name)) ADD_FAILURE() << objective;
   c.train.lr = 3e-3;
   c.train.batch_size = 8;
   c.train.micro_batch_size = 2;
@@ -75,54 +76,25 @@ std::vector<std::string> read_lines(const fs::path& path) {
   return lines;
 }
 
-TEST(Batching, SelectionsAlignTheResponseTokensOfBothSequences) {
-  auto examples = synthetic_examples(5, 3);
-  auto batch = collate_paired(examples, {0, 1, 2, 3, 4}, 0, torch::kCPU, true);
-  auto targets_with = batch.personalised_ids.slice(1, 1).masked_select(batch.personalised_select);
-  auto targets_without = batch.counterfactual_ids.slice(1, 1).masked_select(batch.counterfactual_select);
-  EXPECT_TRUE(torch::equal(targets_with, targets_without));
-  int64_t expected = 0;
-  std::vector<int64_t> response_ids;
-  for (const auto& e : examples) {
-    expected += e.response_length;
-    response_ids.insert(response_ids.end(), e.personalised.end() - e.response_length, e.personalised.end());
-  }
-  EXPECT_EQ(batch.response_tokens, expected);
-  EXPECT_TRUE(torch::equal(targets_with, torch::tensor(response_ids, torch::kLong)));
-  EXPECT_EQ(batch.sequence.size(0), expected);
-}
-
-TEST(Batching, EpochOrderIsSeededAndCoversEveryExampleOnce) {
-  auto a = epoch_steps(23, 5, 7, 0), b = epoch_steps(23, 5, 7, 0), c = epoch_steps(23, 5, 7, 1);
-  EXPECT_EQ(a, b);
-  EXPECT_NE(a, c);
-  std::vector<size_t> all;
-  for (const auto& s : a) all.insert(all.end(), s.begin(), s.end());
-  std::sort(all.begin(), all.end());
-  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i], i);
-  EXPECT_EQ(a.size(), 5u);
-  EXPECT_EQ(a.back().size(), 3u);
-}
-
 TEST(Schedule, WarmupThenLinearOrCosineDecay) {
   TrainSection t;
   t.lr = 1.0;
   t.warmup_steps = 2;
-  t.schedule = "linear";
+  t.schedule = Schedule::kLinear;
   EXPECT_DOUBLE_EQ(learning_rate_at(t, 0, 10), 0.5);
   EXPECT_DOUBLE_EQ(learning_rate_at(t, 1, 10), 1.0);
   EXPECT_DOUBLE_EQ(learning_rate_at(t, 2, 10), 1.0);
   EXPECT_DOUBLE_EQ(learning_rate_at(t, 6, 10), 0.5);
-  t.schedule = "cosine";
+  t.schedule = Schedule::kCosine;
   EXPECT_NEAR(learning_rate_at(t, 6, 10), 0.5, 1e-12);
   EXPECT_NEAR(learning_rate_at(t, 10, 10), 0.0, 1e-12);
-  t.schedule = "constant";
+  t.schedule = Schedule::kConstant;
   EXPECT_DOUBLE_EQ(learning_rate_at(t, 9, 10), 1.0);
 }
 
 // One optimizer step with 4 micro-batches of 2 equals one step with one micro-batch of 8.
 TEST(Trainer, GradientAccumulationEqualsTheLargerBatch) {
-  for (const std::string normalize : {"tokens", "sequences"}) {
+  for (const Normalization normalize : {Normalization::kTokens, Normalization::kSequences}) {
     ScratchDir dir;
     auto examples = synthetic_examples(8, 5);
     auto a = tiny_job(dir.path() / "a");
@@ -134,7 +106,7 @@ TEST(Trainer, GradientAccumulationEqualsTheLargerBatch) {
     a.train.adam_eps = 1.0;
     a.train.lr = 1.0;
     a.train.warmup_steps = 0;
-    a.train.schedule = "constant";
+    a.train.schedule = Schedule::kConstant;
     a.model.path = (dir / "model").string();
     auto b = a;
     b.output.dir = (dir / "b-out").string();
@@ -151,7 +123,7 @@ TEST(Trainer, GradientAccumulationEqualsTheLargerBatch) {
       max_update = std::max(max_update, (item.value() - p0[item.key()]).abs().max().item<double>());
     }
     EXPECT_GT(max_update, 1e-4) << "the step must move the parameters";
-    EXPECT_LT(max_diff, 1e-6) << normalize << ": accumulation changed the update";
+    EXPECT_LT(max_diff, 1e-6) << enum_name(normalize) << ": accumulation changed the update";
   }
 }
 

@@ -1,39 +1,43 @@
-// The job configuration (`--config job.json`): plain structs with defaults, one per section.
+// The job configuration (`--config job.json`): plain structs with defaults, one per section. The
+// sections of the lower stages live with them (model/, data/, objective/); the job-level ones here.
+// Every key is listed once, in src/config/config_fields.hpp, which parsing, the effective config,
+// --set and the did-you-mean hints all walk.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "percetrain/data/data_config.hpp"
+#include "percetrain/model/model_section.hpp"
+#include "percetrain/objective/objective_section.hpp"
+#include "percetrain/util/enum_names.hpp"
 
 namespace percetrain {
-
-struct ModelSection {
-  std::string path;             // Hugging Face model folder
-  std::string device = "auto";  // cpu | cuda | cuda:N | auto
-  std::string dtype = "auto";   // float32 | bfloat16 | float16 | auto
-  // init-model on the fly when `path` does not exist yet (demo and CI): arch + preset + seed.
-  std::string init_arch;
-  std::string init_preset = "tiny";
-  uint64_t init_seed = 0;
-};
 
 struct TokenizerSection {
   std::string path;  // "" = the model folder
 };
 
-struct ObjectiveSection {
-  std::string name = "perce";        // ce | perce | lossce | entce
-  double clip_min = 0.8;             // m in the paper
-  double clip_max = 5.0;             // M in the paper
-  std::string normalize = "tokens";  // tokens | sequences
-  int64_t chunk_tokens = 0;          // positions per vocabulary-projection chunk; 0 = 256 MiB budget
+enum class Schedule { kConstant, kLinear, kCosine };
+template <>
+struct EnumNames<Schedule> {
+  static constexpr std::pair<Schedule, const char*> values[] = {
+      {Schedule::kConstant, "constant"}, {Schedule::kLinear, "linear"}, {Schedule::kCosine, "cosine"}};
+};
+
+// never: a fresh run; auto: continue from the newest checkpoint in output.dir when there is one.
+enum class ResumePolicy { kNever, kAuto };
+template <>
+struct EnumNames<ResumePolicy> {
+  static constexpr std::pair<ResumePolicy, const char*> values[] = {{ResumePolicy::kNever, "never"},
+                                                                    {ResumePolicy::kAuto, "auto"}};
 };
 
 struct TrainSection {
   double lr = 2e-5;
-  std::string schedule = "cosine";  // constant | linear | cosine
+  Schedule schedule = Schedule::kCosine;
   double warmup_ratio = 0.0;
   int64_t warmup_steps = 0;         // wins over warmup_ratio when > 0
   double min_lr_ratio = 0.0;        // floor of linear/cosine decay, as a fraction of lr
@@ -49,7 +53,7 @@ struct TrainSection {
   int64_t eval_every = 0;           // 0 = at the end of each epoch only
   int64_t save_every = 0;           // 0 = at the end only
   int64_t keep_last = 2;
-  std::string resume = "never";     // never | auto (continue from the newest checkpoint)
+  ResumePolicy resume = ResumePolicy::kNever;
   bool gradient_checkpointing = false;
   // With model.dtype bfloat16: keep fp32 master weights and optimizer state (16 bytes per
   // parameter plus 2+2 for the bf16 weights and gradients) instead of updating bf16 weights in
@@ -86,12 +90,18 @@ struct JobConfig {
 
 // Reads a job config; `overrides` are "section.key=value" strings (--set), applied before
 // validation, with values parsed as JSON when they parse (numbers, true, ...) else as strings.
-// Relative paths in the config are resolved against the config file's folder.
+// Relative paths in the config and in overrides are resolved against the config file's folder.
 JobConfig load_job_config(const std::string& file, const std::vector<std::string>& overrides = {});
 JobConfig parse_job_config(const std::string& json_text, const std::string& file,
                            const std::vector<std::string>& overrides = {});
 
 // The effective configuration as JSON text (every key, defaults included).
 std::string job_config_to_json(const JobConfig& config);
+
+// Every key of a job config as "section.key" (nested sections as "section.sub.key").
+std::vector<std::string> job_config_keys();
+
+// The tokenizer a job uses: tokenizer.path, or the model folder when that is empty.
+std::string tokenizer_path(const JobConfig& config);
 
 }  // namespace percetrain

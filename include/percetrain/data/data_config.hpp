@@ -4,8 +4,28 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+
+#include "percetrain/tokenizer/chat_format.hpp"
+#include "percetrain/util/enum_names.hpp"
 
 namespace percetrain {
+
+// How profile items are chosen for a query (see rank_profile in retrieval.hpp).
+enum class Retrieval { kBm25, kRecency, kFirst, kAll };
+template <>
+struct EnumNames<Retrieval> {
+  static constexpr std::pair<Retrieval, const char*> values[] = {
+      {Retrieval::kBm25, "bm25"}, {Retrieval::kRecency, "recency"}, {Retrieval::kFirst, "first"}, {Retrieval::kAll, "all"}};
+};
+
+// strict: the first bad record stops the job; skip: bad records are counted and skipped.
+enum class OnBadRecord { kStrict, kSkip };
+template <>
+struct EnumNames<OnBadRecord> {
+  static constexpr std::pair<OnBadRecord, const char*> values[] = {{OnBadRecord::kStrict, "strict"},
+                                                                   {OnBadRecord::kSkip, "skip"}};
+};
 
 struct DataConfig {
   std::string train_file;  // JSON array or JSONL of records {id?, input, output, profile: [...]}
@@ -24,7 +44,7 @@ struct DataConfig {
   std::string item_separator = "\n";
   std::string query_pattern;    // regex with one capture group selecting the query from input; "" = all
 
-  std::string retrieval = "bm25";  // bm25 | recency | first | all
+  Retrieval retrieval = Retrieval::kBm25;
   int64_t top_k = 4;
   double bm25_k1 = 1.2;
   double bm25_b = 0.75;
@@ -33,10 +53,10 @@ struct DataConfig {
   int64_t max_length = 2048;        // tokens of the personalised sequence, response included
   int64_t profile_token_budget = 0; // 0: as much as max_length allows
   bool add_eos = true;              // the response ends with EOS, and the loss covers it
-  std::string on_bad_record = "strict";  // strict | skip
+  OnBadRecord on_bad_record = OnBadRecord::kStrict;
   int64_t max_records = 0;          // 0: all
 
-  std::string chat_format = "none";  // none | chatml | qwen3 | llama3 | llama2
+  ChatFormat chat_format = ChatFormat::kNone;
   std::string system_prompt;
 };
 

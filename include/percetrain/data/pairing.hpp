@@ -38,7 +38,7 @@ std::string render_template(const std::string& text, const std::string& where,
 std::vector<std::string> template_slots(const std::string& text, const std::string& where);
 
 // The user message wrapped in the configured chat format (chat_format "none": the message itself,
-// after system_prompt + "\n\n" when one is set). Other formats are not available yet.
+// after system_prompt + "\n\n" when one is set; the others: tokenizer/chat_format.hpp).
 std::string apply_chat_format(const DataConfig& config, const std::string& user_message);
 
 struct PromptItem {

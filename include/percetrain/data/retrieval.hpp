@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "percetrain/data/data_config.hpp"
+
 namespace percetrain {
 
 // Retrieval terms: maximal runs of ASCII letters and digits, lowercased ("Wi-Fi 6E!" ->
@@ -30,7 +32,7 @@ struct RankedItem {
 //            "2014", 2014) and else as text; items without a date ("") go last; ties by position.
 //   first:   the first top_k items in file order.
 //   all:     every item in file order.
-std::vector<RankedItem> rank_profile(const std::string& method, int64_t top_k, const std::string& query,
+std::vector<RankedItem> rank_profile(Retrieval method, int64_t top_k, const std::string& query,
                                      const std::vector<std::string>& item_texts,
                                      const std::vector<std::string>& dates, double k1, double b);
 

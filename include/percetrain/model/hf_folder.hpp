@@ -8,6 +8,7 @@
 #include <string>
 
 #include "percetrain/model/decoder.hpp"
+#include "percetrain/model/model_section.hpp"
 
 namespace percetrain {
 

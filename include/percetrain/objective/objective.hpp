@@ -7,9 +7,9 @@
 #include <memory>
 #include <string>
 
-namespace percetrain {
+#include "percetrain/objective/objective_section.hpp"
 
-struct ObjectiveSection;
+namespace percetrain {
 
 // Per response token of a micro-batch, flattened in the same order for every field: [N].
 struct ResponseTokens {
@@ -49,7 +49,7 @@ torch::Tensor normalise_per_sequence(const torch::Tensor& values, const torch::T
 // an optimizer step gives the step's loss:
 //   "tokens":    1 / (response tokens in the step)
 //   "sequences": 1 / (tokens of the token's sequence * sequences in the step)
-torch::Tensor normalisation_scale(const std::string& mode, const torch::Tensor& sequence,
+torch::Tensor normalisation_scale(Normalization mode, const torch::Tensor& sequence,
                                   int64_t num_sequences, int64_t step_tokens, int64_t step_sequences);
 
 }  // namespace percetrain

@@ -1,5 +1,5 @@
 // `percetrain score`: PIR and PerCE weights of every response token of a dataset, computed by
-// the training path itself (run_micro_batch) under inference mode, streamed to JSONL.
+// the paired pass training uses (run_paired_pass) under inference mode, streamed to JSONL.
 #pragma once
 
 #include <cstdint>
@@ -46,7 +46,7 @@ struct ScoreResult {
 std::vector<std::vector<size_t>> scoring_plan(const std::vector<PairedExample>& examples,
                                               int64_t micro_batch_size, int64_t window);
 
-// Scores one micro-batch (`indices` into `examples`) with run_micro_batch and a PerCE objective
+// Scores one micro-batch (`indices` into `examples`) with run_paired_pass and a PerCE objective
 // using config.objective's clip bounds, under inference mode. `details` (may be null) gives the
 // profile items shown in reports. Results are in the order of `indices`.
 std::vector<RecordScore> score_micro_batch(CausalLMImpl& model, const Tokenizer& tokenizer, const JobConfig& config,

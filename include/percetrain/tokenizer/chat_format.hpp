@@ -3,7 +3,10 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "percetrain/util/enum_names.hpp"
 
 namespace percetrain {
 
@@ -12,10 +15,17 @@ namespace percetrain {
 // header when enable_thinking=false), so training targets the answer as Qwen3 emits it without
 // reasoning. llama3: Meta's header/eot format. llama2: [INST] <<SYS>> ... [/INST].
 enum class ChatFormat { kNone, kChatml, kQwen3, kLlama3, kLlama2 };
+template <>
+struct EnumNames<ChatFormat> {
+  static constexpr std::pair<ChatFormat, const char*> values[] = {{ChatFormat::kNone, "none"},
+                                                                  {ChatFormat::kChatml, "chatml"},
+                                                                  {ChatFormat::kQwen3, "qwen3"},
+                                                                  {ChatFormat::kLlama3, "llama3"},
+                                                                  {ChatFormat::kLlama2, "llama2"}};
+};
 
 // Error naming the known formats when `name` is not one of them.
 ChatFormat parse_chat_format(const std::string& name, const std::string& where);
-const std::vector<std::string>& chat_format_names();
 
 // The prompt text, without BOS: encode it with add_special=true, so that the tokenizer adds the
 // BOS its model expects (Llama 2 and 3) or none (Qwen). An empty system prompt writes no system

@@ -1,5 +1,5 @@
 // Collation of paired examples and the seeded, reproducible visiting order of a run.
-#include "percetrain/train/batching.hpp"
+#include "percetrain/pass/batching.hpp"
 
 #include <torch/torch.h>
 

@@ -1,0 +1,31 @@
+// `percetrain bench`: ms/step, tokens/s, model-FLOP utilisation and peak memory of training
+// steps (ce, perce, perce with gradient checkpointing, perce with an unchunked loss) on random
+// tokens of a config's shapes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "percetrain/config/job_config.hpp"
+
+namespace percetrain {
+
+struct BenchOptions {
+  std::string config;
+  std::vector<std::string> overrides;
+  int64_t steps = 3, warmup = 1, rounds = 1;
+  int64_t with_length = 0, without_length = 0, response_length = 0;
+  std::string variants = "ce,perce,perce+checkpointing,perce+unchunked";
+  std::string random_config;  // a config.json: random weights of its shape instead of model.path
+  std::string profile;  // chrome trace of the measured steps of each variant: PATH.VARIANT.json
+  std::string variant;  // internal: run one variant in this process and print its JSON
+  bool json = false;
+};
+
+// Runs every variant in a child process of this executable (`bench --variant V ...`), `rounds`
+// times alternating, and prints the table (or JSON); with `variant` set, runs that one variant
+// here and prints its JSON line. Returns the exit status.
+int run_bench(BenchOptions& options, const JobConfig& config);
+
+}  // namespace percetrain

@@ -1,0 +1,26 @@
+// The paired forward pass under both training and scoring: the personalised sequence (with
+// autograd when grad mode is on) and, when asked, the counterfactual one under inference mode,
+// reduced to per-token log-probs of the response and the objective's terms.
+#pragma once
+
+#include <cstdint>
+
+#include "percetrain/objective/objective.hpp"
+#include "percetrain/pass/batching.hpp"
+
+namespace percetrain {
+
+class CausalLMImpl;
+
+struct PairedPass {
+  ResponseTokens tokens;
+  ObjectiveTerms terms;
+};
+
+// Runs the passes `objective` needs (the counterfactual one also when `always_counterfactual`,
+// for validation and scoring) over `batch`; log-probs are computed `chunk_tokens` positions at a
+// time (0: sized by a memory budget).
+PairedPass run_paired_pass(CausalLMImpl& model, const Objective& objective, const PairedBatch& batch,
+                           int64_t chunk_tokens, bool always_counterfactual = false);
+
+}  // namespace percetrain

@@ -1,0 +1,343 @@
+// `percetrain bench`: step time, tokens/s, model-FLOP utilisation and peak memory of ce vs perce
+// (and gradient checkpointing, and an unchunked loss) on a config's shapes, through the trainer's
+// own TrainStep. Each variant runs in a child process of its own so that its peak memory is its own.
+#include "percetrain/bench/bench.hpp"
+
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <numeric>
+#include <optional>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "percetrain/config/job_config.hpp"
+#include "percetrain/model/hf_folder.hpp"
+#include "percetrain/objective/objective.hpp"
+#include "percetrain/train/fused_adamw.hpp"
+#include "percetrain/train/master_weights.hpp"
+#include "percetrain/train/step.hpp"
+#include "percetrain/util/device.hpp"
+#include "percetrain/util/error.hpp"
+
+extern char** environ;
+
+namespace percetrain {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+void synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+// Random paired examples of the bench shapes: the personalised sequence is L1 tokens, the
+// counterfactual L0, both ending with the same R response tokens.
+std::vector<PairedExample> random_examples(int64_t count, int64_t L1, int64_t L0, int64_t R, int64_t vocab) {
+  std::mt19937_64 rng(1234);
+  std::vector<PairedExample> out;
+  for (int64_t i = 0; i < count; ++i) {
+    PairedExample e;
+    e.id = std::to_string(i);
+    std::vector<int32_t> response(R);
+    for (auto& t : response) t = 3 + static_cast<int32_t>(rng() % (vocab - 3));
+    for (int64_t k = 0; k < L1 - R; ++k) e.personalised.push_back(3 + static_cast<int32_t>(rng() % (vocab - 3)));
+    for (int64_t k = 0; k < L0 - R; ++k) e.counterfactual.push_back(3 + static_cast<int32_t>(rng() % (vocab - 3)));
+    e.personalised.insert(e.personalised.end(), response.begin(), response.end());
+    e.counterfactual.insert(e.counterfactual.end(), response.begin(), response.end());
+    e.response_length = static_cast<int32_t>(R);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// Matmul FLOPs of a forward over one sequence of T tokens of which R are scored.
+double forward_flops(const ModelConfig& c, double T, double R) {
+  const double C = c.hidden_size, H = c.num_attention_heads, KV = c.num_key_value_heads, D = c.head_dim;
+  const double per_layer_params = C * H * D + 2 * C * KV * D + H * D * C + 3 * C * c.intermediate_size;
+  const double attention = 2 * 2 * H * D * T * T;  // QK^T and PV over the full (masked) square
+  return c.num_hidden_layers * (2 * per_layer_params * T + attention) + 2 * c.vocab_size * C * R;
+}
+
+double measure_matmul_peak(const torch::Device& device, c10::ScalarType dtype) {
+  const int64_t n = device.is_cuda() ? 8192 : 2048;
+  auto a = torch::randn({n, n}, torch::TensorOptions().device(device).dtype(dtype));
+  auto b = torch::randn({n, n}, torch::TensorOptions().device(device).dtype(dtype));
+  torch::mm(a, b);
+  synchronize(device);
+  const int reps = 5;
+  const auto t0 = Clock::now();
+  for (int i = 0; i < reps; ++i) torch::mm(a, b);
+  synchronize(device);
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return 2.0 * n * n * n * reps / seconds;
+}
+
+std::string profile_path(const std::string& prefix, std::string variant) {
+  std::replace(variant.begin(), variant.end(), '+', '-');
+  return prefix + "." + variant + ".json";
+}
+
+// Self time per operator in a chrome trace written by LibTorch's legacy profiler: an event's
+// duration minus that of the events nested directly inside it on the same thread.
+void print_profile_summary(const std::string& path, int64_t steps) {
+  std::ifstream in(path);
+  if (!in) fail(path, "the profiler wrote no trace");
+  json trace = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (trace.is_object() && trace.contains("traceEvents")) trace = trace["traceEvents"];
+  if (!trace.is_array()) fail(path, "not a chrome trace (expected a JSON array of events)");
+  struct Event {
+    double start, end;
+    std::string name;
+  };
+  std::map<std::string, std::vector<Event>> by_thread;
+  for (const auto& e : trace)
+    if (e.value("ph", "") == "X")
+      by_thread[e.at("tid").dump()].push_back(
+          {e.at("ts").get<double>(), e.at("ts").get<double>() + e.at("dur").get<double>(), e.value("name", "?")});
+  struct Total {
+    double self_us = 0;
+    int64_t calls = 0;
+  };
+  std::map<std::string, Total> totals;
+  double all_us = 0;
+  for (auto& [tid, events] : by_thread) {
+    std::sort(events.begin(), events.end(),
+              [](const Event& a, const Event& b) { return a.start != b.start ? a.start < b.start : a.end > b.end; });
+    std::vector<std::pair<const Event*, double>> open;  // event, time of its direct children
+    auto close_until = [&](double t) {
+      while (!open.empty() && open.back().first->end <= t) {
+        auto [e, children] = open.back();
+        open.pop_back();
+        const double self = std::max(0.0, e->end - e->start - children);
+        totals[e->name].self_us += self;
+        totals[e->name].calls += 1;
+        all_us += self;
+        if (!open.empty()) open.back().second += e->end - e->start;
+      }
+    };
+    for (const auto& e : events) {
+      close_until(e.start);
+      open.emplace_back(&e, 0.0);
+    }
+    close_until(std::numeric_limits<double>::infinity());
+  }
+  std::vector<std::pair<std::string, Total>> rows(totals.begin(), totals.end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.self_us > b.second.self_us; });
+  std::fprintf(stderr, "%s: self time per step by operator (all threads)\n", path.c_str());
+  std::fprintf(stderr, "  %-44s %10s %7s %8s\n", "operator", "ms/step", "share", "calls");
+  for (size_t i = 0; i < rows.size() && i < 20; ++i)
+    std::fprintf(stderr, "  %-44s %10.1f %6.1f%% %8lld\n", rows[i].first.substr(0, 44).c_str(),
+                 rows[i].second.self_us / 1000.0 / steps, 100.0 * rows[i].second.self_us / all_us,
+                 static_cast<long long>(rows[i].second.calls / steps));
+}
+
+json run_variant(const BenchOptions& o, const JobConfig& config) {
+  const std::string& v = o.variant;
+  const bool perce = v.rfind("perce", 0) == 0;
+  const auto device = parse_device(config.model.device);
+  const auto dtype = parse_dtype(config.model.dtype, device, "model.dtype");
+  LoadedModel loaded;
+  if (o.random_config.empty()) {
+    ensure_model_folder(config.model, tokenizer_path(config));
+    loaded = load_causal_lm(config.model.path, device, dtype);
+  } else {
+    loaded = random_causal_lm(o.random_config, device, dtype, 0);
+  }
+  auto& model = *loaded.model;
+  model.train();
+  model.set_gradient_checkpointing(v.find("checkpointing") != std::string::npos || config.train.gradient_checkpointing);
+
+  const int64_t L1 = o.with_length, L0 = o.without_length, R = o.response_length;
+  const int64_t B = config.train.micro_batch_size;
+  const int64_t accumulation = config.train.batch_size / config.train.micro_batch_size;
+  // One optimizer step of the trainer itself over batch_size random examples of the bench shapes.
+  const auto examples = random_examples(config.train.batch_size, L1, L0, R, loaded.config.vocab_size);
+  std::vector<size_t> indices(examples.size());
+  std::iota(indices.begin(), indices.end(), 0);
+  ObjectiveSection section = config.objective;
+  section.name = perce ? ObjectiveKind::kPerce : ObjectiveKind::kCe;
+  const auto objective = make_objective(section);
+  MasterWeights masters(trainable_parameters(model), config.train.master_weights);
+  const auto optimizer = make_optimizer(masters, config.train);
+  StepSettings settings = StepSettings::from(config, 0, device);
+  if (v.find("unchunked") != std::string::npos) settings.chunk_tokens = B * R;
+  TrainStep train_step(model, *objective, masters, *optimizer, settings);
+  const double lr = config.train.lr;
+  auto step = [&] { train_step.run(examples, indices, lr); };
+  reset_peak_memory(device);
+  for (int64_t i = 0; i < o.warmup; ++i) step();
+  synchronize(device);
+  double seconds = 0;
+  {
+    std::optional<torch::autograd::profiler::RecordProfile> profiler;
+    if (!o.profile.empty()) profiler.emplace(profile_path(o.profile, v));
+    const auto t0 = Clock::now();
+    for (int64_t i = 0; i < o.steps; ++i) step();
+    synchronize(device);
+    seconds = std::chrono::duration<double>(Clock::now() - t0).count() / o.steps;
+  }  // the profiler writes its trace here, outside the measured time
+
+  const double tokens = static_cast<double>(B * accumulation * (L1 + (perce ? L0 : 0)));
+  double flops = 3 * forward_flops(loaded.config, L1, R);  // forward + backward (2x)
+  if (v.find("checkpointing") != std::string::npos) flops += forward_flops(loaded.config, L1, 0);
+  flops += 2 * 2 * loaded.config.vocab_size * loaded.config.hidden_size * R;  // loss recompute in backward
+  if (perce) flops += forward_flops(loaded.config, L0, R);
+  flops *= static_cast<double>(B * accumulation);
+  return {{"variant", v},
+          {"ms_per_step", seconds * 1000},
+          {"tokens_per_s", tokens / seconds},
+          {"model_flops_per_s", flops / seconds},
+          {"matmul_peak_flops_per_s", measure_matmul_peak(device, dtype)},
+          {"device", device.str()},
+          {"dtype", dtype_name(dtype)},
+          {"master_weights", masters.active()},
+          {"peak_device_mib", device.is_cuda() ? peak_memory_mib(device) : 0.0}};
+}
+
+// Runs one variant in a child process (this executable again) and adds its peak memory.
+json run_child(const BenchOptions& o, const std::string& variant) {
+  std::vector<std::string> args = {std::filesystem::read_symlink("/proc/self/exe").string(), "bench",
+                                   "--config", o.config, "--variant", variant,
+                                   "--steps", std::to_string(o.steps), "--warmup", std::to_string(o.warmup),
+                                   "--with-length", std::to_string(o.with_length),
+                                   "--without-length", std::to_string(o.without_length),
+                                   "--response-length", std::to_string(o.response_length)};
+  for (const auto& [flag, value] : {std::pair{"--profile", o.profile}, std::pair{"--random-config", o.random_config}})
+    if (!value.empty()) {
+      args.push_back(flag);
+      args.push_back(value);
+    }
+  for (const auto& s : o.overrides) {
+    args.push_back("--set");
+    args.push_back(s);
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  int fds[2];
+  if (pipe(fds) != 0) fail("bench", "cannot create a pipe");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  posix_spawn_file_actions_addclose(&actions, fds[0]);
+  pid_t pid = 0;
+  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0)
+    fail("bench", "cannot start a child process for variant " + variant);
+  posix_spawn_file_actions_destroy(&actions);
+  close(fds[1]);
+  std::string output;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof(buf))) > 0;) output.append(buf, n);
+  close(fds[0]);
+  int status = 0;
+  struct rusage usage {};
+  wait4(pid, &status, 0, &usage);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    fail("bench", "variant " + variant + " failed (see the error above)");
+  json result = json::parse(output.substr(output.rfind("{\"")));
+  result["peak_rss_mib"] = static_cast<double>(usage.ru_maxrss) / 1024.0;
+  if (!o.profile.empty()) {
+    result["profile"] = profile_path(o.profile, variant);
+    print_profile_summary(result["profile"], o.steps);
+  }
+  return result;
+}
+
+}  // namespace
+
+int run_bench(BenchOptions& o, const JobConfig& config) {
+  if (o.with_length <= 0) o.with_length = config.data.max_length;
+  if (o.without_length <= 0) o.without_length = std::max<int64_t>(2, o.with_length / 4);
+  if (o.response_length <= 0) o.response_length = std::max<int64_t>(1, std::min(o.with_length, o.without_length) / 2);
+  if (o.response_length >= std::min(o.with_length, o.without_length))
+    fail("--response-length", "must be shorter than both sequences");
+  if (!o.variant.empty()) {
+    std::cout << run_variant(o, config).dump() << "\n";
+    return 0;
+  }
+  if (o.random_config.empty()) ensure_model_folder(config.model, tokenizer_path(config));  // once, before the children race to create it
+  std::vector<std::string> variants;
+  std::stringstream list(o.variants);
+  for (std::string v; std::getline(list, v, ',');) {
+    if (v != "ce" && v != "perce" && v != "perce+checkpointing" && v != "perce+unchunked")
+      fail("--variants", "unknown variant '" + v + "'", "use ce, perce, perce+checkpointing, perce+unchunked");
+    variants.push_back(v);
+  }
+  if (o.rounds < 1) fail("--rounds", "must be at least 1");
+  // Rounds alternate the variants, so that a shared machine's slow spells hit them alike; each
+  // variant reports its median round (by ms/step).
+  std::vector<std::vector<json>> runs(variants.size());
+  for (int64_t round = 0; round < o.rounds; ++round)
+    for (size_t i = 0; i < variants.size(); ++i) {
+      if (!o.json)
+        std::cerr << "bench: running " << variants[i] << " (round " << round + 1 << " of " << o.rounds << ")...\n";
+      runs[i].push_back(run_child(o, variants[i]));
+    }
+  json results = json::array();
+  for (auto& r : runs) {
+    std::sort(r.begin(), r.end(), [](const json& a, const json& b) {
+      return a["ms_per_step"].get<double>() < b["ms_per_step"].get<double>();
+    });
+    json median = r[r.size() / 2];
+    median["rounds_ms_per_step"] = json::array();
+    for (const auto& run : r) median["rounds_ms_per_step"].push_back(run["ms_per_step"]);
+    results.push_back(median);
+  }
+  const double theory = 1.0 + static_cast<double>(o.without_length) / (3.0 * o.with_length);
+  double ce_ms = 0, perce_ms = 0;
+  for (const auto& r : results) {
+    if (r["variant"] == "ce") ce_ms = r["ms_per_step"];
+    if (r["variant"] == "perce") perce_ms = r["ms_per_step"];
+  }
+  json report = {{"config", o.config},
+                 {"with_length", o.with_length},
+                 {"without_length", o.without_length},
+                 {"response_length", o.response_length},
+                 {"micro_batch_size", config.train.micro_batch_size},
+                 {"batch_size", config.train.batch_size},
+                 {"results", results},
+                 {"theoretical_perce_over_ce", theory}};
+  if (ce_ms > 0 && perce_ms > 0) report["perce_over_ce"] = perce_ms / ce_ms;
+  if (o.json) {
+    std::cout << report.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("shapes: L1=%lld (with profile), L0=%lld (without), R=%lld response tokens, batch %lld (micro %lld)\n",
+              (long long)o.with_length, (long long)o.without_length, (long long)o.response_length,
+              (long long)config.train.batch_size, (long long)config.train.micro_batch_size);
+  const bool on_cuda = !results.empty() && results[0]["device"].get<std::string>().rfind("cuda", 0) == 0;
+  std::printf("%-22s %10s %12s %12s %7s %10s\n", "variant", "ms/step", "tokens/s", "GFLOP/s", "MFU",
+              on_cuda ? "GPU MiB" : "peak MiB");
+  for (const auto& r : results) {
+    const double achieved = r["model_flops_per_s"], peak = r["matmul_peak_flops_per_s"];
+    std::printf("%-22s %10.1f %12.0f %12.2f %6.1f%% %10.0f\n", r["variant"].get<std::string>().c_str(),
+                r["ms_per_step"].get<double>(), r["tokens_per_s"].get<double>(), achieved / 1e9,
+                100.0 * achieved / peak, r[on_cuda ? "peak_device_mib" : "peak_rss_mib"].get<double>());
+  }
+  if (!results.empty())
+    std::printf("matmul peak: %.2f GFLOP/s (%s, %s)\n", results[0]["matmul_peak_flops_per_s"].get<double>() / 1e9,
+                results[0]["device"].get<std::string>().c_str(), results[0]["dtype"].get<std::string>().c_str());
+  if (report.contains("perce_over_ce"))
+    std::printf("PerCE / CE step time: %.3f (theory 1 + L0/(3 L1) = %.3f)\n", report["perce_over_ce"].get<double>(),
+                theory);
+  std::printf("%s; MFU = model FLOP/s / matmul peak\n",
+              on_cuda ? "GPU MiB is the CUDA caching allocator's peak of allocated memory during the measured steps"
+                      : "peak MiB is the process's maximum resident set");
+  return 0;
+}
+
+}  // namespace percetrain

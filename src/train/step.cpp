@@ -1,0 +1,165 @@
+// The optimizer step with exact gradient accumulation, its schedule, plan and optimizer.
+#include "percetrain/train/step.hpp"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "percetrain/model/decoder.hpp"
+#include "percetrain/objective/objective.hpp"
+#include "percetrain/pass/batching.hpp"
+#include "percetrain/pass/paired_pass.hpp"
+#include "percetrain/train/fused_adamw.hpp"
+#include "percetrain/train/master_weights.hpp"
+
+namespace percetrain {
+
+double learning_rate_at(const TrainSection& train, int64_t step, int64_t total_steps) {
+  const int64_t warmup = train.warmup_steps > 0
+                             ? train.warmup_steps
+                             : static_cast<int64_t>(std::llround(train.warmup_ratio * total_steps));
+  if (step < warmup) return train.lr * static_cast<double>(step + 1) / static_cast<double>(warmup);
+  if (train.schedule == Schedule::kConstant) return train.lr;
+  const double progress = std::min(1.0, static_cast<double>(step - warmup) /
+                                            static_cast<double>(std::max<int64_t>(1, total_steps - warmup)));
+  const double floor = train.min_lr_ratio;
+  const double decay =
+      train.schedule == Schedule::kLinear ? 1.0 - progress : 0.5 * (1.0 + std::cos(M_PI * progress));
+  return train.lr * (floor + (1.0 - floor) * decay);
+}
+
+std::unique_ptr<FusedAdamW> make_optimizer(const MasterWeights& masters, const TrainSection& train) {
+  std::vector<torch::Tensor> decayed, not_decayed;
+  for (const auto& [name, tensor] : masters.named_parameters()) {
+    const bool is_norm_or_bias = name.find("norm") != std::string::npos || tensor.dim() < 2;
+    (is_norm_or_bias ? not_decayed : decayed).push_back(tensor);
+  }
+  auto adamw = [&](double weight_decay) {
+    return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(train.lr)
+                                                            .betas({train.beta1, train.beta2})
+                                                            .eps(train.adam_eps)
+                                                            .weight_decay(weight_decay));
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decayed, adamw(train.weight_decay));
+  groups.emplace_back(not_decayed, adamw(0.0));
+  return std::make_unique<FusedAdamW>(groups, torch::optim::AdamWOptions(train.lr));
+}
+
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+}
+
+StepPlan::StepPlan(size_t num_examples, int64_t batch_size, uint64_t seed, int64_t epochs, int64_t max_steps)
+    : num_examples_(num_examples), batch_size_(batch_size), seed_(seed) {
+  steps_per_epoch_ = (static_cast<int64_t>(num_examples) + batch_size - 1) / batch_size;
+  total_steps_ = max_steps > 0 ? max_steps : epochs * steps_per_epoch_;
+}
+
+const std::vector<size_t>& StepPlan::examples(int64_t step) {
+  const int64_t epoch = step / steps_per_epoch_;
+  if (epoch != planned_epoch_) {
+    epoch_ = epoch_steps(num_examples_, batch_size_, seed_, epoch);
+    planned_epoch_ = epoch;
+  }
+  return epoch_[static_cast<size_t>(step % steps_per_epoch_)];
+}
+
+StepSettings StepSettings::from(const JobConfig& config, int64_t pad_id, const c10::Device& device) {
+  StepSettings s;
+  s.micro_batch_size = config.train.micro_batch_size;
+  s.pad_id = pad_id;
+  s.device = device;
+  s.chunk_tokens = config.objective.chunk_tokens;
+  s.normalize = config.objective.normalize;
+  s.grad_clip = config.train.grad_clip;
+  s.clip_min = config.objective.clip_min;
+  s.clip_max = config.objective.clip_max;
+  return s;
+}
+
+double StepResult::pir_mean() const {
+  double sum = 0.0;
+  for (float v : pir) sum += v;
+  return pir.empty() ? 0.0 : sum / static_cast<double>(pir.size());
+}
+
+TrainStep::TrainStep(CausalLMImpl& model, const Objective& objective, MasterWeights& masters,
+                     torch::optim::Optimizer& optimizer, StepSettings settings)
+    : model_(model), objective_(objective), masters_(masters), optimizer_(optimizer), settings_(settings) {}
+
+StepResult TrainStep::run(const std::vector<PairedExample>& examples, const std::vector<size_t>& indices, double lr) {
+  set_learning_rate(optimizer_, lr);
+  masters_.release_grads();
+  // The normaliser covers the whole step, so that accumulating micro-batches gives the gradient
+  // of one big batch.
+  int64_t step_tokens = 0;
+  for (size_t i : indices) step_tokens += scored_response_tokens(examples[i]);
+  const int64_t step_sequences = static_cast<int64_t>(indices.size());
+
+  StepResult r;
+  for (const auto& micro : micro_batches(indices, examples, settings_.micro_batch_size)) {
+    auto batch = collate_paired(examples, micro, settings_.pad_id, settings_.device, objective_.needs_counterfactual());
+    if (batch.response_tokens == 0) continue;
+    auto pass = run_paired_pass(model_, objective_, batch, settings_.chunk_tokens);
+    auto scale = normalisation_scale(settings_.normalize, batch.sequence, static_cast<int64_t>(batch.examples.size()),
+                                     step_tokens, step_sequences)
+                     .to(pass.terms.token_loss.scalar_type());
+    auto loss = (pass.terms.token_loss * scale).sum();
+    const double loss_value = loss.item<double>();
+    if (!std::isfinite(loss_value)) {
+      r.finite = false;
+      r.loss = loss_value;
+      masters_.release_grads();
+      return r;
+    }
+    loss.backward();
+    r.loss += loss_value;
+    r.tokens += batch.response_tokens;
+    r.processed += batch.personalised_tokens + batch.counterfactual_tokens;
+    r.ce_sum += -pass.tokens.logp_personalised.detach().sum().item<double>();
+    if (pass.terms.pir.defined()) {
+      auto pir = pass.terms.pir.to(torch::kCPU, torch::kFloat32).contiguous();
+      r.pir.insert(r.pir.end(), pir.data_ptr<float>(), pir.data_ptr<float>() + pir.numel());
+      r.clipped_low += (pir < settings_.clip_min).sum().item<int64_t>();
+      r.clipped_high += (pir > settings_.clip_max).sum().item<int64_t>();
+    }
+  }
+
+  masters_.grads_to_master();
+  const auto& params = masters_.parameters();
+  if (settings_.grad_clip > 0) {
+    r.grad_norm = torch::nn::utils::clip_grad_norm_(params, settings_.grad_clip);
+  } else {
+    for (const auto& p : params)
+      if (p.grad().defined()) r.grad_norm += p.grad().pow(2).sum().item<double>();
+    r.grad_norm = std::sqrt(r.grad_norm);
+  }
+  optimizer_.step();
+  masters_.master_to_model();
+  return r;
+}
+
+ValidationResult validate_examples(CausalLMImpl& model, const Objective& objective,
+                                   const std::vector<PairedExample>& examples, const StepSettings& settings) {
+  torch::InferenceMode inference;
+  ValidationResult v;
+  double pir_sum = 0.0, objective_sum = 0.0, ce_sum = 0.0;
+  std::vector<size_t> all(examples.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  for (const auto& micro : micro_batches(all, examples, settings.micro_batch_size)) {
+    auto batch = collate_paired(examples, micro, settings.pad_id, settings.device, true);
+    auto pass = run_paired_pass(model, objective, batch, settings.chunk_tokens, true);
+    ce_sum += -pass.tokens.logp_personalised.sum().item<double>();
+    objective_sum += pass.terms.token_loss.sum().item<double>();
+    pir_sum += (pass.tokens.logp_personalised - pass.tokens.logp_counterfactual).sum().item<double>();
+    v.tokens += batch.response_tokens;
+  }
+  const double n = static_cast<double>(std::max<int64_t>(1, v.tokens));
+  v.ce = ce_sum / n;
+  v.objective = objective_sum / n;
+  v.pir_mean = pir_sum / n;
+  return v;
+}
+
+}  // namespace percetrain
