@@ -14,6 +14,7 @@ packages=(
   libsentencepiece-dev sentencepiece
   nlohmann-json3-dev libcli11-dev libspdlog-dev libgtest-dev
   libpcre2-dev libutf8proc-dev
+  libssl-dev                   # SHA-256 checksums of checkpoint files (libcrypto)
   wordnet-base                 # WordNet 3.0 database for METEOR's synonym stage (read at run time)
   nodejs npm                   # reference tokenizers for the tokenizer.json parity tests
 )

@@ -150,11 +150,14 @@ json run_variant(const BenchOptions& o, const JobConfig& config) {
   const auto device = parse_device(config.model.device);
   const auto dtype = parse_dtype(config.model.dtype, device, "model.dtype");
   LoadedModel loaded;
-  if (o.random_config.empty()) {
-    ensure_model_folder(config.model, tokenizer_path(config));
-    loaded = load_causal_lm(config.model.path, device, dtype);
-  } else {
+  std::error_code ec;
+  if (!o.random_config.empty()) {
     loaded = random_causal_lm(o.random_config, device, dtype, 0);
+  } else if (!config.model.init_arch.empty() && !std::filesystem::exists(config.model.path, ec)) {
+    loaded = random_preset_lm(config.model, tokenizer_path(config), device, dtype);  // bench writes no model
+  } else {
+    prepare_model_folder(config.model, tokenizer_path(config), false);
+    loaded = load_causal_lm(config.model.path, device, dtype);
   }
   auto& model = *loaded.model;
   model.train();
@@ -197,6 +200,7 @@ json run_variant(const BenchOptions& o, const JobConfig& config) {
   if (perce) flops += forward_flops(loaded.config, L0, R);
   flops *= static_cast<double>(B * accumulation);
   return {{"variant", v},
+          {"model", describe_loaded_model(loaded)},
           {"ms_per_step", seconds * 1000},
           {"tokens_per_s", tokens / seconds},
           {"model_flops_per_s", flops / seconds},
@@ -269,7 +273,6 @@ int run_bench(BenchOptions& o, const JobConfig& config) {
     std::cout << run_variant(o, config).dump() << "\n";
     return 0;
   }
-  if (o.random_config.empty()) ensure_model_folder(config.model, tokenizer_path(config));  // once, before the children race to create it
   std::vector<std::string> variants;
   std::stringstream list(o.variants);
   for (std::string v; std::getline(list, v, ',');) {
@@ -316,6 +319,7 @@ int run_bench(BenchOptions& o, const JobConfig& config) {
     std::cout << report.dump(2) << "\n";
     return 0;
   }
+  if (!results.empty()) std::printf("%s\n", results[0].value("model", "").c_str());
   std::printf("shapes: L1=%lld (with profile), L0=%lld (without), R=%lld response tokens, batch %lld (micro %lld)\n",
               (long long)o.with_length, (long long)o.without_length, (long long)o.response_length,
               (long long)config.train.batch_size, (long long)config.train.micro_batch_size);

@@ -3,6 +3,7 @@
 #include "percetrain/config/job_config.hpp"
 #include "percetrain/generate/generate_job.hpp"
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/interrupt.hpp"
 
 namespace percetrain::cli {
 namespace {
@@ -32,6 +33,7 @@ Runner add_generate_command(CLI::App& app) {
   cmd->add_option("--set", o->sets, "Override a config value, e.g. --set generate.temperature=0 (repeatable)");
   cmd->add_flag("--no-profile", o->job.no_profile, "Decode from the prompts without the profile (counterfactual)");
   cmd->add_flag("--resume", o->job.resume, "Continue an interrupted run from OUT.tmp, skipping the ids it holds");
+  cmd->add_option("--limit", o->job.limit, "Decode only the first N records of --data");
   cmd->add_flag("--no-cache", o->job.no_cache, "Recompute the whole prefix at every step (slow; for checks)");
   cmd->add_flag("--benchmark", o->benchmark,
                 "Measure decode tokens/s with and without the KV cache on random prompts, then exit");
@@ -51,7 +53,9 @@ Runner add_generate_command(CLI::App& app) {
     }
     if (o->config.empty() || o->job.data.empty() || o->job.out.empty())
       fail("generate", "--config, --data and --out are required", "or use --benchmark");
-    run_generation(load_job_config(o->config, o->sets), o->job);
+    const JobConfig config = load_job_config(o->config, o->sets);
+    install_interrupt_handlers();
+    run_generation(config, o->job);
     return 0;
   };
 }

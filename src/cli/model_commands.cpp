@@ -92,6 +92,7 @@ Runner add_logprobs_command(CLI::App& app) {
         text->count() ? tokenizer->encode(opts->text, /*add_special=*/true) : parse_id_list(opts->ids);
     if (token_ids.empty()) fail("--text", "tokenises to no tokens");
     LoadedModel loaded = load_causal_lm(opts->model, device, dtype);
+    std::cerr << describe_loaded_model(loaded) << "\n";
     for (int id : token_ids)
       if (id < 0 || id >= loaded.config.vocab_size)
         fail("--ids", "token id " + std::to_string(id) + " is outside the vocabulary of " +

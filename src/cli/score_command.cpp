@@ -6,6 +6,7 @@
 #include "percetrain/config/job_config.hpp"
 #include "percetrain/score/scorer.hpp"
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/interrupt.hpp"
 
 namespace percetrain::cli {
 namespace {
@@ -39,6 +40,7 @@ Runner add_score_command(CLI::App& app) {
   cmd->add_flag("--quiet", opts->quiet, "No progress output");
   return [opts]() {
     JobConfig config = load_job_config(opts->config, opts->overrides);
+    install_interrupt_handlers();
     if (opts->limit > 0) config.data.max_records = opts->limit;
     std::string data = opts->data, golds = opts->golds;
     if (data.empty()) {

@@ -5,6 +5,8 @@
 #include "cli/job_options.hpp"
 #include "percetrain/config/job_config.hpp"
 #include "percetrain/train/trainer.hpp"
+#include "percetrain/util/error.hpp"
+#include "percetrain/util/interrupt.hpp"
 
 namespace percetrain::cli {
 namespace {
@@ -13,7 +15,7 @@ Runner add_train_command(CLI::App& app) {
   struct Options {
     std::string config;
     std::vector<std::string> overrides;
-    bool resume = false, quiet = false;
+    bool resume = false, overwrite = false, quiet = false;
     int64_t stop_after = 0;
   };
   auto opts = std::make_shared<Options>();
@@ -26,14 +28,21 @@ Runner add_train_command(CLI::App& app) {
       "master weights (train.master_weights; 18 bytes per parameter, README \"Precision\").\n"
       "Example: percetrain train --config configs/demo.json --set train.lr=1e-3");
   add_job_options(cmd, opts->config, opts->overrides, "model, tokenizer, data, objective, train, output");
-  cmd->add_flag("--resume", opts->resume, "Continue from the newest checkpoint in output.dir, exactly");
+  cmd->add_flag("--resume", opts->resume,
+                "Continue the run in output.dir from its newest intact checkpoint, exactly (the config must match "
+                "the one it was written with)");
+  cmd->add_flag("--overwrite", opts->overwrite,
+                "Start over in an output.dir that holds an earlier run: removes only the files that run wrote");
   cmd->add_option("--stop-after", opts->stop_after, "Save a checkpoint and stop after this many optimizer steps");
   cmd->add_flag("--quiet", opts->quiet, "No progress output (metrics.jsonl is still written)");
   return [opts]() {
     JobConfig config = load_job_config(opts->config, opts->overrides);
     if (!opts->quiet) std::cerr << "effective config:\n" << job_config_to_json(config);
+    if (opts->resume && opts->overwrite) fail("--overwrite", "cannot be combined with --resume");
+    install_interrupt_handlers();
     TrainOptions options;
     options.resume = opts->resume;
+    options.overwrite = opts->overwrite;
     options.stop_after_steps = opts->stop_after;
     options.progress = !opts->quiet;
     auto summary = run_training(config, options);

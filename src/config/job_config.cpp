@@ -12,6 +12,8 @@
 #include "config/json_reader.hpp"
 #include "percetrain/data/pairing.hpp"
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/file.hpp"
+#include "percetrain/util/json.hpp"
 
 namespace percetrain {
 namespace {
@@ -180,12 +182,11 @@ void validate(const JobConfig& c, const std::string& file) {
 
 JobConfig parse_job_config(const std::string& json_text, const std::string& file,
                            const std::vector<std::string>& overrides) {
-  json root;
-  try {
-    root = json::parse(json_text);
-  } catch (const json::parse_error& e) {
-    fail(file, std::string("not valid JSON: ") + e.what());
-  }
+  if (json_text.compare(0, 3, "\xEF\xBB\xBF") == 0)
+    fail(file, "starts with a UTF-8 byte-order mark (BOM), which JSON does not allow", "save it as UTF-8 without BOM");
+  JsonLimits limits;
+  limits.reject_duplicate_keys = true;
+  json root = parse_json(json_text, file, limits);
   if (!root.is_object()) fail(file, "a job config must be a JSON object");
   const auto keys = job_config_keys();
   for (const auto& o : overrides) apply_override(root, o, keys);
@@ -207,17 +208,15 @@ JobConfig parse_job_config(const std::string& json_text, const std::string& file
   reader.finish();
   validate(c, file);
 
-  PathResolver resolve(fs::path(file).parent_path());
+  // Absolute, so that errors, the effective config and resume checks name one file whatever the
+  // current folder.
+  PathResolver resolve(fs::absolute(fs::path(file)).parent_path());
   describe(c, resolve);
   return c;
 }
 
 JobConfig load_job_config(const std::string& file, const std::vector<std::string>& overrides) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) fail(file, "cannot open the config file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_job_config(text.str(), file, overrides);
+  return parse_job_config(read_text_file(file, "the config file"), file, overrides);
 }
 
 std::string job_config_to_json(const JobConfig& config) {

@@ -72,6 +72,20 @@ void trim_partial_utf8(std::string* s) {
   if (lead >= 0x80 && need != continuation) s->resize(i - 1);
 }
 
+bool is_continuation_byte(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
+
+// The first / last `bytes` bytes of valid UTF-8, shortened so that no character is split.
+std::string utf8_prefix(const std::string& s, size_t bytes) {
+  size_t end = std::min(bytes, s.size());
+  while (end > 0 && end < s.size() && is_continuation_byte(s[end])) --end;
+  return s.substr(0, end);
+}
+std::string utf8_suffix(const std::string& s, size_t bytes) {
+  size_t begin = s.size() > bytes ? s.size() - bytes : 0;
+  while (begin < s.size() && is_continuation_byte(s[begin])) ++begin;
+  return s.substr(begin);
+}
+
 std::string join(const std::vector<std::string>& parts, const std::string& sep) {
   std::string out;
   for (size_t i = 0; i < parts.size(); ++i) out += (i ? sep : "") + parts[i];
@@ -252,12 +266,23 @@ bool PairBuilder::build(const Record& record, PairedExample* out, PairDetail* de
 
   // Tokens of each ranked item on its own: the unit of the profile budget.
   std::vector<std::vector<int>> item_ids(ranked.size());
+  // Length limits from byte lengths first: a text of B bytes has at least B / max_token_bytes
+  // tokens (4x margin for normalisers that shrink text), so a 50 MB field is rejected or cut
+  // before it is tokenised, not after minutes and gigabytes.
+  const auto byte_limit = static_cast<size_t>(c.max_length) * tokenizer_.max_token_bytes() * 4;
+  if (record.output.size() > byte_limit)
+    return reject(PairProblem::kTooLong, "output",
+                  "the response (" + std::to_string(record.output.size()) + " bytes) cannot fit in max_length " +
+                      std::to_string(c.max_length) + " tokens");
   int64_t profile_full = 0;
   for (size_t r = 0; r < ranked.size(); ++r) {
-    item_ids[r] = tokenizer_.encode(item_texts[ranked[r].index], false);
+    std::string& text = item_texts[ranked[r].index];
+    if (text.size() > byte_limit) text = utf8_prefix(text, byte_limit);  // more than any prompt can hold
+    item_ids[r] = tokenizer_.encode(text, false);
     profile_full += static_cast<int64_t>(item_ids[r].size());
   }
-  const std::vector<int> input_ids = tokenizer_.encode(record.input, false);
+  const std::string input = record.input.size() > byte_limit ? utf8_suffix(record.input, byte_limit) : record.input;
+  const std::vector<int> input_ids = tokenizer_.encode(input, false);
 
   std::vector<int> response = tokenizer_.encode(record.output, false);
   if (c.add_eos)
@@ -293,7 +318,7 @@ bool PairBuilder::build(const Record& record, PairedExample* out, PairDetail* de
         b.used.push_back(std::move(item));
       }
     }
-    b.input = record.input;
+    b.input = input;
     if (drop > 0) {
       b.input = tokenizer_.decode(std::vector<int>(input_ids.begin() + drop, input_ids.end()), true);
       trim_partial_utf8(&b.input);

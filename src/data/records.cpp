@@ -4,8 +4,10 @@
 #include <nlohmann/json.hpp>
 
 #include <cctype>
+#include <filesystem>
 
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/json.hpp"
 
 namespace percetrain {
 namespace {
@@ -76,8 +78,21 @@ bool is_valid_utf8(const std::string& s) {
 }
 
 RecordReader::RecordReader(const std::string& file, const std::string& golds_file) : file_(file) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec))
+    fail(file, "is a folder, not a data file", "give the JSONL or JSON file of records itself");
   in_.open(file, std::ios::binary);
-  if (!in_) fail(file, "cannot open the data file", "check data.*_file in the config");
+  if (!in_)
+    fail(file, "cannot open the data file",
+         "check the path: paths in a config or --set resolve against the config's folder, --data against the "
+         "current folder");
+  char bom[3] = {0, 0, 0};
+  in_.read(bom, 3);
+  if (in_.gcount() == 3 && bom[0] == '\xEF' && bom[1] == '\xBB' && bom[2] == '\xBF')
+    fail(file, "starts with a UTF-8 byte-order mark (BOM), which JSON does not allow",
+         "save it as UTF-8 without BOM, e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' " + file);
+  in_.clear();
+  in_.seekg(0);
   int c;
   while ((c = in_.peek()) != EOF && std::isspace(c)) {
     if (c == '\n') ++line_;
@@ -98,14 +113,7 @@ RecordReader::RecordReader(const std::string& file, const std::string& golds_fil
     in_.seekg(0);
   }
   if (golds_file.empty()) return;
-  std::ifstream g(golds_file, std::ios::binary);
-  if (!g) fail(golds_file, "cannot open the golds file", "check data.*_golds_file in the config");
-  json j;
-  try {
-    j = json::parse(g);
-  } catch (const json::exception& e) {
-    fail(golds_file, "not valid JSON: " + short_parse_error(e));
-  }
+  const json j = read_json_file(golds_file);
   const json* list = &j;
   if (j.is_object()) {
     if (!j.contains("golds")) fail(golds_file + ": golds", "is missing", "LaMP golds files are {\"golds\": [{\"id\", \"output\"}]}");
@@ -208,6 +216,10 @@ void RecordReader::parse(const std::string& text, const std::string& where, Reco
     *bad = BadRecord{where, field, what};
     *is_bad = true;
   };
+  // Deeper nesting than any record needs would only feed recursive code (dump, destruction).
+  const JsonLimits limits;
+  if (json_nesting_depth(text, limits.max_depth) > limits.max_depth)
+    return reject("", "is nested deeper than " + std::to_string(limits.max_depth) + " levels");
   json j;
   try {
     j = json::parse(text);

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <chrono>
 #include <iomanip>
 #include <iostream>
 
@@ -13,18 +14,24 @@
 #include "percetrain/model/hf_folder.hpp"
 #include "percetrain/tokenizer/tokenizer.hpp"
 #include "percetrain/util/device.hpp"
+#include "percetrain/pass/batching.hpp"
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/interrupt.hpp"
 
 namespace percetrain {
 
 void run_generation(const JobConfig& config, const GenerateJobOptions& o) {
   const auto device = parse_device(config.model.device);
   const auto dtype = parse_dtype(config.model.dtype, device, "model.dtype");
+  prepare_model_folder(config.model, tokenizer_path(config), false);
   auto tokenizer = load_tokenizer(tokenizer_path(config));
 
   // The prompts of training: the paired sequences minus their responses.
   DatasetStats stats;
-  const auto examples = load_paired_examples(config.data, o.data, o.golds, *tokenizer, &stats);
+  DataConfig data = config.data;
+  if (o.limit > 0) data.max_records = o.limit;
+  const auto examples = load_paired_examples(data, o.data, o.golds, *tokenizer, &stats);
+  if (examples.empty()) fail(o.data, "holds no usable records");
   std::vector<GenerationRequest> requests;
   for (const auto& ex : examples) {
     const auto& sequence = o.no_profile ? ex.counterfactual : ex.personalised;
@@ -34,6 +41,9 @@ void run_generation(const JobConfig& config, const GenerateJobOptions& o) {
   }
 
   LoadedModel loaded = load_causal_lm(config.model.path, device, dtype);
+  check_token_ids_fit(examples, tokenizer_path(config), tokenizer->vocab_size(), loaded.config.vocab_size,
+                      loaded.folder);
+  std::cerr << describe_loaded_model(loaded) << "\n";
   const GenerateSection& g = config.generate;
   GenerationOptions options;
   options.max_new_tokens = g.max_new_tokens;
@@ -48,8 +58,7 @@ void run_generation(const JobConfig& config, const GenerateJobOptions& o) {
       options.eos_ids.push_back(id);
 
   std::cerr << "generate: " << requests.size() << " prompts " << (o.no_profile ? "without" : "with")
-            << " the profile from " << o.data << "; model " << config.model.path << " on "
-            << device.str() << " (" << dtype_name(dtype) << "); "
+            << " the profile from " << o.data << "; "
             << (g.temperature > 0 ? "temperature " + std::to_string(g.temperature) : std::string("greedy"))
             << ", top_p " << g.top_p << ", top_k " << g.top_k << ", seed " << g.seed << ", at most "
             << g.max_new_tokens << " new tokens, batch " << g.batch_size << "\n";
@@ -58,9 +67,22 @@ void run_generation(const JobConfig& config, const GenerateJobOptions& o) {
   PredictionRunOptions run;
   run.batch_size = g.batch_size;
   run.resume = o.resume;
-  run.on_batch = [&generator](int64_t done, int64_t total) {
-    std::cerr << "generate: " << done << "/" << total << " records, decode " << std::fixed
-              << std::setprecision(1) << generator.stats().decode_tokens_per_second() << " tokens/s\n";
+  const auto t0 = std::chrono::steady_clock::now();
+  int64_t first_done = -1;
+  run.on_batch = [&](int64_t done, int64_t total) {
+    // The ETA counts only the records this run decoded (resumed ones cost nothing).
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (first_done < 0) first_done = done - std::min<int64_t>(done, g.batch_size);
+    const double per_record = seconds / static_cast<double>(std::max<int64_t>(1, done - first_done));
+    const auto eta = static_cast<long long>(per_record * static_cast<double>(total - done) + 0.5);
+    std::cerr << "generate: " << done << "/" << total << " records, decode " << std::fixed << std::setprecision(1)
+              << generator.stats().decode_tokens_per_second() << " tokens/s, ETA " << eta / 60 << "m"
+              << std::setfill('0') << std::setw(2) << eta % 60 << "s" << std::setfill(' ') << "\n";
+    // A signal stops here, after the batch is written and flushed: --resume continues from it.
+    if (const int signal = interrupt_signal(); signal != 0 && done < total)
+      throw Interrupted(signal, "wrote " + std::to_string(done) + " of " + std::to_string(total) + " predictions to " +
+                                    o.out + ".tmp",
+                        "");
   };
   const auto summary = write_predictions(generator, requests, o.out, run);
   const auto& s = generator.stats();

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/json.hpp"
 
 namespace percetrain {
 namespace {
@@ -81,12 +82,7 @@ RopeScaling parse_rope_scaling(const json& j, const std::string& where) {
 }  // namespace
 
 ModelConfig parse_model_config(const std::string& json_text, const std::string& where) {
-  json j;
-  try {
-    j = json::parse(json_text);
-  } catch (const json::parse_error& e) {
-    fail(where, std::string("not valid JSON: ") + e.what());
-  }
+  const json j = parse_json(json_text, where);
   if (!j.is_object()) fail(where, "config.json must hold a JSON object");
 
   ModelConfig c;
@@ -128,6 +124,9 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
 
   c.rms_norm_eps = get_double(j, "rms_norm_eps", where, 1e-6);
   c.rope_theta = get_double(j, "rope_theta", where, 10000.0);
+  // Both enter a square root or a power: a negative value makes every log-prob NaN.
+  if (!(c.rms_norm_eps > 0)) fail(where, "'rms_norm_eps' must be positive, not " + std::to_string(c.rms_norm_eps));
+  if (!(c.rope_theta > 0)) fail(where, "'rope_theta' must be positive, not " + std::to_string(c.rope_theta));
   c.rope_scaling = parse_rope_scaling(j, where);
   c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", where, false);
   c.bos_token_id = get_token_id(j, "bos_token_id", where);

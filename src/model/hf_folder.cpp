@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -162,73 +163,125 @@ LoadedModel load_causal_lm(const std::string& folder, const c10::Device& device,
   return loaded;
 }
 
+std::vector<std::string> write_model_files(CausalLMImpl& model, const std::string& folder, const SaveOptions& options) {
+  const fs::path dir(folder);
+  std::vector<std::string> written;
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  c10::ScalarType stored_dtype = options.dtype;
+  for (const auto& item : model.named_parameters()) {
+    auto t = item.value().detach();
+    if (stored_dtype == c10::ScalarType::Undefined) stored_dtype = t.scalar_type();
+    tensors.emplace_back(item.key(), t.to(torch::kCPU, stored_dtype).contiguous());
+  }
+
+  // Greedy sharding in parameter order, as transformers' save_pretrained does.
+  std::vector<std::vector<std::pair<std::string, at::Tensor>>> shards(1);
+  uint64_t shard_bytes = 0, total_bytes = 0;
+  for (auto& named : tensors) {
+    const uint64_t bytes = named.second.numel() * named.second.element_size();
+    if (shard_bytes > 0 && shard_bytes + bytes > options.max_shard_bytes) {
+      shards.emplace_back();
+      shard_bytes = 0;
+    }
+    shards.back().push_back(named);
+    shard_bytes += bytes;
+    total_bytes += bytes;
+  }
+  const std::map<std::string, std::string> metadata = {{"format", "pt"}};
+  if (shards.size() == 1) {
+    write_safetensors((dir / "model.safetensors").string(), shards[0], metadata);
+    written.push_back("model.safetensors");
+  } else {
+    nlohmann::json weight_map = nlohmann::json::object();
+    char name[64];
+    for (size_t i = 0; i < shards.size(); ++i) {
+      std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
+      write_safetensors((dir / name).string(), shards[i], metadata);
+      written.push_back(name);
+      for (const auto& named : shards[i]) weight_map[named.first] = name;
+    }
+    nlohmann::json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
+    write_file_atomic((dir / "model.safetensors.index.json").string(), index.dump(2) + "\n");
+    written.push_back("model.safetensors.index.json");
+  }
+
+  ModelConfig config = model.config();
+  config.torch_dtype = dtype_name(stored_dtype);
+  write_file_atomic((dir / "config.json").string(), model_config_to_json(config));
+  written.push_back("config.json");
+
+  if (!options.tokenizer_source.empty()) {
+    const fs::path source(options.tokenizer_source);
+    const fs::path source_dir = fs::is_directory(source) ? source : source.parent_path();
+    for (const auto& file : tokenizer_file_names())
+      if (fs::exists(source_dir / file)) {
+        fs::copy_file(source_dir / file, dir / file);
+        written.push_back(file);
+      }
+  }
+  fsync_tree(folder);
+  return written;
+}
+
+std::vector<std::string> foreign_files_in_model_folder(const std::string& folder) {
+  std::vector<std::string> foreign;
+  std::error_code ec;
+  if (!fs::is_directory(folder, ec)) return foreign;
+  static const std::regex shard("model-[0-9]{5}-of-[0-9]{5}\\.safetensors");
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    const std::string name = entry.path().filename().string();
+    const auto& tokenizer_files = tokenizer_file_names();
+    const bool ours = entry.is_regular_file() &&
+                      (name == "config.json" || name == "model.safetensors" || name == "model.safetensors.index.json" ||
+                       name == "generation_config.json" || std::regex_match(name, shard) ||
+                       std::find(tokenizer_files.begin(), tokenizer_files.end(), name) != tokenizer_files.end());
+    if (!ours) foreign.push_back(name);
+  }
+  std::sort(foreign.begin(), foreign.end());
+  return foreign;
+}
+
 void save_causal_lm(CausalLMImpl& model, const std::string& out_dir, const SaveOptions& options) {
   const fs::path target = fs::absolute(fs::path(out_dir).lexically_normal());
   const fs::path parent = target.parent_path();
+  std::error_code ec;
+  if (fs::exists(target, ec) && !fs::is_directory(target, ec))
+    fail(target.string(), "exists and is not a folder", "choose another output folder");
+  if (const auto foreign = foreign_files_in_model_folder(target.string()); !foreign.empty())
+    fail(target.string(), "holds files that are not part of a model folder (" + list_names(foreign) + ")",
+         "percetrain replaces only model folders; choose a new or empty folder");
   fs::create_directories(parent);
-  const fs::path staging = parent / (target.filename().string() + ".tmp." + std::to_string(::getpid()));
+  const fs::path staging = parent / ("." + target.filename().string() + ".tmp." + std::to_string(::getpid()));
   fs::remove_all(staging);
   fs::create_directories(staging);
   try {
-    std::vector<std::pair<std::string, at::Tensor>> tensors;
-    c10::ScalarType stored_dtype = options.dtype;
-    for (const auto& item : model.named_parameters()) {
-      auto t = item.value().detach();
-      if (stored_dtype == c10::ScalarType::Undefined) stored_dtype = t.scalar_type();
-      tensors.emplace_back(item.key(), t.to(torch::kCPU, stored_dtype).contiguous());
-    }
-
-    // Greedy sharding in parameter order, as transformers' save_pretrained does.
-    std::vector<std::vector<std::pair<std::string, at::Tensor>>> shards(1);
-    uint64_t shard_bytes = 0, total_bytes = 0;
-    for (auto& named : tensors) {
-      const uint64_t bytes = named.second.numel() * named.second.element_size();
-      if (shard_bytes > 0 && shard_bytes + bytes > options.max_shard_bytes) {
-        shards.emplace_back();
-        shard_bytes = 0;
-      }
-      shards.back().push_back(named);
-      shard_bytes += bytes;
-      total_bytes += bytes;
-    }
-    const std::map<std::string, std::string> metadata = {{"format", "pt"}};
-    if (shards.size() == 1) {
-      write_safetensors((staging / "model.safetensors").string(), shards[0], metadata);
-    } else {
-      nlohmann::json weight_map = nlohmann::json::object();
-      char name[64];
-      for (size_t i = 0; i < shards.size(); ++i) {
-        std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
-        write_safetensors((staging / name).string(), shards[i], metadata);
-        for (const auto& named : shards[i]) weight_map[named.first] = name;
-      }
-      nlohmann::json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
-      write_file_atomic((staging / "model.safetensors.index.json").string(), index.dump(2) + "\n");
-    }
-
-    ModelConfig config = model.config();
-    config.torch_dtype = dtype_name(stored_dtype);
-    write_file_atomic((staging / "config.json").string(), model_config_to_json(config));
-
-    if (!options.tokenizer_source.empty()) {
-      const fs::path source(options.tokenizer_source);
-      const fs::path source_dir = fs::is_directory(source) ? source : source.parent_path();
-      for (const auto& file : tokenizer_file_names())
-        if (fs::exists(source_dir / file)) fs::copy_file(source_dir / file, staging / file);
-    }
-
+    write_model_files(model, staging.string(), options);
     // Swap the finished folder in; the previous one (if any) is removed only afterwards.
-    const fs::path previous = parent / (target.filename().string() + ".old." + std::to_string(::getpid()));
+    const fs::path previous = parent / ("." + target.filename().string() + ".old." + std::to_string(::getpid()));
     const bool had_previous = fs::exists(target);
     if (had_previous) fs::rename(target, previous);
     fs::rename(staging, target);
+    fsync_path(parent.string());
     if (had_previous) fs::remove_all(previous);
   } catch (const std::exception& e) {
-    std::error_code ec;
     fs::remove_all(staging, ec);
     if (dynamic_cast<const Error*>(&e)) throw;
     fail(out_dir, std::string("could not save the model: ") + e.what());
   }
+}
+
+LoadedModel random_preset_lm(const ModelSection& model, const std::string& tokenizer_path, const c10::Device& device,
+                             c10::ScalarType dtype) {
+  auto tokenizer = load_tokenizer(tokenizer_path);
+  LoadedModel loaded;
+  loaded.folder = model.path + " (not written: random " + model.init_arch + "/" + model.init_preset + " weights)";
+  loaded.config = preset_model_config(model.init_arch, model.init_preset, tokenizer->vocab_size());
+  loaded.model = CausalLM(loaded.config);
+  init_weights(*loaded.model, model.init_seed);
+  loaded.model->to(device, dtype);
+  loaded.device = device;
+  loaded.dtype = dtype;
+  return loaded;
 }
 
 int64_t write_random_model(const std::string& arch, const std::string& preset,
@@ -249,12 +302,33 @@ int64_t write_random_model(const std::string& arch, const std::string& preset,
   return params;
 }
 
-void ensure_model_folder(const ModelSection& model, const std::string& tokenizer_path) {
-  if (fs::exists(fs::path(model.path) / "config.json")) return;
+std::string prepare_model_folder(const ModelSection& model, const std::string& tokenizer_path, bool may_initialise) {
+  const fs::path path = fs::absolute(fs::path(model.path)).lexically_normal();
+  std::error_code ec;
+  if (fs::exists(path / "config.json", ec)) return "";
+  if (fs::exists(path, ec))
+    fail(path.string(), fs::is_directory(path, ec) ? "is not a Hugging Face model folder (no config.json)" : "is a file, not a model folder",
+         "set model.path to a folder holding config.json and *.safetensors");
   if (model.init_arch.empty())
-    fail(model.path, "is not a Hugging Face model folder (no config.json)",
-         "set model.path to a model folder, or model.init_arch to create a random one");
-  write_random_model(model.init_arch, model.init_preset, tokenizer_path, model.path, model.init_seed);
+    fail(path.string(), "does not exist", "set model.path to a Hugging Face model folder (config.json, *.safetensors)");
+  if (!may_initialise)
+    fail(path.string(), "does not exist",
+         "only `train` creates a random model from model.init_arch; train first, or point model.path at a model folder");
+  const int64_t params =
+      write_random_model(model.init_arch, model.init_preset, tokenizer_path, path.string(), model.init_seed);
+  return "initialising a random " + model.init_arch + "/" + model.init_preset + " model (" + std::to_string(params) +
+         " parameters, seed " + std::to_string(model.init_seed) + ") at " + path.string() + " (model.init_arch)";
+}
+
+std::string describe_loaded_model(const LoadedModel& loaded) {
+  int64_t params = 0;
+  for (const auto& p : loaded.model->parameters()) params += p.numel();
+  char count[32];
+  if (params >= 1000000000) std::snprintf(count, sizeof(count), "%.2fB", params / 1e9);
+  else if (params >= 1000000) std::snprintf(count, sizeof(count), "%.2fM", params / 1e6);
+  else std::snprintf(count, sizeof(count), "%.1fK", params / 1e3);
+  return "model " + fs::absolute(fs::path(loaded.folder)).lexically_normal().string() + ": " + loaded.config.model_type +
+         ", " + count + " parameters, " + dtype_name(loaded.dtype) + " on " + loaded.device.str();
 }
 
 }  // namespace percetrain

@@ -1,8 +1,11 @@
 // Collation of paired examples and the seeded, reproducible visiting order of a run.
 #include "percetrain/pass/batching.hpp"
 
+#include "percetrain/util/error.hpp"
+
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <numeric>
 #include <random>
 
@@ -76,6 +79,20 @@ PairedBatch collate_paired(const std::vector<PairedExample>& examples, const std
   batch.response_tokens = static_cast<int64_t>(sequence.size());
   batch.sequence = torch::tensor(sequence, torch::kLong).to(device);
   return batch;
+}
+
+void check_token_ids_fit(const std::vector<PairedExample>& examples, const std::string& tokenizer_path,
+                         int64_t tokenizer_vocab_size, int64_t model_vocab_size, const std::string& model_path) {
+  int32_t largest = -1;
+  for (const auto& e : examples)
+    for (const auto* seq : {&e.personalised, &e.counterfactual})
+      for (int32_t id : *seq) largest = std::max(largest, id);
+  if (largest >= model_vocab_size)
+    fail(model_path,
+         "its vocabulary has " + std::to_string(model_vocab_size) + " tokens, but the tokenizer " + tokenizer_path +
+             (tokenizer_vocab_size >= 0 ? " (" + std::to_string(tokenizer_vocab_size) + " tokens)" : std::string()) +
+             " produced id " + std::to_string(largest),
+         "use the tokenizer the model was trained with (tokenizer.path)");
 }
 
 std::vector<std::vector<size_t>> epoch_steps(size_t num_examples, int64_t batch_size, uint64_t seed,

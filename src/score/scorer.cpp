@@ -18,6 +18,7 @@
 #include "percetrain/pass/paired_pass.hpp"
 #include "percetrain/util/device.hpp"
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/interrupt.hpp"
 
 namespace fs = std::filesystem;
 
@@ -112,6 +113,15 @@ std::vector<RecordScore> score_micro_batch(CausalLMImpl& model, const Tokenizer&
 
 namespace {
 
+std::string format_eta(double seconds) {
+  if (!(seconds >= 0)) return "?";
+  char buf[32];
+  const auto s = static_cast<long long>(seconds + 0.5);
+  if (s >= 3600) std::snprintf(buf, sizeof(buf), "%lldh%02lldm", s / 3600, s / 60 % 60);
+  else std::snprintf(buf, sizeof(buf), "%lldm%02llds", s / 60, s % 60);
+  return buf;
+}
+
 std::string format_rate(double tokens_per_s) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.0f tok/s", tokens_per_s);
@@ -204,13 +214,17 @@ ScoreResult score_examples(CausalLMImpl& model, const Tokenizer& tokenizer, cons
     }
     tmp.flush();
     if (!tmp) fail(tmp_path.string(), "cannot write (disk full?)");
+    if (interrupt_signal() && next_to_write < examples.size()) stopped = true;
     const double seconds = elapsed();
     if (options.progress && (seconds - last_progress >= (live ? 0.5 : 10.0) || stopped)) {
       last_progress = seconds;
+      const double per_record = seconds / static_cast<double>(std::max<size_t>(1, next_to_write - done));
+      const double eta = per_record * static_cast<double>(examples.size() - next_to_write);
       char text[200];
-      std::snprintf(text, sizeof(text), "score: %zu/%zu records | %lld tokens | %s", next_to_write, examples.size(),
-                    (long long)result.response_tokens,
-                    format_rate(seconds > 0 ? result.processed_tokens / seconds : 0.0).c_str());
+      std::snprintf(text, sizeof(text), "score: %zu/%zu records | %lld tokens | %s | ETA %s", next_to_write,
+                    examples.size(), (long long)result.response_tokens,
+                    format_rate(seconds > 0 ? result.processed_tokens / seconds : 0.0).c_str(),
+                    format_eta(next_to_write > done ? eta : -1.0).c_str());
       std::fprintf(stderr, live ? "\r%-90s" : "%s\n", text);
       std::fflush(stderr);
     }
@@ -222,6 +236,10 @@ ScoreResult score_examples(CausalLMImpl& model, const Tokenizer& tokenizer, cons
   if (live) std::fprintf(stderr, "\n");
   if (stopped) {
     result.records = static_cast<int64_t>(next_to_write);
+    if (const int signal = interrupt_signal())
+      throw Interrupted(signal, "scored " + std::to_string(next_to_write) + " of " + std::to_string(examples.size()) +
+                                    " records into " + tmp_path.string(),
+                        "");
     return result;
   }
   if (next_to_write != examples.size()) fail("score", "internal: not every record was written");
@@ -268,7 +286,7 @@ ScoreResult score_examples(CausalLMImpl& model, const Tokenizer& tokenizer, cons
 
 ScoreResult run_scoring(const JobConfig& config, const std::string& data_file, const std::string& golds_file,
                         const ScoreOptions& options) {
-  ensure_model_folder(config.model, tokenizer_path(config));
+  prepare_model_folder(config.model, tokenizer_path(config), false);
   auto tokenizer = load_tokenizer(tokenizer_path(config));
   DatasetStats stats;
   std::vector<PairDetail> details;
@@ -281,6 +299,9 @@ ScoreResult run_scoring(const JobConfig& config, const std::string& data_file, c
   const auto device = parse_device(config.model.device);
   const auto dtype = parse_dtype(config.model.dtype, device, "model.dtype");
   LoadedModel loaded = load_causal_lm(config.model.path, device, dtype);
+  check_token_ids_fit(examples, tokenizer_path(config), tokenizer->vocab_size(), loaded.config.vocab_size,
+                      loaded.folder);
+  if (options.progress) std::fprintf(stderr, "%s\n", describe_loaded_model(loaded).c_str());
   ScoreOptions o = options;
   if (o.source.empty()) o.source = "model " + config.model.path + " | data " + data_file;
   return score_examples(*loaded.model, *tokenizer, config, examples, details, o);

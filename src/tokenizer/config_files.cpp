@@ -5,6 +5,7 @@
 #include <iterator>
 
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/json.hpp"
 
 namespace percetrain::tokenizer_files {
 
@@ -16,6 +17,9 @@ json read_json(const fs::path& file) {
   if (!in) fail(file.string(), "cannot open for reading");
   // Parsing from memory is several times faster than from the stream (tokenizer.json is ~10 MB).
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const JsonLimits limits;
+  if (json_nesting_depth(text, limits.max_depth) > limits.max_depth)
+    fail(file.string(), "malformed JSON: nested deeper than " + std::to_string(limits.max_depth) + " levels");
   try {
     return json::parse(text);
   } catch (const json::exception& e) {

@@ -238,6 +238,15 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
        "expected a model folder, a SentencePiece .model file or a tokenizer.json");
 }
 
+size_t Tokenizer::max_token_bytes() const {
+  if (max_token_bytes_ == 0) {
+    size_t longest = 1;
+    for (int id = 0; id < vocab_size(); ++id) longest = std::max(longest, id_to_piece(id).size());
+    max_token_bytes_ = longest;
+  }
+  return max_token_bytes_;
+}
+
 const std::vector<std::string>& tokenizer_file_names() {
   static const std::vector<std::string> names = {
       "tokenizer.model",         "tokenizer.json",         "tokenizer_config.json",

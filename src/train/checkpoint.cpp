@@ -1,4 +1,4 @@
-// Checkpoint folders: staged, renamed into place, pruned, restored.
+// Checkpoint folders: staged, checksummed, fsynced, published, pruned, verified, restored.
 #include "percetrain/train/checkpoint.hpp"
 
 #include <torch/torch.h>
@@ -10,9 +10,14 @@
 
 #include "percetrain/model/hf_folder.hpp"
 #include "percetrain/train/master_weights.hpp"
+#include "percetrain/train/run_dir.hpp"
+#include "percetrain/util/checksum.hpp"
+#include "percetrain/util/error.hpp"
 #include "percetrain/util/file.hpp"
+#include "percetrain/util/json.hpp"
 
 namespace fs = std::filesystem;
+using nlohmann::json;
 
 namespace percetrain {
 
@@ -22,17 +27,16 @@ std::string checkpoint_name(int64_t step) {
   return buf;
 }
 
-Checkpointer::Checkpointer(std::string out_dir, int64_t keep_last, std::string tokenizer_source)
-    : out_dir_(std::move(out_dir)), tokenizer_source_(std::move(tokenizer_source)), keep_last_(keep_last) {}
+Checkpointer::Checkpointer(RunDirectory& run, int64_t keep_last, std::string tokenizer_source)
+    : run_(run), tokenizer_source_(std::move(tokenizer_source)), keep_last_(keep_last) {}
 
 std::map<int64_t, std::string> Checkpointer::complete() const {
   std::map<int64_t, std::string> found;
-  if (!fs::is_directory(out_dir_)) return found;
   static const std::regex pattern("checkpoint-([0-9]+)");
-  for (const auto& entry : fs::directory_iterator(out_dir_)) {
+  for (const auto& entry : fs::directory_iterator(run_.path())) {
     std::smatch m;
     const std::string name = entry.path().filename().string();
-    if (entry.is_directory() && std::regex_match(name, m, pattern) && fs::exists(entry.path() / "trainer_state.json"))
+    if (entry.is_directory() && std::regex_match(name, m, pattern) && !run_.folder_files(name).empty())
       found[std::stoll(m[1])] = entry.path().string();
   }
   return found;
@@ -40,34 +44,90 @@ std::map<int64_t, std::string> Checkpointer::complete() const {
 
 std::string Checkpointer::save(CausalLMImpl& model, const torch::optim::Optimizer& optimizer,
                                const MasterWeights& masters, const TrainerState& state) {
-  const fs::path out(out_dir_);
-  const fs::path final_dir = out / checkpoint_name(state.step);
-  const fs::path staging = out / (checkpoint_name(state.step) + ".partial");
+  const std::string name = checkpoint_name(state.step);
+  const fs::path staging = run_.begin_folder(name);
   SaveOptions save;
   save.tokenizer_source = tokenizer_source_;
-  save_causal_lm(model, staging.string(), save);
-  torch::save(optimizer, (staging / "optimizer.pt").string());
-  masters.save(staging.string());
-  const nlohmann::json j = {{"step", state.step},
-                            {"total_steps", state.total_steps},
-                            {"steps_per_epoch", state.steps_per_epoch},
-                            {"seed", state.seed},
-                            {"objective", state.objective},
-                            {"train_examples", state.train_examples}};
-  write_file_atomic((staging / "trainer_state.json").string(), j.dump(2) + "\n");
-  fs::remove_all(final_dir);
-  fs::rename(staging, final_dir);
+  std::vector<std::string> written = write_model_files(model, staging.string(), save);
+  {
+    torch::serialize::OutputArchive archive;
+    optimizer.save(archive);
+    save_archive((staging / "optimizer.pt").string(), archive);
+    written.push_back("optimizer.pt");
+  }
+  if (masters.save(staging.string())) written.push_back("master_weights.pt");
+
+  TrainerState s = state;
+  s.files.clear();
+  for (const auto& f : written) s.files[f] = sha256_file((staging / f).string());
+  json j = {{"step", s.step},
+            {"total_steps", s.total_steps},
+            {"steps_per_epoch", s.steps_per_epoch},
+            {"seed", s.seed},
+            {"objective", s.objective},
+            {"train_examples", s.train_examples},
+            {"job_config", s.job_config.empty() ? json() : json::parse(s.job_config)},
+            {"data_sha256", s.data_sha256},
+            {"files_sha256", s.files}};
+  // trainer_state.json is written last: a folder without it is never a complete checkpoint.
+  write_file_atomic((staging / "trainer_state.json").string(), j.dump(2) + "\n", "the trainer state");
+  run_.publish_folder(name);
+
   auto checkpoints = complete();
   while (static_cast<int64_t>(checkpoints.size()) > keep_last_) {
-    fs::remove_all(checkpoints.begin()->second);
+    run_.remove_folder(fs::path(checkpoints.begin()->second).filename().string());
     checkpoints.erase(checkpoints.begin());
   }
-  return final_dir.string();
+  return run_.file(name);
+}
+
+TrainerState Checkpointer::read_state(const std::string& dir) const {
+  const std::string path = (fs::path(dir) / "trainer_state.json").string();
+  const json j = read_json_file(path);
+  TrainerState s;
+  try {
+    s.step = j.at("step").get<int64_t>();
+    s.total_steps = j.value("total_steps", int64_t{0});
+    s.steps_per_epoch = j.value("steps_per_epoch", int64_t{0});
+    s.seed = j.value("seed", uint64_t{0});
+    s.objective = j.value("objective", "");
+    s.train_examples = j.value("train_examples", int64_t{0});
+    if (j.contains("job_config") && j["job_config"].is_object()) s.job_config = j["job_config"].dump();
+    s.data_sha256 = j.value("data_sha256", std::map<std::string, std::string>{});
+    s.files = j.value("files_sha256", std::map<std::string, std::string>{});
+  } catch (const json::exception& e) {
+    fail(path, std::string("is damaged: ") + e.what());
+  }
+  return s;
+}
+
+std::string Checkpointer::verify(const std::string& dir) const {
+  TrainerState s;
+  try {
+    s = read_state(dir);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  if (s.files.empty()) return "trainer_state.json lists no checksums (written before percetrain recorded them)";
+  for (const auto& [file, sha] : s.files) {
+    const fs::path path = fs::path(dir) / file;
+    std::error_code ec;
+    if (!fs::exists(path, ec)) return file + " is missing";
+    if (sha256_file(path.string()) != sha) return file + " does not match its checksum";
+  }
+  return "";
 }
 
 void Checkpointer::restore(const std::string& dir, torch::optim::Optimizer& optimizer, MasterWeights& masters) const {
   masters.load(dir);
-  torch::load(optimizer, (fs::path(dir) / "optimizer.pt").string());
+  const std::string path = (fs::path(dir) / "optimizer.pt").string();
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    optimizer.load(archive);
+  } catch (const c10::Error& e) {
+    fail(path, "cannot be read: " + e.msg(), "the checkpoint is damaged; resume from an earlier one");
+  }
 }
 
 }  // namespace percetrain

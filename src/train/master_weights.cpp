@@ -7,6 +7,7 @@
 
 #include "percetrain/model/decoder.hpp"
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/file.hpp"
 
 namespace fs = std::filesystem;
 
@@ -67,8 +68,22 @@ void MasterWeights::master_to_model() {
   }
 }
 
-void MasterWeights::save(const std::string& checkpoint_dir) const {
-  if (active_) torch::save(master_, (fs::path(checkpoint_dir) / "master_weights.pt").string());
+void save_archive(const std::string& path, torch::serialize::OutputArchive& archive) {
+  write_file_checked(path, [&](const ByteWriter& write) {
+    archive.save_to([&](const void* data, size_t size) -> size_t {
+      write(data, size);
+      return size;
+    });
+  });
+}
+
+bool MasterWeights::save(const std::string& checkpoint_dir) const {
+  if (!active_) return false;
+  // The layout torch::save gives a vector of tensors, so torch::load reads it back.
+  torch::serialize::OutputArchive archive;
+  for (size_t i = 0; i < master_.size(); ++i) archive.write(std::to_string(i), master_[i]);
+  save_archive((fs::path(checkpoint_dir) / "master_weights.pt").string(), archive);
+  return true;
 }
 
 void MasterWeights::load(const std::string& checkpoint_dir) {
@@ -78,7 +93,11 @@ void MasterWeights::load(const std::string& checkpoint_dir) {
     fail(file.string(), "is missing: the checkpoint was written without fp32 master weights",
          "resume with the model.dtype and train.master_weights of the run that wrote it");
   std::vector<torch::Tensor> saved;
-  torch::load(saved, file.string());
+  try {
+    torch::load(saved, file.string());
+  } catch (const c10::Error& e) {
+    fail(file.string(), "cannot be read: " + e.msg(), "the checkpoint is damaged; resume from an earlier one");
+  }
   if (saved.size() != master_.size()) fail(file.string(), "holds a different number of tensors than the model");
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < master_.size(); ++i) master_[i].copy_(saved[i]);

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "percetrain/util/error.hpp"
 #include "percetrain/util/file.hpp"
 
 namespace percetrain {
@@ -26,11 +27,13 @@ MetricsLog::MetricsLog(const std::string& path, int64_t keep_through_step) : pat
   for (const auto& l : kept) text += l + "\n";
   write_file_atomic(path, text, "the metrics file");
   out_.open(path, std::ios::app);
+  if (!out_) fail(path, "cannot open the metrics file for writing");
 }
 
 void MetricsLog::append(const nlohmann::json& row) {
   out_ << row.dump() << "\n";
   out_.flush();
+  if (!out_) fail(path_, "cannot write the metrics file", "check the free disk space; the run stopped here");
 }
 
 ProgressLine::ProgressLine(bool enabled) : enabled_(enabled), live_(enabled && ::isatty(2)) {}

@@ -1,6 +1,6 @@
-// The training recipe: set up (plan, resume point, model, optimizer, logs), loop over optimizer
-// steps (log, validate, checkpoint), save the final model. The pieces live in step, checkpoint,
-// metrics_log and master_weights.
+// The training recipe: set up (run folder, plan, resume point, model, optimizer, logs), loop over
+// optimizer steps (log, validate, checkpoint, stop on a signal), save the final model. The pieces
+// live in run_dir, step, checkpoint, metrics_log and master_weights.
 #include "percetrain/train/trainer.hpp"
 
 #include <torch/torch.h>
@@ -19,10 +19,13 @@
 #include "percetrain/train/fused_adamw.hpp"
 #include "percetrain/train/master_weights.hpp"
 #include "percetrain/train/metrics_log.hpp"
+#include "percetrain/train/run_dir.hpp"
 #include "percetrain/train/step.hpp"
+#include "percetrain/util/checksum.hpp"
 #include "percetrain/util/device.hpp"
 #include "percetrain/util/error.hpp"
 #include "percetrain/util/file.hpp"
+#include "percetrain/util/interrupt.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -41,14 +44,105 @@ double quantile(std::vector<float> values, double q) {
   return values[k];
 }
 
-// The newest complete checkpoint when the run resumes; {0, ""} for a fresh start.
-std::pair<int64_t, std::string> resume_point(const Checkpointer& checkpoints, const TrainOptions& options,
-                                             const TrainSection& train, const std::string& out_dir) {
-  if (!options.resume && train.resume != ResumePolicy::kAuto) return {0, ""};
+// The data files whose bytes define the run, by config key.
+std::map<std::string, std::string> data_checksums(const JobConfig& config) {
+  std::map<std::string, std::string> out;
+  if (config.data.train_file.empty()) return out;  // examples handed over in memory (tests)
+  out["data.train_file"] = sha256_file(config.data.train_file);
+  if (!config.data.train_golds_file.empty()) out["data.train_golds_file"] = sha256_file(config.data.train_golds_file);
+  return out;
+}
+
+// Keys of the effective config that may change between a checkpoint and its resumption: they do
+// not change what the optimizer steps compute.
+bool may_change_on_resume(const std::string& key) {
+  static const std::vector<std::string> free = {
+      "train.log_every", "train.eval_every", "train.save_every", "train.keep_last", "train.resume",
+      "model.device",    "output.dir",       "data.valid_file",  "data.valid_golds_file",
+      "data.test_file",  "data.test_golds_file"};
+  return key.rfind("generate.", 0) == 0 || std::find(free.begin(), free.end(), key) != free.end();
+}
+
+// "train.seed 42 -> 7" for every key that differs between the recorded and the current config.
+std::vector<std::string> config_mismatches(const std::string& recorded_text, const std::string& current_text) {
+  const json recorded = json::parse(recorded_text), current = json::parse(current_text);
+  std::vector<std::string> out;
+  for (const auto& [section, keys] : current.items()) {
+    if (!keys.is_object()) continue;
+    for (const auto& [key, value] : keys.items()) {
+      const std::string name = section + "." + key;
+      if (may_change_on_resume(name)) continue;
+      const json before = recorded.contains(section) ? recorded[section].value(key, json()) : json();
+      if (before != value) out.push_back(name + " " + before.dump() + " -> " + value.dump());
+    }
+  }
+  return out;
+}
+
+// Where the run starts: {0, ""} fresh, else the checkpoint to resume from.
+std::pair<int64_t, std::string> choose_start(const JobConfig& config, const TrainOptions& options, RunDirectory& run,
+                                             const Checkpointer& checkpoints) {
+  const std::string out_dir = run.path();
+  const bool resume = options.resume || config.train.resume == ResumePolicy::kAuto;
   const auto found = checkpoints.complete();
-  if (!found.empty()) return *found.rbegin();
-  if (options.resume) fail(out_dir, "--resume was given but there is no checkpoint to resume from");
-  return {0, ""};
+  if (!resume || found.empty()) {
+    // A fresh run: nothing in the folder may look like a run that is not recorded as ours.
+    if (const auto foreign = run.foreign_run_files(); !foreign.empty()) {
+      std::string names;
+      for (const auto& f : foreign) names += (names.empty() ? "" : ", ") + f;
+      fail(out_dir, "holds files that percetrain did not record writing (" + names + ")",
+           "choose another output.dir, or move them away");
+    }
+    if (options.resume) fail(out_dir, "--resume was given but there is no checkpoint to resume from");
+    if (run.holds_run()) {
+      if (!options.overwrite && found.empty() && config.train.resume == ResumePolicy::kAuto) {
+        std::fprintf(stderr, "%s: the earlier run here wrote no checkpoint; starting over\n", out_dir.c_str());
+      } else if (!options.overwrite) {
+        fail(out_dir,
+             "holds an earlier run" +
+                 (found.empty() ? std::string() : " (newest checkpoint: step " + std::to_string(found.rbegin()->first) + ")"),
+             "continue it with --resume, or start over with --overwrite, which removes only the files that run wrote");
+      }
+      run.remove_recorded_run();
+    }
+    return {0, ""};
+  }
+  // The newest checkpoint whose files match their checksums.
+  for (auto it = found.rbegin(); it != found.rend(); ++it) {
+    const std::string problem = checkpoints.verify(it->second);
+    if (problem.empty()) return *it;
+    std::string earlier;
+    for (auto e = std::next(it); e != found.rend() && earlier.empty(); ++e)
+      if (checkpoints.verify(e->second).empty()) earlier = e->second;
+    if (config.train.resume != ResumePolicy::kAuto)
+      fail(it->second, "is damaged: " + problem,
+           earlier.empty() ? "no earlier checkpoint is intact either; start over with --overwrite"
+                           : "the earlier " + earlier + " is intact: move the damaged one away, or resume with --set "
+                             "train.resume=auto, which falls back to it");
+    std::fprintf(stderr, "warning: %s is damaged (%s); falling back to an earlier checkpoint\n", it->second.c_str(),
+                 problem.c_str());
+  }
+  fail(out_dir, "no checkpoint is intact", "start over with --overwrite");
+}
+
+// What the checkpoint recorded must be what this run would do.
+void check_resume_matches(const JobConfig& config, const Checkpointer& checkpoints, const std::string& dir) {
+  const TrainerState state = checkpoints.read_state(dir);
+  if (!state.job_config.empty()) {
+    const auto mismatches = config_mismatches(state.job_config, job_config_to_json(config));
+    if (!mismatches.empty()) {
+      std::string list;
+      for (const auto& m : mismatches) list += (list.empty() ? "" : ", ") + m;
+      fail(dir, "was written by a run with other settings: " + list,
+           "resume with the settings it was written with, or start a new run in another output.dir (or --overwrite)");
+    }
+  }
+  for (const auto& [key, sha] : data_checksums(config)) {
+    const auto it = state.data_sha256.find(key);
+    if (it != state.data_sha256.end() && it->second != sha)
+      fail(dir, key + " has changed since this checkpoint was written",
+           "resume with the data it was trained on, or start a new run");
+  }
 }
 
 json step_row(int64_t done, int64_t steps_per_epoch, const StepResult& r, double lr, double step_seconds,
@@ -82,26 +176,30 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
                                const std::vector<PairedExample>& train_examples,
                                const std::vector<PairedExample>& valid_examples, const std::string& tokenizer_path,
                                int64_t pad_id) {
-  // ---- set up: plan, resume point, model, optimizer, logs -----------------------------------
+  // ---- set up: run folder, plan, resume point, model, optimizer, logs ------------------------
   const TrainSection& train = config.train;
-  const std::string out_dir = config.output.dir;
   ProgressLine progress(options.progress);
   if (train_examples.empty()) fail(config.file + ": data.train_file", "holds no usable training examples");
-  fs::create_directories(out_dir);
-  ensure_model_folder(config.model, tokenizer_path);
   const auto device = parse_device(config.model.device);
   const auto dtype = parse_dtype(config.model.dtype, device, "model.dtype");
   if (dtype == torch::kFloat16)
     fail(config.file + ": model.dtype", "float16 training needs loss scaling, which percetrain does not do",
          "use bfloat16: the same memory with float32's exponent range");
-
+  RunDirectory run(config.output.dir);
   StepPlan plan(train_examples.size(), train.batch_size, train.seed, train.epochs, train.max_steps);
   const int64_t total_steps = plan.total_steps();
-  Checkpointer checkpoints(out_dir, train.keep_last, tokenizer_path);
-  const auto [start_step, resume_from] = resume_point(checkpoints, options, train, out_dir);
+  if (train.batch_size > static_cast<int64_t>(train_examples.size()))
+    progress.line("warning: train.batch_size " + std::to_string(train.batch_size) + " is larger than the " +
+                  std::to_string(train_examples.size()) + " training examples: each step sees every example once");
+  Checkpointer checkpoints(run, train.keep_last, tokenizer_path);
+  const auto [start_step, resume_from] = choose_start(config, options, run, checkpoints);
+  if (!resume_from.empty()) check_resume_matches(config, checkpoints, resume_from);
+  else if (const std::string made = prepare_model_folder(config.model, tokenizer_path, true); !made.empty())
+    progress.line(made);
 
   LoadedModel loaded = load_causal_lm(resume_from.empty() ? config.model.path : resume_from, device, dtype);
   CausalLMImpl& model = *loaded.model;
+  check_token_ids_fit(train_examples, tokenizer_path, -1, loaded.config.vocab_size, loaded.folder);
   model.train();
   model.set_gradient_checkpointing(train.gradient_checkpointing);
   const auto objective = make_objective(config.objective);
@@ -113,21 +211,24 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   if (!resume_from.empty()) checkpoints.restore(resume_from, *optimizer, masters);
   reset_peak_memory(device);
 
-  MetricsLog metrics((fs::path(out_dir) / "metrics.jsonl").string(), start_step);
-  write_file_atomic((fs::path(out_dir) / "job_config.json").string(), job_config_to_json(config));
+  run.record_file("metrics.jsonl");
+  run.record_file("job_config.json");
+  MetricsLog metrics(run.file("metrics.jsonl"), start_step);
+  const std::string effective_config = job_config_to_json(config);
+  write_file_atomic(run.file("job_config.json"), effective_config, "the effective config");
   int64_t response_tokens = 0;
   for (const auto& e : train_examples) response_tokens += scored_response_tokens(e);
+  progress.line(describe_loaded_model(loaded) + (masters.active() ? " (fp32 master weights)" : ""));
   progress.line("train: " + std::to_string(train_examples.size()) + " examples (" + std::to_string(response_tokens) +
                 " response tokens), " + std::to_string(total_steps) + " steps of " + std::to_string(train.batch_size) +
                 " (micro-batches of " + std::to_string(train.micro_batch_size) + "), objective " + objective->name() +
-                ", " + loaded.config.model_type + " on " + device.str() + " in " + dtype_name(dtype) +
-                (masters.active() ? " (fp32 master weights)" : "") +
-                (start_step > 0 ? ", resuming after step " + std::to_string(start_step) : ""));
+                (start_step > 0 ? ", resuming after step " + std::to_string(start_step) + " from " + resume_from : "") +
+                "; output " + run.path());
 
   const StepSettings settings = StepSettings::from(config, pad_id, device);
   TrainStep step(model, *objective, masters, *optimizer, settings);
-  const TrainerState state_template{0, total_steps, plan.steps_per_epoch(), train.seed, objective->name(),
-                                    static_cast<int64_t>(train_examples.size())};
+  TrainerState state_template{0, total_steps, plan.steps_per_epoch(), train.seed, objective->name(),
+                              static_cast<int64_t>(train_examples.size()), effective_config, data_checksums(config), {}};
   auto save_checkpoint = [&](int64_t done) {
     TrainerState state = state_template;
     state.step = done;
@@ -145,10 +246,13 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
     const auto t_step = Clock::now();
     const StepResult r = step.run(train_examples, plan.examples(s), lr);
     if (!r.finite) {
+      std::string intact;
       const auto saved = checkpoints.complete();
+      for (auto it = saved.rbegin(); it != saved.rend() && intact.empty(); ++it)
+        if (checkpoints.verify(it->second).empty()) intact = it->second;
       fail("train step " + std::to_string(s + 1), "the loss is not finite (" + std::to_string(r.loss) + ")",
-           saved.empty() ? "no checkpoint was written yet; lower train.lr or check the data"
-                         : "the last good checkpoint is " + saved.rbegin()->second + "; lower train.lr and resume");
+           intact.empty() ? "no intact checkpoint was written yet; lower train.lr or check the data"
+                          : "the newest intact checkpoint is " + intact + "; lower train.lr and resume from it");
     }
     const double step_seconds = seconds_since(t_step);
     const int64_t done = s + 1;
@@ -161,9 +265,11 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
       metrics.append(step_row(done, plan.steps_per_epoch(), r, lr, step_seconds, peak_memory_mib(device)));
     const double elapsed = seconds_since(t_start);
     const double eta = elapsed / static_cast<double>(done - start_step) * static_cast<double>(total_steps - done);
+    // The objective's own (weighted) loss first, then the plain CE of the same tokens: PerCE's
+    // weights follow the PIR, so its loss can rise while CE falls.
     char text[256];
-    std::snprintf(text, sizeof(text), "step %lld/%lld | loss %.4f | ce %.4f | pir %+.3f | lr %.2e | %.0f tok/s | ETA %s",
-                  (long long)done, (long long)total_steps, r.loss, r.ce(), r.pir_mean(), lr,
+    std::snprintf(text, sizeof(text), "step %lld/%lld | %s loss %.4f | ce %.4f | pir %+.3f | lr %.2e | %.0f tok/s | ETA %s",
+                  (long long)done, (long long)total_steps, objective->name().c_str(), r.loss, r.ce(), r.pir_mean(), lr,
                   elapsed > 0 ? tokens_since_start / elapsed : 0.0, format_duration(eta).c_str());
     progress.update(text, done % train.log_every == 0 && !progress.live());
 
@@ -183,10 +289,15 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
       progress.line(line);
     }
 
-    // Checkpoint.
-    const bool stop_now = options.stop_after_steps > 0 && done >= options.stop_after_steps && !last;
+    // Checkpoint; stop after --stop-after or a signal.
+    const int signal = interrupt_signal();
+    const bool stop_now = (options.stop_after_steps > 0 && done >= options.stop_after_steps && !last) || (signal && !last);
     if ((train.save_every > 0 && done % train.save_every == 0) || last || stop_now)
       summary.last_checkpoint = save_checkpoint(done);
+    if (signal && !last)
+      throw Interrupted(signal, "stopped after step " + std::to_string(done) + " of " + std::to_string(total_steps) +
+                                    "; saved " + summary.last_checkpoint,
+                        "");
     if (stop_now) {
       progress.line("stopped after step " + std::to_string(done) + "; continue with --resume");
       return summary;
@@ -194,10 +305,12 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   }
 
   // ---- save ----------------------------------------------------------------------------------
+  const std::string staging = run.begin_folder("final");
   SaveOptions save;
   save.tokenizer_source = tokenizer_path;
-  summary.final_model_dir = (fs::path(out_dir) / "final").string();
-  save_causal_lm(model, summary.final_model_dir, save);
+  write_model_files(model, staging, save);
+  run.publish_folder("final");
+  summary.final_model_dir = run.file("final");
   progress.line("done: " + std::to_string(total_steps) + " steps; model in " + summary.final_model_dir +
                 ", metrics in " + metrics.path());
   return summary;
@@ -206,7 +319,6 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
 TrainSummary run_training(const JobConfig& config, const TrainOptions& options) {
   if (config.data.train_file.empty()) fail(config.file + ": data.train_file", "is required for training");
   const std::string tokenizer_file = tokenizer_path(config);
-  ensure_model_folder(config.model, tokenizer_file);
   auto tokenizer = load_tokenizer(tokenizer_file);
   const int64_t pad_id = tokenizer->pad_id() >= 0 ? tokenizer->pad_id() : 0;
 

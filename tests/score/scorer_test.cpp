@@ -42,7 +42,7 @@ struct Fixture {
     examples = load_paired_examples(config.data, file, "", *tokenizer, nullptr, &details);
   }
   LoadedModel model() {
-    ensure_model_folder(config.model, tokenizer_path(config));
+    prepare_model_folder(config.model, tokenizer_path(config), true);
     return load_causal_lm(config.model.path, torch::kCPU, torch::kFloat);
   }
 };

@@ -38,7 +38,15 @@ TEST(BenchCli, AlternatesRoundsAndReportsMediansRatioAndProfile) {
   EXPECT_GT(report["perce_over_ce"].get<double>(), 0.0);
   EXPECT_DOUBLE_EQ(report["theoretical_perce_over_ce"].get<double>(), 1.0 + 24.0 / (3.0 * 40.0));
 
+  // bench measured the demo's random model in memory: it writes no model folder.
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "model"));
+
   // The same shape from its config.json alone, with random weights.
+  ASSERT_EQ(testing_util::run_percetrain("init-model --arch llama --tokenizer " +
+                                         (testing_util::source_dir() / "data" / "tokenizer").string() + " --out " +
+                                         (dir.path() / "model").string())
+                .status,
+            0);
   const std::string random = run_bench_cli(common + " --variants ce --json --random-config " +
                                                (dir.path() / "model" / "config.json").string(),
                                            &status, false);

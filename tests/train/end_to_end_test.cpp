@@ -62,7 +62,7 @@ TEST(EndToEnd, PerContrastFindsThePersonalTokensOfHeldOutReviews) {
   JobConfig config = load_job_config((testing_util::source_dir() / "configs" / "demo.json").string(), overrides);
   TrainOptions quiet;
   quiet.progress = false;
-  ensure_model_folder(config.model, tokenizer_path(config));
+  prepare_model_folder(config.model, tokenizer_path(config), true);
   auto tokenizer = load_tokenizer(config.tokenizer.path);
   DatasetStats stats;
   std::vector<PairDetail> details;

@@ -13,6 +13,7 @@ struct GenerateJobOptions {
   bool no_profile = false;       // decode from the counterfactual prompts
   bool resume = false;           // continue from OUT.tmp
   bool no_cache = false;         // recompute the whole prefix every step (checks)
+  int64_t limit = 0;             // > 0: only the first `limit` records
 };
 
 // Decodes a response for every record of options.data with the prompt built as in training and

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "percetrain/model/decoder.hpp"
 #include "percetrain/model/model_section.hpp"
@@ -27,10 +28,18 @@ struct LoadedModel {
 LoadedModel load_causal_lm(const std::string& folder, const c10::Device& device,
                            c10::ScalarType dtype);
 
+// "model /abs/path: llama, 1.23M parameters, float32 on cpu": what every command says it loaded.
+std::string describe_loaded_model(const LoadedModel& loaded);
+
 // A model with random weights (init_weights, `seed`) from a Hugging Face config.json alone, in
 // memory only: for benchmarks of real shapes without writing (or having) their weights.
 LoadedModel random_causal_lm(const std::string& config_json, const c10::Device& device, c10::ScalarType dtype,
                              uint64_t seed);
+
+// The random model `train` would initialise at model.path (model.init_arch / init_preset /
+// init_seed, `tokenizer_path`'s vocabulary), in memory only: bench needs no folder on disk.
+LoadedModel random_preset_lm(const ModelSection& model, const std::string& tokenizer_path, const c10::Device& device,
+                             c10::ScalarType dtype);
 
 struct SaveOptions {
   // Folder whose tokenizer files (tokenizer_file_names()) are copied along; empty: none.
@@ -42,8 +51,18 @@ struct SaveOptions {
 };
 
 // Writes `model` as a Hugging Face folder at `out_dir` atomically: everything goes into a
-// temporary sibling folder that replaces `out_dir` by rename once complete.
+// temporary sibling folder that replaces `out_dir` by rename once complete. An existing `out_dir`
+// is replaced only when it holds nothing but model-folder files (foreign_files_in_model_folder).
 void save_causal_lm(CausalLMImpl& model, const std::string& out_dir, const SaveOptions& options = {});
+
+// Writes the model's files (weights, config.json, tokenizer files) into the existing, empty
+// `folder` and fsyncs them; returns their names.
+std::vector<std::string> write_model_files(CausalLMImpl& model, const std::string& folder,
+                                           const SaveOptions& options = {});
+
+// Entries of `folder` that a Hugging Face model folder would not hold (sorted); empty when the
+// folder does not exist.
+std::vector<std::string> foreign_files_in_model_folder(const std::string& folder);
 
 // init-model: a randomly initialised `arch`/`preset` model whose vocabulary is the tokenizer's,
 // saved with the tokenizer files. Returns the number of parameters.

@@ -17,9 +17,11 @@ struct ModelSection {
   uint64_t init_seed = 0;
 };
 
-// Creates the model folder a demo config names (model.init_arch set, model.path absent) with
-// `tokenizer_path`'s vocabulary; a folder that exists is left alone; anything else that is not
-// a model folder is an error.
-void ensure_model_folder(const ModelSection& model, const std::string& tokenizer_path);
+// Checks that model.path is a model folder before anything loads it. A folder is only ever read;
+// the one exception is `train` (may_initialise) with model.init_arch set and model.path absent
+// altogether, which writes a random init_arch/init_preset model there with `tokenizer_path`'s
+// vocabulary and returns the line that says so ("" otherwise). A path that exists without a
+// config.json is an error, never replaced.
+std::string prepare_model_folder(const ModelSection& model, const std::string& tokenizer_path, bool may_initialise);
 
 }  // namespace percetrain

@@ -4,6 +4,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "percetrain/data/dataset.hpp"
@@ -30,6 +31,12 @@ int64_t scored_response_tokens(const PairedExample& example);
 
 PairedBatch collate_paired(const std::vector<PairedExample>& examples, const std::vector<size_t>& indices,
                            int64_t pad_id, const torch::Device& device, bool with_counterfactual);
+
+// Every token id of the examples must be below the model's vocabulary size; otherwise one error
+// names the id, the tokenizer, the model and both vocabulary sizes (not "index out of range");
+// tokenizer_vocab_size < 0 when unknown.
+void check_token_ids_fit(const std::vector<PairedExample>& examples, const std::string& tokenizer_path,
+                         int64_t tokenizer_vocab_size, int64_t model_vocab_size, const std::string& model_path);
 
 // One epoch's optimizer steps: a seeded shuffle (seed, epoch) of all examples, cut into groups of
 // `batch_size` (the last one may be smaller).

@@ -21,6 +21,11 @@ class Tokenizer {
   virtual int vocab_size() const = 0;
   virtual bool is_special(int id) const = 0;
 
+  // An upper bound of the bytes of text one token stands for (the longest piece as stored), so
+  // that a text of B bytes has at least B / max_token_bytes() tokens: lengths can be checked
+  // before tokenising a 50 MB field.
+  size_t max_token_bytes() const;
+
   int bos_id() const { return bos_id_; }  // -1 when the tokenizer has none
   int eos_id() const { return eos_id_; }
   int pad_id() const { return pad_id_; }
@@ -30,6 +35,9 @@ class Tokenizer {
  protected:
   int bos_id_ = -1, eos_id_ = -1, pad_id_ = -1;
   bool add_bos_ = false, add_eos_ = false;
+
+ private:
+  mutable size_t max_token_bytes_ = 0;
 };
 
 // `path` is a model folder (tokenizer.json or tokenizer.model, with tokenizer_config.json and

@@ -1,5 +1,6 @@
-// Checkpoints of a run in output.dir: written whole under a temporary name and published by
-// rename, listed, pruned to the newest keep_last, and read back for an exact resume.
+// Checkpoints of a run in output.dir: written whole under a staging name, fsynced and published
+// by rename through the RunDirectory (which records their files), checksummed, listed, pruned to
+// the newest keep_last, verified and read back for an exact resume.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +15,7 @@ namespace percetrain {
 
 class CausalLMImpl;
 class MasterWeights;
+class RunDirectory;
 
 // What trainer_state.json records about the run that wrote a checkpoint.
 struct TrainerState {
@@ -23,6 +25,9 @@ struct TrainerState {
   uint64_t seed = 0;
   std::string objective;
   int64_t train_examples = 0;
+  std::string job_config;                          // the effective config (JSON text)
+  std::map<std::string, std::string> data_sha256;  // "data.train_file" -> SHA-256 of its bytes
+  std::map<std::string, std::string> files;        // file of the checkpoint -> SHA-256 (filled by save)
 };
 
 // "checkpoint-000042".
@@ -31,23 +36,30 @@ std::string checkpoint_name(int64_t step);
 class Checkpointer {
  public:
   // `tokenizer_source`: the folder whose tokenizer files each checkpoint's model folder gets.
-  Checkpointer(std::string out_dir, int64_t keep_last, std::string tokenizer_source);
+  Checkpointer(RunDirectory& run, int64_t keep_last, std::string tokenizer_source);
 
-  // Complete checkpoints (those with a trainer_state.json), by step.
+  // Published checkpoints this run folder's manifest records, by step (paths).
   std::map<int64_t, std::string> complete() const;
 
   // Writes checkpoint-<step>/ (a Hugging Face model folder, optimizer.pt, master_weights.pt for
-  // bf16 runs, trainer_state.json) as checkpoint-<step>.partial, renames it into place, then
-  // keeps only the newest keep_last. Returns its path.
+  // bf16 runs, trainer_state.json with the SHA-256 of every other file), publishes it, then keeps
+  // only the newest keep_last. Any failed write is one error naming the file. Returns its path.
   std::string save(CausalLMImpl& model, const torch::optim::Optimizer& optimizer, const MasterWeights& masters,
                    const TrainerState& state);
 
+  // trainer_state.json of the checkpoint at `dir`; an error names what is wrong with it.
+  TrainerState read_state(const std::string& dir) const;
+  // "" when trainer_state.json reads and every file it lists matches its checksum; else what is
+  // wrong ("optimizer.pt does not match its checksum").
+  std::string verify(const std::string& dir) const;
+
   // The optimizer state and fp32 masters of the checkpoint at `dir` (the model's weights are
-  // loaded from the folder itself).
+  // loaded from the folder itself); a file that cannot be read is an error naming it.
   void restore(const std::string& dir, torch::optim::Optimizer& optimizer, MasterWeights& masters) const;
 
  private:
-  std::string out_dir_, tokenizer_source_;
+  RunDirectory& run_;
+  std::string tokenizer_source_;
   int64_t keep_last_;
 };
 

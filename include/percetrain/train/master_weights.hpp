@@ -8,9 +8,17 @@
 #include <utility>
 #include <vector>
 
+namespace torch::serialize {
+class OutputArchive;
+}
+
 namespace percetrain {
 
 class CausalLMImpl;
+
+// Writes a LibTorch archive to `path` through write_file_checked: a full disk is one error naming
+// the file, never an abort in a destructor.
+void save_archive(const std::string& path, torch::serialize::OutputArchive& archive);
 
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
@@ -32,8 +40,8 @@ class MasterWeights {
   void grads_to_master();  // model grads -> fp32 master grads; the model grads are released
   void master_to_model();  // rounds the updated masters into the model's parameters
   // Checkpoints keep the masters (master_weights.pt): resuming from the rounded weights would
-  // not continue the same run.
-  void save(const std::string& checkpoint_dir) const;
+  // not continue the same run. Returns whether it wrote the file (only bf16 runs have masters).
+  bool save(const std::string& checkpoint_dir) const;
   void load(const std::string& checkpoint_dir);
 
  private:

@@ -10,7 +10,8 @@
 namespace percetrain {
 
 // output.dir/metrics.jsonl, one JSON object per line. A resumed run keeps only the rows of the
-// steps its checkpoint has seen, so the file reads as one uninterrupted run.
+// steps its checkpoint has seen, so the file reads as one uninterrupted run. A failed write
+// (disk full) stops the job with an error naming the file.
 class MetricsLog {
  public:
   MetricsLog(const std::string& path, int64_t keep_through_step);

@@ -14,6 +14,7 @@ namespace percetrain {
 
 struct TrainOptions {
   bool resume = false;          // --resume: continue from the newest checkpoint in output.dir
+  bool overwrite = false;       // --overwrite: remove the files a previous run recorded, then start
   int64_t stop_after_steps = 0; // --stop-after: save a checkpoint and stop after this many steps
   bool progress = true;         // live progress line / periodic lines on stderr
 };
