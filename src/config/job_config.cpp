@@ -102,7 +102,7 @@ JobConfig parse_job_config(const std::string& json_text, const std::string& file
   d.get("add_eos", data.add_eos).get("on_bad_record", data.on_bad_record).get("max_records", data.max_records);
   d.get("chat_format", data.chat_format).get("system_prompt", data.system_prompt);
   d.finish();
-  check_one_of(data.retrieval, {"bm25", "recency", "first", "all"}, d.where("retrieval"));
+  check_one_of(data.retrieval, {"bm25", "bm25_lamp", "recency", "first", "all"}, d.where("retrieval"));
   check_one_of(data.on_bad_record, {"strict", "skip"}, d.where("on_bad_record"));
   check_one_of(data.chat_format, {"none", "chatml", "qwen3", "llama3", "llama2"}, d.where("chat_format"));
   if (data.top_k < 0) fail(d.where("top_k"), "must not be negative");
