@@ -1,4 +1,5 @@
-// eval: ROUGE-1/2/L and METEOR of predictions against references, joined by id; --compare.
+// eval: ROUGE-1/2/L/Lsum, METEOR and BLEU of predictions against references, joined by id;
+// --compare; --write-lamp converts predictions to LaMP's format.
 #include <iostream>
 #include <map>
 #include <memory>
@@ -13,20 +14,28 @@ namespace {
 
 Runner add_eval_command(CLI::App& app) {
   struct Options {
-    std::string predictions, references, out, compare, wordnet;
+    std::string predictions, references, out, compare, wordnet, write_lamp, task;
     bool json = false, stem = false, allow_missing = false;
   };
   auto opts = std::make_shared<Options>();
   auto* cmd = app.add_subcommand(
       "eval",
-      "Score predictions against references by id: ROUGE-1, ROUGE-2, ROUGE-L (F-measure, Google "
-      "rouge-score semantics) and METEOR (NLTK meteor_score semantics, WordNet synonyms), per "
-      "example and averaged.\n"
-      "Example: percetrain eval --predictions preds.jsonl --references data/test.jsonl --out metrics.json");
-  cmd->add_option("--predictions", opts->predictions, "JSONL with {\"id\", \"prediction\"} per line")->required();
-  cmd->add_option("--references", opts->references,
-                  "Dataset file (JSONL or JSON array with \"id\" and \"output\") or LaMP golds file")
+      "Score predictions against references by id: ROUGE-1, ROUGE-2, ROUGE-L, ROUGE-Lsum (F-measure, "
+      "Google rouge-score semantics) and METEOR (NLTK meteor_score semantics, WordNet synonyms), per "
+      "example and averaged, and corpus BLEU (sacrebleu semantics, 0-100). Predictions and references "
+      "may also be LaMP JSON files {\"task\", \"golds\": [{\"id\", \"output\"}]}.\n"
+      "Example: percetrain eval --predictions preds.jsonl --references data/test.jsonl --out metrics.json\n"
+      "Example: percetrain eval --predictions preds.jsonl --write-lamp lamp_preds.json --task LaMP_4");
+  cmd->add_option("--predictions", opts->predictions,
+                  "JSONL with {\"id\", \"prediction\"} per line, or a LaMP predictions file")
       ->required();
+  cmd->add_option("--references", opts->references,
+                  "Dataset file (JSONL or JSON array with \"id\" and \"output\") or LaMP golds file; required "
+                  "unless --write-lamp is given");
+  cmd->add_option("--write-lamp", opts->write_lamp,
+                  "Write the predictions as LaMP's {\"task\", \"golds\": [{\"id\", \"output\"}]} JSON (what "
+                  "LaMP's eval_task.py reads); with --references, also score them");
+  cmd->add_option("--task", opts->task, "Task name for --write-lamp, as LaMP's evaluation expects it (e.g. LaMP_4)");
   cmd->add_option("--out", opts->out, "Write means and per-example scores as JSON (atomically)");
   cmd->add_flag("--json", opts->json, "Print the JSON report (without per-example scores) instead of the table");
   cmd->add_option("--compare", opts->compare,
@@ -39,8 +48,22 @@ Runner add_eval_command(CLI::App& app) {
                   "WordNet 3.0 database folder (default $PERCETRAIN_WORDNET, else /usr/share/wordnet "
                   "from Debian's wordnet-base)");
   return [opts]() {
-    const auto predictions = eval::load_predictions(opts->predictions);
-    const auto references = eval::load_references(opts->references);
+    if (opts->references.empty() && opts->write_lamp.empty())
+      fail("eval", "--references is required", "give the references to score against, or --write-lamp to convert");
+    if (!opts->write_lamp.empty() && opts->task.empty())
+      fail("--write-lamp", "needs --task", "name the LaMP task, e.g. --task LaMP_4 (LaMP's evaluation checks it)");
+    if (opts->write_lamp.empty() && !opts->task.empty())
+      fail("--task", "is only used with --write-lamp", "add --write-lamp OUT.json or drop --task");
+    std::string predictions_task, references_task;
+    const auto predictions = eval::load_predictions(opts->predictions, &predictions_task);
+    if (!opts->write_lamp.empty()) {
+      eval::write_lamp_predictions(predictions, opts->task, opts->write_lamp);
+      std::cerr << "wrote " << predictions.size() << " predictions for " << opts->task << " to " << opts->write_lamp
+                << "\n";
+      if (opts->references.empty()) return 0;
+    }
+    const auto references = eval::load_references(opts->references, &references_task);
+    eval::check_lamp_tasks(predictions_task, references_task, opts->predictions, opts->references);
     const auto join = eval::join_by_id(predictions, references);
     eval::check_join(join, opts->allow_missing, opts->predictions, opts->references);
     if (!join.missing.empty() || !join.extra.empty())

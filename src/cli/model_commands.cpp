@@ -38,12 +38,38 @@ Runner add_init_model_command(CLI::App& app) {
   cmd->add_option("--out", opts->out, "Output folder (replaced atomically if it exists)")->required();
   cmd->add_option("--seed", opts->seed, "Seed of the random initialisation")->capture_default_str();
   cmd->add_option("--dtype", opts->dtype, "Stored dtype: float32, bfloat16 or float16")->capture_default_str();
-  return [opts]() {
+  // Shape options override the preset; CLI11 fills the optionals only when given.
+  struct Shape {
+    int64_t hidden = 0, layers = 0, heads = 0, kv_heads = 0, intermediate = 0, head_dim = 0;
+  };
+  auto shape = std::make_shared<Shape>();
+  auto* hidden = cmd->add_option("--hidden-size", shape->hidden, "Hidden size (overrides the preset)");
+  auto* layers = cmd->add_option("--layers", shape->layers, "Number of decoder layers (overrides the preset)");
+  auto* heads = cmd->add_option("--heads", shape->heads,
+                                "Attention heads (overrides the preset); hidden size must be a multiple");
+  auto* kv_heads = cmd->add_option("--kv-heads", shape->kv_heads,
+                                   "Key/value heads for grouped-query attention; must divide --heads");
+  auto* intermediate = cmd->add_option("--intermediate-size", shape->intermediate, "MLP width (overrides the preset)");
+  auto* head_dim = cmd->add_option("--head-dim", shape->head_dim,
+                                   "Head dimension, even (default hidden / heads; for qwen3 twice that)");
+  return [opts, shape, hidden, layers, heads, kv_heads, intermediate, head_dim]() {
+    ModelShapeOverrides overrides;
+    auto take = [](CLI::Option* option, int64_t value, std::optional<int64_t>* field) {
+      if (option->count()) *field = value;
+    };
+    take(hidden, shape->hidden, &overrides.hidden_size);
+    take(layers, shape->layers, &overrides.num_hidden_layers);
+    take(heads, shape->heads, &overrides.num_attention_heads);
+    take(kv_heads, shape->kv_heads, &overrides.num_key_value_heads);
+    take(intermediate, shape->intermediate, &overrides.intermediate_size);
+    take(head_dim, shape->head_dim, &overrides.head_dim);
     const int64_t params = write_random_model(opts->arch, opts->preset, opts->tokenizer, opts->out, opts->seed,
-                                              parse_dtype(opts->dtype, c10::Device(c10::kCPU), "--dtype"));
-    const int64_t vocab = load_model_config(opts->out + "/config.json").vocab_size;
-    std::cout << "wrote " << opts->arch << " (" << opts->preset << ", " << params
-              << " parameters, vocabulary " << vocab << ") to " << opts->out << "\n";
+                                              parse_dtype(opts->dtype, c10::Device(c10::kCPU), "--dtype"), overrides);
+    const ModelConfig config = load_model_config(opts->out + "/config.json");
+    std::cout << "wrote " << opts->arch << " (" << opts->preset << ", hidden " << config.hidden_size << ", "
+              << config.num_hidden_layers << " layers, " << config.num_attention_heads << "/"
+              << config.num_key_value_heads << " heads of " << config.head_dim << ", MLP " << config.intermediate_size
+              << ", " << params << " parameters, vocabulary " << config.vocab_size << ") to " << opts->out << "\n";
     return 0;
   };
 }

@@ -31,7 +31,10 @@ struct Preset {
 // - LaMP (Salemi et al. 2023; github.com/LaMP-Benchmark/LaMP, LaMP/prompts/prompts.py and
 //   prompts/utils.py): LaMP-4 items {title, text}, query after "article:"; LaMP-5 items
 //   {title, abstract}, query after "paper:"; LaMP-7 items {text}, query after the first ":". The
-//   item phrasings ("... is the title for ...") follow prompts.py.
+//   item phrasings ("... is the title for ...") follow prompts.py. LaMP-1 (citation: the
+//   author's paper titles; query from "[1]" on, the two candidates), LaMP-2 (movie tagging,
+//   {description, tag}), LaMP-3 (product rating, {text, score}) and LaMP-6 (email subjects,
+//   {title, text}; the Avocado data are not public) likewise.
 // Queries drop the fixed instruction words so that BM25 matches content, as LaMP's code does.
 const Preset kPresets[] = {
     {"longlamp_product_review", "{summary} (rated {overall}): {reviewText}",
@@ -43,12 +46,21 @@ const Preset kPresets[] = {
     {"longlamp_abstract_generation", "{title}: {abstract}",
      "Here are some of the author's past abstracts:\n{items}\n\n", "{profile}{input}\n",
      R"(for the title:?\s*([\s\S]*))", "year"},
+    {"lamp1", "\"{title}\"", "Here are the titles of some of the author's papers:\n{items}\n\n", "{profile}{input}\n",
+     R"((\[1\][\s\S]*))", "date"},
+    {"lamp2", "the tag for the movie: \"{description}\" is \"{tag}\"",
+     "Here are some of the user's past movies and their tags:\n{items}\n\n", "{profile}{input}\n",
+     R"(description:?\s*([\s\S]*))", "date"},
+    {"lamp3", "{score} is the score for \"{text}\"", "Here are some of the user's past reviews:\n{items}\n\n",
+     "{profile}{input}\n", R"(review:?\s*([\s\S]*))", "date"},
     {"lamp4", "\"{title}\" is the title for \"{text}\"",
      "Here are some of the user's past articles and their headlines:\n{items}\n\n", "{profile}{input}\n",
      R"(article:?\s*([\s\S]*))", "date"},
     {"lamp5", "\"{title}\" is a title for \"{abstract}\"",
      "Here are some of the user's past papers and their titles:\n{items}\n\n", "{profile}{input}\n",
      R"(paper:?\s*([\s\S]*))", "date"},
+    {"lamp6", "\"{title}\" is the title for \"{text}\"", "Here are some of the user's past emails:\n{items}\n\n",
+     "{profile}{input}\n", R"(^[^:]*:\s*([\s\S]*))", "date"},
     {"lamp7", "\"{text}\"", "Here are some of the user's past tweets:\n{items}\n\n", "{profile}{input}\n",
      R"(^[^:]*:\s*([\s\S]*))", "date"},
 };
@@ -262,7 +274,25 @@ bool PairBuilder::build(const Record& record, PairedExample* out, PairDetail* de
     std::smatch m;
     if (std::regex_search(record.input, m, impl_->query)) query = m[1].str();
   }
-  const auto ranked = rank_profile(c.retrieval, c.top_k, query, item_texts, dates, c.bm25_k1, c.bm25_b);
+  // bm25_lamp searches what LaMP's code searches for the preset's task (raw fields, its query),
+  // not the rendered items; without a LaMP preset it ranks the rendered items.
+  const std::vector<std::string>* search_texts = &item_texts;
+  std::vector<std::string> lamp_texts;
+  if (c.retrieval == Retrieval::kBm25Lamp) {
+    if (const LampRetrievalTask* task = lamp_retrieval_task(c.preset)) {
+      lamp_texts.resize(n_items);
+      for (int64_t i = 0; i < n_items; ++i) {
+        std::string missing;
+        lamp_texts[i] = lamp_corpus_text(*task, record.profile[i], &missing);
+        if (!missing.empty())
+          return reject(PairProblem::kBadRecord, "profile[" + std::to_string(i) + "]." + missing,
+                        std::string("is missing (bm25_lamp searches it for ") + task->task + ")");
+      }
+      search_texts = &lamp_texts;
+      query = lamp_query(*task, record.input);
+    }
+  }
+  const auto ranked = rank_profile(c.retrieval, c.top_k, query, *search_texts, dates, c.bm25_k1, c.bm25_b);
 
   // Tokens of each ranked item on its own: the unit of the profile budget.
   std::vector<std::vector<int>> item_ids(ranked.size());

@@ -106,30 +106,70 @@ std::string fixed(double value, int digits = 4) {
   return out.str();
 }
 
+// The entries of LaMP's {"task"?, "golds": [...]} object as records; fills *task.
+void golds_records(const json& doc, const std::string& path, const std::string& hint,
+                   std::vector<std::pair<json, std::string>>* records, std::string* task) {
+  const json& golds = doc["golds"];
+  if (!golds.is_array()) fail(path + ": golds", "\"golds\" must be an array", hint);
+  if (doc.contains("task")) {
+    if (!doc["task"].is_string()) fail(path + ": task", "\"task\" must be a string", hint);
+    if (task) *task = doc["task"].get<std::string>();
+  }
+  for (size_t i = 0; i < golds.size(); ++i) records->emplace_back(golds[i], path + ": golds[" + std::to_string(i) + "]");
+}
+
 }  // namespace
 
-std::vector<IdText> load_predictions(const std::string& path) {
-  auto records = read_records(path, "predictions", nullptr);
-  auto out = extract(records, "prediction", "predictions are JSONL lines like {\"id\": \"7\", \"prediction\": \"...\"}");
+std::vector<IdText> load_predictions(const std::string& path, std::string* task) {
+  if (task) task->clear();
+  json golds_doc;
+  auto records = read_records(path, "predictions", &golds_doc);
+  const std::string hint =
+      "predictions are JSONL lines like {\"id\": \"7\", \"prediction\": \"...\"} or LaMP's {\"task\", \"golds\": "
+      "[{\"id\", \"output\"}]}";
+  std::vector<IdText> out;
+  if (!golds_doc.is_null()) {
+    golds_records(golds_doc, path, hint, &records, task);
+    out = extract(records, "output", hint);
+  } else {
+    out = extract(records, "prediction", hint);
+  }
   if (out.empty()) fail(path, "no predictions in the file", "write one {\"id\", \"prediction\"} object per line");
   return out;
 }
 
-std::vector<IdText> load_references(const std::string& path) {
+std::vector<IdText> load_references(const std::string& path, std::string* task) {
+  if (task) task->clear();
   json golds_doc;
   auto records = read_records(path, "references", &golds_doc);
   const std::string hint =
       "references are dataset records with \"id\" and \"output\", or LaMP's {\"golds\": [{\"id\", \"output\"}]}";
-  if (!golds_doc.is_null()) {
-    const json& golds = golds_doc["golds"];
-    if (!golds.is_array()) fail(path + ": golds", "\"golds\" must be an array", hint);
-    for (size_t i = 0; i < golds.size(); ++i)
-      records.emplace_back(golds[i], path + ": golds[" + std::to_string(i) + "]");
-  }
+  if (!golds_doc.is_null()) golds_records(golds_doc, path, hint, &records, task);
   auto out = extract(records, "output", hint);
   if (out.empty()) fail(path, "no references in the file", hint);
   return out;
 }
+
+std::string lamp_predictions_json(const std::vector<IdText>& predictions, const std::string& task) {
+  json golds = json::array();
+  for (const auto& p : predictions) golds.push_back({{"id", p.id}, {"output", p.text}});
+  json doc = {{"task", task}, {"golds", std::move(golds)}};
+  return doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+void write_lamp_predictions(const std::vector<IdText>& predictions, const std::string& task, const std::string& path) {
+  if (task.empty()) fail("--task", "is empty", "name the LaMP task, e.g. --task LaMP_4 (LaMP's evaluation checks it)");
+  write_file_atomic(path, lamp_predictions_json(predictions, task), "the LaMP predictions file");
+}
+
+void check_lamp_tasks(const std::string& predictions_task, const std::string& references_task,
+                      const std::string& predictions_path, const std::string& references_path) {
+  if (!predictions_task.empty() && !references_task.empty() && predictions_task != references_task)
+    fail(predictions_path, "is for task '" + predictions_task + "' but " + references_path + " is for '" +
+                               references_task + "'",
+         "compare predictions and golds of the same task");
+}
+
 
 Join join_by_id(const std::vector<IdText>& predictions, const std::vector<IdText>& references) {
   std::unordered_map<std::string, const std::string*> by_id;
@@ -169,8 +209,18 @@ void check_join(const Join& join, bool allow_missing, const std::string& predict
 }
 
 const std::vector<std::string>& metric_names() {
-  static const std::vector<std::string> names = {"rouge1", "rouge2", "rougeL", "meteor"};
+  static const std::vector<std::string> names = {"rouge1", "rouge2", "rougeL", "rougeLsum", "meteor", "bleu"};
   return names;
+}
+
+std::string metric_label(const std::string& name) {
+  if (name == "rouge1") return "ROUGE-1";
+  if (name == "rouge2") return "ROUGE-2";
+  if (name == "rougeL") return "ROUGE-L";
+  if (name == "rougeLsum") return "ROUGE-Lsum";
+  if (name == "meteor") return "METEOR";
+  if (name == "bleu") return "BLEU";
+  return name;
 }
 
 EvalReport evaluate(const Join& join, const EvalOptions& options) {
@@ -180,6 +230,7 @@ EvalReport evaluate(const Join& join, const EvalOptions& options) {
   report.extra = join.extra;
   report.wordnet_dir = resolve_wordnet_dir(options.wordnet_dir);
   const auto wordnet = WordNet::open(report.wordnet_dir);
+  BleuStats bleu_stats;  // corpus BLEU adds the statistics up; it is not a mean of sentence scores
   for (const auto& example : join.examples) {
     ExampleScores s;
     s.id = example.id;
@@ -187,18 +238,23 @@ EvalReport evaluate(const Join& join, const EvalOptions& options) {
     s.rouge1 = r.rouge1.fmeasure;
     s.rouge2 = r.rouge2.fmeasure;
     s.rougeL = r.rougeL.fmeasure;
+    s.rougeLsum = r.rougeLsum.fmeasure;
     s.meteor = meteor(meteor_tokenize(example.reference), meteor_tokenize(example.prediction), *wordnet);
     report.examples.push_back(s);
+    bleu_stats += bleu_segment_stats(example.prediction, {example.reference});
   }
-  double sums[4] = {0, 0, 0, 0};
+  double sums[5] = {0, 0, 0, 0, 0};
   for (const auto& s : report.examples) {
     sums[0] += s.rouge1;
     sums[1] += s.rouge2;
     sums[2] += s.rougeL;
-    sums[3] += s.meteor;
+    sums[3] += s.rougeLsum;
+    sums[4] += s.meteor;
   }
   const double n = std::max<size_t>(report.examples.size(), 1);
-  for (int k = 0; k < 4; ++k) report.means[metric_names()[k]] = sums[k] / n;
+  for (int k = 0; k < 5; ++k) report.means[metric_names()[k]] = sums[k] / n;
+  report.bleu = bleu_from_stats(bleu_stats);
+  report.means["bleu"] = report.bleu.score;
   return report;
 }
 
@@ -209,16 +265,24 @@ std::string report_json(const EvalReport& report, bool with_examples) {
   for (const auto& name : metric_names()) metrics[name] = report.means.at(name);
   out["metrics"] = metrics;
   out["options"] = {{"rouge_stemmer", report.options.rouge_stem},
-                    {"rouge", "F-measure, rouge-score tokenizer"},
+                    {"rouge", "F-measure, rouge-score tokenizer; rougeLsum splits lines at \\n"},
                     {"meteor_tokenizer", "percetrain meteor_tokenize (see README)"},
+                    {"bleu", "sacrebleu corpus BLEU, 13a, exp smoothing, 0-100"},
                     {"wordnet", report.wordnet_dir}};
+  const auto& b = report.bleu;
+  out["bleu_detail"] = {{"precisions", std::vector<double>(std::begin(b.precisions), std::end(b.precisions))},
+                        {"brevity_penalty", b.brevity_penalty},
+                        {"sys_len", b.stats.sys_len},
+                        {"ref_len", b.stats.ref_len},
+                        {"correct", std::vector<int64_t>(std::begin(b.stats.correct), std::end(b.stats.correct))},
+                        {"total", std::vector<int64_t>(std::begin(b.stats.total), std::end(b.stats.total))}};
   out["missing_ids"] = report.missing;
   out["extra_ids"] = report.extra;
   if (with_examples) {
     json examples = json::array();
     for (const auto& s : report.examples)
       examples.push_back({{"id", s.id}, {"rouge1", s.rouge1}, {"rouge2", s.rouge2}, {"rougeL", s.rougeL},
-                          {"meteor", s.meteor}});
+                          {"rougeLsum", s.rougeLsum}, {"meteor", s.meteor}});
     out["examples"] = std::move(examples);
   }
   return out.dump(2) + "\n";
@@ -234,9 +298,11 @@ std::string format_table(const EvalReport& report) {
   if (!report.missing.empty()) out << "  (" << report.missing.size() << " reference ids without prediction skipped)";
   if (!report.extra.empty()) out << "  (" << report.extra.size() << " predictions without reference skipped)";
   out << "\n";
-  const char* labels[] = {"ROUGE-1", "ROUGE-2", "ROUGE-L", "METEOR"};
-  for (int k = 0; k < 4; ++k)
-    out << std::left << std::setw(10) << labels[k] << fixed(report.means.at(metric_names()[k])) << "\n";
+  for (const auto& name : metric_names()) {
+    out << std::left << std::setw(12) << metric_label(name) << fixed(report.means.at(name));
+    if (name == "bleu") out << "  (corpus, 0-100; BP " << fixed(report.bleu.brevity_penalty, 3) << ")";
+    out << "\n";
+  }
   return out.str();
 }
 
@@ -258,13 +324,11 @@ std::string format_comparison(const std::map<std::string, double>& current, cons
                               const std::map<std::string, double>& other, const std::string& other_name) {
   std::ostringstream out;
   const int width = static_cast<int>(std::max<size_t>({current_name.size(), other_name.size(), 8})) + 2;
-  out << std::left << std::setw(10) << "metric" << std::right << std::setw(width) << current_name
+  out << std::left << std::setw(12) << "metric" << std::right << std::setw(width) << current_name
       << std::setw(width) << other_name << std::setw(10) << "change" << "\n";
-  const char* labels[] = {"ROUGE-1", "ROUGE-2", "ROUGE-L", "METEOR"};
-  for (int k = 0; k < 4; ++k) {
-    const std::string& name = metric_names()[k];
+  for (const auto& name : metric_names()) {
     auto a = current.find(name), b = other.find(name);
-    out << std::left << std::setw(10) << labels[k] << std::right << std::setw(width)
+    out << std::left << std::setw(12) << metric_label(name) << std::right << std::setw(width)
         << (a == current.end() ? "-" : fixed(a->second)) << std::setw(width)
         << (b == other.end() ? "-" : fixed(b->second));
     std::string change = "n/a";

@@ -1,8 +1,11 @@
-// ROUGE-N / ROUGE-L as Google's rouge-score computes them and METEOR as NLTK 3.8's meteor_score.
+// ROUGE-N / L / Lsum as Google's rouge-score computes them, BLEU as sacrebleu's corpus_bleu, and
+// METEOR as NLTK 3.8's meteor_score.
 #include "percetrain/eval/metrics.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <iterator>
 #include <map>
 #include <set>
 #include <unordered_set>
@@ -89,9 +92,243 @@ PrecisionRecallF rouge_l(const std::vector<std::string>& reference, const std::v
   return s;
 }
 
+namespace {
+
+// rouge-score's _lcs_table + _backtrack_norec: the indices into `ref` of one LCS. Which LCS is
+// read out matters for rougeLsum's union, so the tie rule is theirs: on a mismatch step left
+// (in the candidate) only when that cell is strictly larger, else up.
+std::vector<size_t> lcs_indices(const std::vector<std::string>& ref, const std::vector<std::string>& can) {
+  const size_t rows = ref.size(), cols = can.size();
+  std::vector<std::vector<int>> t(rows + 1, std::vector<int>(cols + 1, 0));
+  for (size_t i = 1; i <= rows; ++i)
+    for (size_t j = 1; j <= cols; ++j)
+      t[i][j] = ref[i - 1] == can[j - 1] ? t[i - 1][j - 1] + 1 : std::max(t[i - 1][j], t[i][j - 1]);
+  std::vector<size_t> out;
+  size_t i = rows, j = cols;
+  while (i > 0 && j > 0) {
+    if (ref[i - 1] == can[j - 1]) {
+      out.push_back(i - 1);
+      --i;
+      --j;
+    } else if (t[i][j - 1] > t[i - 1][j]) {
+      --j;
+    } else {
+      --i;
+    }
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+PrecisionRecallF rouge_lsum(const std::vector<std::vector<std::string>>& reference_sentences,
+                            const std::vector<std::vector<std::string>>& predicted_sentences) {
+  PrecisionRecallF s;
+  size_t m = 0, n = 0;
+  std::map<std::string, long> ref_left, pred_left;
+  for (const auto& sentence : reference_sentences) {
+    m += sentence.size();
+    for (const auto& t : sentence) ++ref_left[t];
+  }
+  for (const auto& sentence : predicted_sentences) {
+    n += sentence.size();
+    for (const auto& t : sentence) ++pred_left[t];
+  }
+  if (m == 0 || n == 0) return s;
+  long hits = 0;
+  for (const auto& ref : reference_sentences) {
+    std::set<size_t> united;
+    for (const auto& can : predicted_sentences)
+      for (size_t i : lcs_indices(ref, can)) united.insert(i);
+    for (size_t i : united) {  // ascending, as rouge-score's sorted union
+      long& r = ref_left[ref[i]];
+      long& c = pred_left[ref[i]];
+      if (r > 0 && c > 0) {
+        ++hits;
+        --r;
+        --c;
+      }
+    }
+  }
+  s.recall = static_cast<double>(hits) / static_cast<double>(m);
+  s.precision = static_cast<double>(hits) / static_cast<double>(n);
+  s.fmeasure = fmeasure(s.precision, s.recall);
+  return s;
+}
+
+PrecisionRecallF rouge_lsum(std::string_view reference, std::string_view prediction, bool stem) {
+  auto sentences = [stem](std::string_view text) {
+    std::vector<std::vector<std::string>> out;
+    size_t start = 0;
+    while (start <= text.size()) {
+      size_t end = text.find('\n', start);
+      if (end == std::string_view::npos) end = text.size();
+      if (end > start) out.push_back(rouge_tokenize(text.substr(start, end - start), stem));
+      start = end + 1;
+    }
+    return out;
+  };
+  return rouge_lsum(sentences(reference), sentences(prediction));
+}
+
 RougeScores rouge(std::string_view reference, std::string_view prediction, bool stem) {
   const auto ref = rouge_tokenize(reference, stem), pred = rouge_tokenize(prediction, stem);
-  return {rouge_n(ref, pred, 1), rouge_n(ref, pred, 2), rouge_l(ref, pred)};
+  return {rouge_n(ref, pred, 1), rouge_n(ref, pred, 2), rouge_l(ref, pred), rouge_lsum(reference, prediction, stem)};
+}
+
+// ---- BLEU ------------------------------------------------------------------------------------
+
+namespace {
+
+void replace_all(std::string* s, std::string_view from, std::string_view to) {
+  std::string out;
+  size_t pos = 0;
+  for (size_t at; (at = s->find(from, pos)) != std::string::npos; pos = at + from.size())
+    out.append(*s, pos, at - pos).append(to);
+  out.append(*s, pos, std::string::npos);
+  *s = std::move(out);
+}
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// The first regex of sacrebleu's TokenizerRegexp: [{-~] [[-`] [ -&] [(-+] [:-@] and '/', i.e.
+// ASCII punctuation and the space except ' , - .
+bool is_13a_symbol(char c) {
+  return (c >= '{' && c <= '~') || (c >= '[' && c <= '`') || (c >= ' ' && c <= '&') || (c >= '(' && c <= '+') ||
+         (c >= ':' && c <= '@') || c == '/';
+}
+
+}  // namespace
+
+std::vector<std::string> bleu_tokenize_13a(std::string_view segment) {
+  std::string line(rstrip_python_whitespace(segment));
+  replace_all(&line, "<skipped>", "");
+  replace_all(&line, "-\n", "");
+  replace_all(&line, "\n", " ");
+  replace_all(&line, "&quot;", "\"");
+  replace_all(&line, "&amp;", "&");
+  replace_all(&line, "&lt;", "<");
+  replace_all(&line, "&gt;", ">");
+  line = " " + line + " ";
+  // Each rule is a re.sub: matches are found left to right and never overlap. The patterns look
+  // at ASCII bytes only, so scanning bytes of UTF-8 finds the same matches as scanning characters.
+  std::string a;
+  for (char c : line) {
+    if (is_13a_symbol(c)) a.append(1, ' ').append(1, c).append(1, ' ');
+    else a.push_back(c);
+  }
+  std::string b;  // ([^0-9])([\.,]) -> "\1 \2 "
+  for (size_t i = 0; i < a.size();) {
+    if (i + 1 < a.size() && !is_digit(a[i]) && (a[i + 1] == '.' || a[i + 1] == ',')) {
+      b.append(1, a[i]).append(1, ' ').append(1, a[i + 1]).append(1, ' ');
+      i += 2;
+    } else {
+      b.push_back(a[i++]);
+    }
+  }
+  std::string c;  // ([\.,])([^0-9]) -> " \1 \2"
+  for (size_t i = 0; i < b.size();) {
+    if (i + 1 < b.size() && (b[i] == '.' || b[i] == ',') && !is_digit(b[i + 1])) {
+      c.append(1, ' ').append(1, b[i]).append(1, ' ').append(1, b[i + 1]);
+      i += 2;
+    } else {
+      c.push_back(b[i++]);
+    }
+  }
+  std::string d;  // ([0-9])(-) -> "\1 \2 "
+  for (size_t i = 0; i < c.size();) {
+    if (i + 1 < c.size() && is_digit(c[i]) && c[i + 1] == '-') {
+      d.append(1, c[i]).append(" - ");
+      i += 2;
+    } else {
+      d.push_back(c[i++]);
+    }
+  }
+  return split_python_whitespace(d);
+}
+
+BleuStats& BleuStats::operator+=(const BleuStats& other) {
+  sys_len += other.sys_len;
+  ref_len += other.ref_len;
+  for (int k = 0; k < 4; ++k) {
+    correct[k] += other.correct[k];
+    total[k] += other.total[k];
+  }
+  return *this;
+}
+
+namespace {
+
+using NgramCounts = std::map<std::vector<std::string>, int64_t>;
+
+NgramCounts ngrams_up_to_4(const std::vector<std::string>& tokens) {
+  NgramCounts counts;
+  for (size_t n = 1; n <= 4; ++n)
+    for (size_t i = 0; i + n <= tokens.size(); ++i)
+      ++counts[std::vector<std::string>(tokens.begin() + i, tokens.begin() + i + n)];
+  return counts;
+}
+
+}  // namespace
+
+BleuStats bleu_segment_stats(std::string_view hypothesis, const std::vector<std::string>& references) {
+  BleuStats s;
+  NgramCounts ref_max;
+  int64_t closest_diff = -1, closest_len = -1;
+  const auto hyp_tokens = bleu_tokenize_13a(hypothesis);
+  const auto hyp_len = static_cast<int64_t>(hyp_tokens.size());
+  for (const auto& reference : references) {
+    const auto tokens = bleu_tokenize_13a(reference);
+    for (const auto& [gram, count] : ngrams_up_to_4(tokens)) {
+      int64_t& best = ref_max[gram];
+      best = std::max(best, count);
+    }
+    const auto len = static_cast<int64_t>(tokens.size());
+    const int64_t diff = std::abs(hyp_len - len);
+    if (closest_diff == -1 || diff < closest_diff || (diff == closest_diff && len < closest_len)) {
+      closest_diff = diff;
+      closest_len = len;
+    }
+  }
+  s.sys_len = hyp_len;
+  s.ref_len = std::max<int64_t>(closest_len, 0);
+  for (const auto& [gram, count] : ngrams_up_to_4(hyp_tokens)) {
+    const size_t n = gram.size() - 1;
+    s.total[n] += count;
+    if (auto it = ref_max.find(gram); it != ref_max.end()) s.correct[n] += std::min(count, it->second);
+  }
+  return s;
+}
+
+BleuScore bleu_from_stats(const BleuStats& stats) {
+  BleuScore out;
+  out.stats = stats;
+  const double c = static_cast<double>(stats.sys_len), r = static_cast<double>(stats.ref_len);
+  out.brevity_penalty = stats.sys_len < stats.ref_len ? (stats.sys_len > 0 ? std::exp(1 - r / c) : 0.0) : 1.0;
+  if (std::all_of(std::begin(stats.correct), std::end(stats.correct), [](int64_t x) { return x == 0; })) return out;
+  double smooth = 1.0;
+  for (int k = 0; k < 4; ++k) {
+    if (stats.total[k] == 0) break;  // later orders keep precision 0, which zeroes the score
+    if (stats.correct[k] == 0) {
+      smooth *= 2;
+      out.precisions[k] = 100.0 / (smooth * static_cast<double>(stats.total[k]));
+    } else {
+      out.precisions[k] = 100.0 * static_cast<double>(stats.correct[k]) / static_cast<double>(stats.total[k]);
+    }
+  }
+  double log_sum = 0.0;  // sacrebleu's my_log: log(0) is -9999999999
+  for (double p : out.precisions) log_sum += p == 0 ? -9999999999.0 : std::log(p);
+  out.score = out.brevity_penalty * std::exp(log_sum / 4);
+  return out;
+}
+
+BleuScore corpus_bleu(const std::vector<std::string>& hypotheses,
+                      const std::vector<std::vector<std::string>>& references) {
+  BleuStats total;
+  for (size_t i = 0; i < hypotheses.size(); ++i)
+    total += bleu_segment_stats(hypotheses[i], i < references.size() ? references[i] : std::vector<std::string>{});
+  return bleu_from_stats(total);
 }
 
 namespace {

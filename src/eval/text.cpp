@@ -110,4 +110,51 @@ std::vector<std::string> split_whitespace(std::string_view text) {
   return out;
 }
 
+bool is_python_space(char32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+namespace {
+
+// Byte length of the UTF-8 sequence at text[i] and whether it is whitespace; malformed bytes
+// count as one non-space byte each.
+size_t space_run_step(std::string_view text, size_t i, bool* space) {
+  const auto u = utf8_to_u32(text.substr(i, std::min<size_t>(4, text.size() - i)));
+  const char32_t c = u.empty() ? 0xFFFD : u[0];
+  *space = c != 0xFFFD && is_python_space(c);
+  if (c == 0xFFFD) return 1;
+  return c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+}
+
+}  // namespace
+
+std::vector<std::string> split_python_whitespace(std::string_view text) {
+  std::vector<std::string> out;
+  size_t i = 0, start = std::string_view::npos;
+  while (i < text.size()) {
+    bool space = false;
+    const size_t n = space_run_step(text, i, &space);
+    if (space && start != std::string_view::npos) {
+      out.emplace_back(text.substr(start, i - start));
+      start = std::string_view::npos;
+    } else if (!space && start == std::string_view::npos) {
+      start = i;
+    }
+    i += n;
+  }
+  if (start != std::string_view::npos) out.emplace_back(text.substr(start));
+  return out;
+}
+
+std::string_view rstrip_python_whitespace(std::string_view text) {
+  size_t i = 0, keep = 0;
+  while (i < text.size()) {
+    bool space = false;
+    i += space_run_step(text, i, &space);
+    if (!space) keep = i;
+  }
+  return text.substr(0, keep);
+}
+
 }  // namespace percetrain::eval

@@ -212,7 +212,7 @@ std::string model_config_to_json(const ModelConfig& c) {
 }
 
 ModelConfig preset_model_config(const std::string& arch, const std::string& preset,
-                                int64_t vocab_size) {
+                                int64_t vocab_size, const ModelShapeOverrides& overrides) {
   if (arch != "llama" && arch != "mistral" && arch != "qwen2" && arch != "qwen3")
     fail("--arch", "unknown architecture '" + arch + "'", std::string("use one of ") + kSupportedTypes);
   ModelConfig c;
@@ -239,9 +239,36 @@ ModelConfig preset_model_config(const std::string& arch, const std::string& pres
   } else {
     fail("--preset", "unknown preset '" + preset + "'", "use tiny, small or medium");
   }
+  const std::pair<const char*, std::pair<const std::optional<int64_t>*, int64_t*>> fields[] = {
+      {"--hidden-size", {&overrides.hidden_size, &c.hidden_size}},
+      {"--layers", {&overrides.num_hidden_layers, &c.num_hidden_layers}},
+      {"--heads", {&overrides.num_attention_heads, &c.num_attention_heads}},
+      {"--kv-heads", {&overrides.num_key_value_heads, &c.num_key_value_heads}},
+      {"--intermediate-size", {&overrides.intermediate_size, &c.intermediate_size}},
+      {"--head-dim", {&overrides.head_dim, nullptr}}};
+  for (const auto& [option, field] : fields) {
+    if (!*field.first) continue;
+    const int64_t value = **field.first;
+    if (value <= 0) fail(option, "must be a positive integer, got " + std::to_string(value));
+    if (field.second) *field.second = value;
+  }
+  // A preset's kv-head count can exceed a smaller --heads: then name both options.
+  if (c.hidden_size % c.num_attention_heads != 0)
+    fail("--hidden-size", "hidden size " + std::to_string(c.hidden_size) + " is not a multiple of the " +
+                              std::to_string(c.num_attention_heads) + " attention heads",
+         "choose --hidden-size and --heads so that hidden / heads is a whole number");
+  if (c.num_attention_heads % c.num_key_value_heads != 0)
+    fail("--kv-heads", std::to_string(c.num_attention_heads) + " attention heads are not a multiple of " +
+                           std::to_string(c.num_key_value_heads) + " key/value heads",
+         "grouped-query attention shares each key/value head among heads / kv-heads query heads; set --kv-heads "
+         "to a divisor of --heads");
   // Qwen3's head_dim is independent of hidden/heads; keep the presets exercising that.
-  c.head_dim = arch == "qwen3" ? 2 * c.hidden_size / c.num_attention_heads
-                               : c.hidden_size / c.num_attention_heads;
+  c.head_dim = overrides.head_dim ? *overrides.head_dim
+               : arch == "qwen3"  ? 2 * c.hidden_size / c.num_attention_heads
+                                  : c.hidden_size / c.num_attention_heads;
+  if (c.head_dim % 2 != 0)
+    fail(overrides.head_dim ? "--head-dim" : "--hidden-size",
+         "head dimension " + std::to_string(c.head_dim) + " is odd", "rotary embeddings rotate pairs: make it even");
   c.max_position_embeddings = 4096;
   c.rms_norm_eps = 1e-6;
   c.rope_theta = arch == "qwen3" || arch == "qwen2" ? 1000000.0 : 10000.0;

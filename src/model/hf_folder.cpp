@@ -286,9 +286,9 @@ LoadedModel random_preset_lm(const ModelSection& model, const std::string& token
 
 int64_t write_random_model(const std::string& arch, const std::string& preset,
                            const std::string& tokenizer_path, const std::string& out_dir,
-                           uint64_t seed, c10::ScalarType dtype) {
+                           uint64_t seed, c10::ScalarType dtype, const ModelShapeOverrides& shape) {
   auto tokenizer = load_tokenizer(tokenizer_path);
-  ModelConfig config = preset_model_config(arch, preset, tokenizer->vocab_size());
+  ModelConfig config = preset_model_config(arch, preset, tokenizer->vocab_size(), shape);
   config.bos_token_id = tokenizer->bos_id();
   config.eos_token_id = tokenizer->eos_id();
   CausalLM model(config);

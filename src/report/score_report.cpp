@@ -35,6 +35,12 @@ std::string json_string(const std::string& text) {
   return json(text).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+std::string fmt_auroc(double v) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "%.3f", v);
+  return buf;
+}
+
 float json_float(const json& j) {
   if (j.is_null()) return std::nanf("");
   return static_cast<float>(j.get<double>());
@@ -62,6 +68,72 @@ bool RecordScore::in_personal_span(size_t i) const {
   for (const auto& s : personal_spans)
     if (t.start < s.second && s.first < t.end) return true;
   return false;
+}
+
+bool RecordScore::starts_personal_span(size_t i) const {
+  const auto& t = tokens[i];
+  for (const auto& s : personal_spans)
+    if (t.start < s.second && s.first < t.end && t.start <= s.first) return true;
+  return false;
+}
+
+namespace {
+
+bool is_ascii_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+
+}  // namespace
+
+std::vector<std::vector<size_t>> record_words(const RecordScore& r) {
+  std::vector<std::vector<size_t>> words;
+  std::vector<size_t> current, pending;  // pending: empty tokens waiting for the next word
+  bool current_has_text = false, previous_ends_space = false, seen_text = false;
+  auto close = [&] {
+    if (current_has_text) words.push_back(std::move(current));
+    current.clear();
+    current_has_text = false;
+  };
+  const auto total = static_cast<int64_t>(r.output.size());
+  for (size_t i = 0; i < r.tokens.size(); ++i) {
+    const int64_t s = std::clamp<int64_t>(r.tokens[i].start, 0, total);
+    const int64_t e = std::clamp<int64_t>(r.tokens[i].end, s, total);
+    if (e == s) {
+      pending.push_back(i);
+      continue;
+    }
+    const char first = r.output[static_cast<size_t>(s)], last = r.output[static_cast<size_t>(e - 1)];
+    if (!seen_text || is_ascii_space(first) || previous_ends_space) close();
+    current.insert(current.end(), pending.begin(), pending.end());
+    pending.clear();
+    current.push_back(i);
+    seen_text = true;
+    previous_ends_space = is_ascii_space(last);
+    for (int64_t k = s; k < e && !current_has_text; ++k) current_has_text = !is_ascii_space(r.output[static_cast<size_t>(k)]);
+  }
+  close();  // trailing empty tokens (EOS) stay out
+  return words;
+}
+
+double auroc(const std::vector<std::pair<double, bool>>& scored) {
+  std::vector<std::pair<double, bool>> sorted = scored;
+  std::sort(sorted.begin(), sorted.end(),
+            [](const std::pair<double, bool>& a, const std::pair<double, bool>& b) { return a.first < b.first; });
+  double positives = 0, negatives = 0, rank_sum = 0;
+  for (size_t i = 0; i < sorted.size();) {
+    size_t j = i;
+    while (j < sorted.size() && sorted[j].first == sorted[i].first) ++j;
+    const double mid_rank = 0.5 * static_cast<double>(i + 1 + j);  // average of ranks i+1 .. j
+    for (size_t k = i; k < j; ++k) {
+      if (sorted[k].second) {
+        positives += 1;
+        rank_sum += mid_rank;
+      } else {
+        negatives += 1;
+      }
+    }
+    i = j;
+  }
+  if (positives == 0 || negatives == 0) return std::nan("");
+  return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives);
 }
 
 std::string record_to_json_line(const RecordScore& r, size_t top_tokens) {
@@ -169,15 +241,42 @@ void ScoreSummary::add(const RecordScore& record) {
     ++p.count;
     p.sum += t.pir;
     if (!record.personal_spans.empty()) {
-      if (record.in_personal_span(i)) {
+      const bool personal = record.in_personal_span(i);
+      if (personal) {
         ++personal_count_;
         personal_sum_ += t.pir;
       } else {
         ++other_count_;
         other_sum_ += t.pir;
       }
+      if (t.end > t.start) {
+        token_truth_.emplace_back(t.pir, personal);
+        const bool first = record.starts_personal_span(i);
+        if (first || !personal) first_truth_.emplace_back(t.pir, first);
+      }
     }
   }
+  if (!record.personal_spans.empty()) {
+    for (const auto& word : record_words(record)) {
+      double sum = 0;
+      bool personal = false;
+      for (size_t i : word) {
+        sum += record.tokens[i].pir;
+        personal |= record.in_personal_span(i);
+      }
+      word_truth_.emplace_back(sum, personal);
+    }
+  }
+}
+
+ScoreSummary::GroundTruthAuroc ScoreSummary::ground_truth_auroc() const {
+  GroundTruthAuroc a;
+  a.tokens = auroc(token_truth_);
+  a.first_pieces = auroc(first_truth_);
+  a.words = auroc(word_truth_);
+  for (const auto& [pir, first] : first_truth_) a.first_piece_count += first;
+  for (const auto& [pir, personal] : word_truth_) (personal ? a.personal_words : a.other_words) += 1;
+  return a;
 }
 
 double ScoreSummary::mean() const {
@@ -250,9 +349,22 @@ std::string ScoreSummary::to_json(const std::vector<std::pair<std::string, std::
   for (const auto& p : top_pieces(50, 3)) pieces.push_back({{"piece", p.piece}, {"count", p.count}, {"mean_pir", p.mean_pir}});
   j["top_pieces"] = pieces;
   j["top_pieces_min_count"] = 3;
-  if (personal_count_ + other_count_ > 0)
+  if (personal_count_ + other_count_ > 0) {
     j["ground_truth"] = {{"personal_tokens", personal_count_}, {"personal_mean_pir", personal_mean()},
                          {"other_tokens", other_count_}, {"other_mean_pir", other_mean()}};
+    const auto a = ground_truth_auroc();
+    auto number = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
+    j["ground_truth"]["auroc"] = {
+        {"tokens", number(a.tokens)},
+        {"first_pieces", number(a.first_pieces)},
+        {"words", number(a.words)},
+        {"first_piece_count", a.first_piece_count},
+        {"personal_words", a.personal_words},
+        {"other_words", a.other_words},
+        {"note", "PIR separating personal-span tokens from the rest; first pieces of spans from tokens outside "
+                 "spans; whole words (sum of PIRs) touching a span from the rest. Ties count half; tokens "
+                 "without text (EOS) are left out; null where a side is empty"}};
+  }
   for (const auto& [key, value] : extra) j[key] = json::parse(value);
   return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
@@ -270,6 +382,12 @@ std::string ScoreSummary::to_text() const {
     std::snprintf(buf, sizeof(buf), "ground-truth personal spans: %lld tokens, mean PIR %+.4f | other tokens: %lld, mean PIR %+.4f\n",
                   (long long)personal_count_, personal_mean(), (long long)other_count_, other_mean());
     out += buf;
+    const auto a = ground_truth_auroc();
+    auto show = [](double v) { return std::isfinite(v) ? fmt_auroc(v) : std::string("n/a"); };
+    out += "PIR AUROC vs ground truth (ties count half): span tokens " + show(a.tokens) + " | first pieces of spans " +
+           show(a.first_pieces) + " (" + std::to_string(a.first_piece_count) + ") | whole words " + show(a.words) +
+           " (" + std::to_string(a.personal_words) + " personal of " + std::to_string(a.personal_words + a.other_words) +
+           ")\n";
   }
   const auto top = top_pieces(10, 3);
   if (!top.empty()) {
@@ -344,30 +462,84 @@ std::string fmt(double v, const char* spec = "%+.3f") {
   return buf;
 }
 
+// Counts above bars stay narrow: 12345 -> "12k".
+std::string compact_count(int64_t n) {
+  if (n < 10000) return std::to_string(n);
+  if (n < 1000000) return std::to_string((n + 500) / 1000) + "k";
+  return std::to_string((n + 500000) / 1000000) + "M";
+}
+
+// Round count ticks (1, 2, 5 x 10^k) from 0 to at least `peak`, about four of them.
+std::vector<int64_t> count_ticks(int64_t peak) {
+  int64_t step = 1;
+  for (int64_t magnitude = 1;; magnitude *= 10) {
+    bool found = false;
+    for (int64_t m : {1, 2, 5})
+      if (m * magnitude * 4 >= peak) {
+        step = m * magnitude;
+        found = true;
+        break;
+      }
+    if (found) break;
+  }
+  std::vector<int64_t> ticks;
+  for (int64_t t = 0; t < peak + step; t += step) ticks.push_back(t);
+  return ticks;
+}
+
+// Bars shaded like the tokens, each with its count above it; a count axis on the left and PIR
+// ticks below. The outer bins also hold everything beyond them, which the axis title says.
 std::string histogram_svg(const ScoreSummary& summary) {
   const auto h = summary.histogram();
-  const int64_t peak = std::max<int64_t>(1, *std::max_element(h.counts.begin(), h.counts.end()));
-  const int W = 600, H = 160, bar = W / static_cast<int>(h.counts.size());
-  std::string svg = "<svg class=\"hist\" viewBox=\"0 0 " + std::to_string(W) + " " + std::to_string(H + 20) +
-                    "\" width=\"" + std::to_string(W) + "\" height=\"" + std::to_string(H + 20) +
+  const int64_t raw_peak = std::max<int64_t>(1, *std::max_element(h.counts.begin(), h.counts.end()));
+  const auto ticks = count_ticks(raw_peak);
+  const double peak = static_cast<double>(ticks.back());
+  const int left = 52, right = 8, top = 18, bottom = 40, plot_h = 170;
+  const int bins = static_cast<int>(h.counts.size()), bar = 24, plot_w = bins * bar;
+  const int W = left + plot_w + right, H = top + plot_h + bottom;
+  auto y_of = [&](double count) { return top + plot_h - static_cast<int>(std::lround(count / peak * plot_h)); };
+  std::string svg = "<svg class=\"hist\" viewBox=\"0 0 " + std::to_string(W) + " " + std::to_string(H) +
+                    "\" width=\"" + std::to_string(W) + "\" height=\"" + std::to_string(H) +
                     "\" role=\"img\" aria-label=\"PIR histogram\">";
-  for (size_t k = 0; k < h.counts.size(); ++k) {
-    const double lo = h.low + static_cast<double>(k) * h.width;
-    const int height = static_cast<int>(std::lround(static_cast<double>(h.counts[k]) / peak * H));
-    std::string label = k == 0 ? "< " + fmt(lo + h.width, "%.1f")
-                        : k + 1 == h.counts.size() ? ">= " + fmt(lo, "%.1f")
-                                                   : "[" + fmt(lo, "%.1f") + ", " + fmt(lo + h.width, "%.1f") + ")";
-    svg += "<rect fill=\"" + shade_fill(static_cast<float>(lo + h.width / 2)) + "\" stroke=\"#777\" x=\"" + std::to_string(k * bar) +
-           "\" y=\"" + std::to_string(H - height) + "\" width=\"" + std::to_string(bar - 1) + "\" height=\"" +
-           std::to_string(height) + "\"><title>PIR " + html_escape(label) + ": " + std::to_string(h.counts[k]) + " tokens</title></rect>";
+  for (int64_t t : ticks) {
+    const int y = y_of(static_cast<double>(t));
+    svg += "<line x1=\"" + std::to_string(left) + "\" x2=\"" + std::to_string(left + plot_w) + "\" y1=\"" +
+           std::to_string(y) + "\" y2=\"" + std::to_string(y) + "\" stroke=\"#eee\"/><text x=\"" +
+           std::to_string(left - 5) + "\" y=\"" + std::to_string(y + 4) +
+           "\" font-size=\"10\" text-anchor=\"end\" fill=\"#444\">" + std::to_string(t) + "</text>";
   }
-  for (int x : {-6, -4, -2, 0, 2, 4, 6}) {
-    const int px = static_cast<int>((x - h.low) / h.width) * bar;
-    svg += "<text x=\"" + std::to_string(std::min(px, W - 10)) + "\" y=\"" + std::to_string(H + 15) +
-           "\" font-size=\"11\">" + std::to_string(x) + "</text>";
+  for (int k = 0; k < bins; ++k) {
+    const double lo = h.low + k * h.width;
+    const int64_t count = h.counts[static_cast<size_t>(k)];
+    const int x = left + k * bar, y = y_of(static_cast<double>(count));
+    const std::string label = k == 0 ? "< " + fmt(lo + h.width, "%.1f")
+                              : k + 1 == bins ? ">= " + fmt(lo, "%.1f")
+                                              : "[" + fmt(lo, "%.1f") + ", " + fmt(lo + h.width, "%.1f") + ")";
+    svg += "<rect fill=\"" + shade_fill(static_cast<float>(lo + h.width / 2)) + "\" stroke=\"#777\" x=\"" +
+           std::to_string(x) + "\" y=\"" + std::to_string(y) + "\" width=\"" + std::to_string(bar - 1) +
+           "\" height=\"" + std::to_string(top + plot_h - y) + "\"><title>PIR " + html_escape(label) + ": " +
+           std::to_string(count) + " tokens</title></rect>";
+    if (count > 0)
+      svg += "<text x=\"" + std::to_string(x + bar / 2) + "\" y=\"" + std::to_string(y - 3) +
+             "\" font-size=\"9\" text-anchor=\"middle\" fill=\"#333\">" + compact_count(count) + "</text>";
   }
-  svg += "<line x1=\"0\" y1=\"" + std::to_string(H) + "\" x2=\"" + std::to_string(W) + "\" y2=\"" + std::to_string(H) +
-         "\" stroke=\"#888\"/></svg>";
+  const int axis_y = top + plot_h;
+  svg += "<line x1=\"" + std::to_string(left) + "\" y1=\"" + std::to_string(top) + "\" x2=\"" + std::to_string(left) +
+         "\" y2=\"" + std::to_string(axis_y) + "\" stroke=\"#888\"/><line x1=\"" + std::to_string(left) + "\" y1=\"" +
+         std::to_string(axis_y) + "\" x2=\"" + std::to_string(left + plot_w) + "\" y2=\"" + std::to_string(axis_y) +
+         "\" stroke=\"#888\"/>";
+  for (int v = -6; v <= 6; v += 2) {
+    const int x = left + static_cast<int>(std::lround((v - h.low) / h.width)) * bar;
+    svg += "<line x1=\"" + std::to_string(x) + "\" x2=\"" + std::to_string(x) + "\" y1=\"" + std::to_string(axis_y) +
+           "\" y2=\"" + std::to_string(axis_y + 4) + "\" stroke=\"#888\"/><text x=\"" + std::to_string(x) + "\" y=\"" +
+           std::to_string(axis_y + 15) + "\" font-size=\"10\" text-anchor=\"middle\" fill=\"#444\">" +
+           (v > 0 ? "+" : "") + std::to_string(v) + "</text>";
+  }
+  svg += "<text x=\"" + std::to_string(left + plot_w / 2) + "\" y=\"" + std::to_string(H - 6) +
+         "\" font-size=\"10\" text-anchor=\"middle\" fill=\"#444\">PIR (bins of 0.5; the outer bins hold "
+         "everything beyond &#177;6)</text><text x=\"12\" y=\"" + std::to_string(top + plot_h / 2) +
+         "\" font-size=\"10\" text-anchor=\"middle\" fill=\"#444\" transform=\"rotate(-90 12 " +
+         std::to_string(top + plot_h / 2) + ")\">tokens</text></svg>";
   return svg;
 }
 
@@ -423,7 +595,8 @@ std::string render_html_report(const std::vector<RecordScore>& records, const Sc
       ".gt{border-bottom:3px solid #1a9850}.sp{font-size:.7em;color:#555;border:1px dotted #999}"
       "table{border-collapse:collapse;font-size:.85em}td,th{padding:2px 8px;border-bottom:1px solid #eee;text-align:right}"
       "td.p{text-align:left;font-family:monospace;white-space:pre}"
-      ".legend span{display:inline-block;width:2.2em;text-align:center;font-size:.75em}"
+      ".legend span{display:inline-block;min-width:2.6em;padding:1px 4px;text-align:center;font-size:.75em;"
+      "white-space:nowrap;box-sizing:border-box}"
       ".top{display:flex;gap:2em;flex-wrap:wrap}" +
       shade_css() + "</style></head><body>\n";
   out += "<h1>" + html_escape(options.title) + "</h1>";
@@ -437,7 +610,13 @@ std::string render_html_report(const std::vector<RecordScore>& records, const Sc
   if (summary.personal_tokens() + summary.other_tokens() > 0)
     out += "<p>Ground-truth personal spans (underlined in green): " + std::to_string(summary.personal_tokens()) +
            " tokens with mean PIR <b>" + fmt(summary.personal_mean(), "%+.4f") + "</b>; other tokens: " +
-           std::to_string(summary.other_tokens()) + " with mean PIR <b>" + fmt(summary.other_mean(), "%+.4f") + "</b>.</p>";
+           std::to_string(summary.other_tokens()) + " with mean PIR <b>" + fmt(summary.other_mean(), "%+.4f") + "</b>. " +
+           [&] {
+             const auto a = summary.ground_truth_auroc();
+             auto show = [](double v) { return std::isfinite(v) ? fmt(v, "%.3f") : std::string("n/a"); };
+             return "PIR AUROC (ties count half): span tokens <b>" + show(a.tokens) + "</b>, first pieces of spans <b>" +
+                    show(a.first_pieces) + "</b>, whole words <b>" + show(a.words) + "</b>.";
+           }() + "</p>";
   out += "<p class=\"legend\">PIR: ";
   for (int k = -kShades; k <= kShades; k += 2) {
     const float v = static_cast<float>(k * kShadeRange / kShades);

@@ -77,7 +77,7 @@ TEST(Presets, EveryPresetBuildsAndUnknownNamesFail) {
     c.preset = name;
     EXPECT_NO_THROW(PairBuilder(c, demo_tokenizer())) << name;
   }
-  EXPECT_EQ(data_preset_names().size(), 6u);
+  EXPECT_EQ(data_preset_names().size(), 10u);  // LongLaMP 3, LaMP 1-7
   DataConfig c;
   EXPECT_THROW(apply_data_preset("lamp9", &c), Error);
   c.preset = "longlamp_product_review";
@@ -136,6 +136,54 @@ TEST(Pairing, PromptsDifferOnlyByTheProfileSection) {
   c.add_eos = false;
   ASSERT_TRUE(PairBuilder(c, tok).build(r, &ex, &d, &p));
   EXPECT_EQ(tail(ex.personalised, ex.response_length), tok.encode(r.output, false));
+}
+
+TEST(Pairing, Bm25LampSearchesLampsCorpusWithLampsQuery) {
+  // LaMP-4: corpus "{title} {text}" (not the rendered item), query = the text after "article:",
+  // whitespace terms, case-sensitive. Every corpus term occurs in one item (N = 4), so each idf is
+  // ln(3.5) - ln(1.5) = 0.8472978603872037; lengths 5 4 5 4, avgdl 18/4 = 4.5.
+  //   item 0 "Harbour town floods Rain again" matches town, floods: 2 * idf * 2.5 / (1 + K(5))
+  //     with K(5) = 1.5 (0.25 + 0.75 * 5 / 4.5) = 1.625: 2 * 0.8069503432259082 = 1.6139006864518164
+  //   item 2 "Storm warning Wind and rain" matches Storm: 0.8069503432259082; items 1 and 3: 0,
+  //   which LaMP's reversed argsort lists later-first (3, 1).
+  const std::string json = R"({"id": "n1", "input": "Generate a headline for the following article: Storm floods the harbour town", "output": "Storm hits town", "profile": [{"title": "Harbour town floods", "text": "Rain again"}, {"title": "Election day", "text": "Votes counted"}, {"title": "Storm warning", "text": "Wind and rain"}, {"title": "Market news", "text": "Prices up"}]})";
+  const ScratchDir dir("percetrain-lamp");
+  write_file(dir / "one.jsonl", json + "\n");
+  RecordReader reader((dir / "one.jsonl").string());
+  Record r;
+  BadRecord bad;
+  bool is_bad = true;
+  ASSERT_TRUE(reader.next(&r, &bad, &is_bad));
+  ASSERT_FALSE(is_bad) << bad.what;
+  DataConfig c;
+  c.preset = "lamp4";
+  apply_data_preset(c.preset, &c);
+  c.retrieval = Retrieval::kBm25Lamp;
+  c.top_k = 4;
+  PairedExample ex;
+  PairDetail d;
+  PairProblem p;
+  ASSERT_TRUE(PairBuilder(c, demo_tokenizer()).build(r, &ex, &d, &p)) << p.message();
+  EXPECT_EQ(d.query, " Storm floods the harbour town");
+  std::vector<int64_t> order;
+  for (const auto& item : d.retrieved) order.push_back(item.index);
+  EXPECT_EQ(order, (std::vector<int64_t>{0, 2, 3, 1}));
+  EXPECT_NEAR(d.retrieved[0].score, 1.6139006864518164, 1e-14);
+  EXPECT_NEAR(d.retrieved[1].score, 0.8069503432259082, 1e-14);
+  EXPECT_EQ(d.retrieved[0].text, "\"Harbour town floods\" is the title for \"Rain again\"");  // the prompt's item
+  // `bm25` on the same record: lowercase terms (harbour matches too), ties in file order.
+  c.retrieval = Retrieval::kBm25;
+  ASSERT_TRUE(PairBuilder(c, demo_tokenizer()).build(r, &ex, &d, &p)) << p.message();
+  order.clear();
+  for (const auto& item : d.retrieved) order.push_back(item.index);
+  EXPECT_EQ(order, (std::vector<int64_t>{0, 2, 1, 3}));
+  // A profile item without a field LaMP searches is a bad record naming the field.
+  r.profile[3].fields = {{"title", "Market news"}};
+  c.retrieval = Retrieval::kBm25Lamp;
+  c.item_template = "{title}";  // the prompt does not need "text"; LaMP's search does
+  EXPECT_FALSE(PairBuilder(c, demo_tokenizer()).build(r, &ex, &d, &p));
+  EXPECT_NE(p.message().find("profile[3].text: is missing (bm25_lamp searches it for LaMP-4)"), std::string::npos)
+      << p.message();
 }
 
 TEST(Pairing, EmptyProfileGivesEqualSequences) {

@@ -1,7 +1,14 @@
-// BM25 against hand-computed values, deterministic ties, and the other ranking methods.
+// BM25 against hand-computed values, deterministic ties, LaMP's BM25 (rank_bm25 + numpy order),
+// and the other ranking methods.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
 #include "percetrain/data/retrieval.hpp"
+#include "test_util.hpp"
 
 namespace percetrain {
 namespace {
@@ -65,6 +72,144 @@ TEST(RankProfile, RecencyFirstAll) {
   ASSERT_EQ(first.size(), 2u);
   EXPECT_EQ(first[1].index, 1);
   EXPECT_EQ(rank_profile(Retrieval::kAll, 1, "", items, {}, 1.2, 0.75).size(), 5u);
+}
+
+// ---- bm25_lamp ------------------------------------------------------------------------------
+
+TEST(PythonSplit, UnicodeWhitespaceCaseAndPunctuationKept) {
+  // str.split(): tabs, newlines, U+00A0 and U+3000 separate; "Cat," stays one term, case kept.
+  EXPECT_EQ(python_split(" Cat,\tcat\n\xC2\xA0" "dog\xE3\x80\x80" "caf\xC3\xA9 \x1F x "),
+            (std::vector<std::string>{"Cat,", "cat", "dog", "caf\xC3\xA9", "x"}));
+  EXPECT_TRUE(python_split(" \t\n").empty());
+}
+
+TEST(Bm25Okapi, MatchesHandComputedScoresWithTheIdfFloor) {
+  // rank_bm25 BM25Okapi, k1 = 1.5, b = 0.75, epsilon = 0.25. Documents (N = 4, lengths 2 2 3 1,
+  // avgdl = 8 / 4 = 2): "a x", "a y", "a z z", "w".
+  //   idf(a)  = ln(4 - 3 + 0.5) - ln(3 + 0.5) = ln(1.5) - ln(3.5) = -0.8472978603872037 (< 0)
+  //   idf(x, y, z, w) = ln(3.5) - ln(1.5) = +0.8472978603872037
+  //   mean idf = (-0.8473 + 4 * 0.8473) / 5 = 0.5083787162323222; floor = 0.25 * mean
+  //   = 0.12709467905808056, which replaces idf(a).
+  //   K(dl) = 1.5 (0.25 + 0.75 dl / 2): K(2) = 1.5, K(3) = 2.0625.
+  // Query "a z":
+  //   d0, d1: a tf 1: 0.12709468 * 2.5 / (1 + 1.5)                        = 0.12709467905808056
+  //   d2: a tf 1: 0.12709468 * 2.5 / (1 + 2.0625) = 0.10375075841475964;
+  //       z tf 2: 0.84729786 * 5 / (2 + 2.0625)   = 1.0428281358611737   -> 1.1465788942759334
+  //   d3: nothing                                                          = 0
+  const std::vector<std::vector<std::string>> docs = {{"a", "x"}, {"a", "y"}, {"a", "z", "z"}, {"w"}};
+  const auto s = bm25_okapi_scores({"a", "z"}, docs);
+  ASSERT_EQ(s.size(), 4u);
+  EXPECT_NEAR(s[0], 0.12709467905808056, 1e-15);
+  EXPECT_NEAR(s[1], 0.12709467905808056, 1e-15);
+  EXPECT_NEAR(s[2], 1.1465788942759334, 1e-15);
+  EXPECT_EQ(s[3], 0.0);
+  // Case-sensitive terms: "A" is not "a". Repeated query terms count again.
+  EXPECT_EQ(bm25_okapi_scores({"A"}, docs), (std::vector<double>{0, 0, 0, 0}));
+  EXPECT_NEAR(bm25_okapi_scores({"z", "z"}, docs)[2], 2 * 1.0428281358611737, 1e-15);
+  // Edge cases rank_bm25 crashes on (no documents) or answers NaN for (only empty documents).
+  EXPECT_TRUE(bm25_okapi_scores({"a"}, {}).empty());
+  EXPECT_EQ(bm25_okapi_scores({"a"}, {{}, {}}), (std::vector<double>{0.0, 0.0}));
+}
+
+TEST(Bm25Okapi, ANegativeMeanIdfMakesTheFloorNegative) {
+  // N = 3: "the cat sat", "the dog sat on the mat", "cat cat dog" (lengths 3 6 3, avgdl 4).
+  // the, cat, sat, dog occur in 2 documents: idf = ln(1.5) - ln(2.5) = -0.5108256237659907;
+  // on, mat in 1: +0.5108256237659907. Mean = (4 * -0.5108 + 2 * 0.5108) / 6 = -0.1702752079219969,
+  // floor = 0.25 * mean = -0.04256880198049923: the "floor" is negative, as in rank_bm25.
+  // Query "cat mat": K(3) = 1.5 (0.25 + 0.75 * 3/4) = 1.21875, K(6) = 1.5 (0.25 + 1.125) = 2.0625
+  //   d0: cat tf 1: -0.0425688 * 2.5 / 2.21875    = -0.04796484730197096
+  //   d1: mat tf 1: 0.5108256 * 2.5 / 3.0625      =  0.41700050919672715
+  //   d2: cat tf 2: -0.0425688 * 5 / 3.21875      = -0.06612629433863958
+  const std::vector<std::vector<std::string>> docs = {
+      {"the", "cat", "sat"}, {"the", "dog", "sat", "on", "the", "mat"}, {"cat", "cat", "dog"}};
+  const auto s = bm25_okapi_scores({"cat", "mat"}, docs);
+  EXPECT_NEAR(s[0], -0.04796484730197096, 1e-15);
+  EXPECT_NEAR(s[1], 0.41700050919672715, 1e-15);
+  EXPECT_NEAR(s[2], -0.06612629433863958, 1e-15);
+  // So an item matching a common word ranks below one matching nothing at all.
+  const auto ranked = rank_profile(Retrieval::kBm25Lamp, 3, "cat mat",
+                                   {"the cat sat", "the dog sat on the mat", "cat cat dog"}, {}, 0, 0);
+  EXPECT_EQ(ranked[0].index, 1);
+  EXPECT_EQ(ranked[1].index, 0);
+  EXPECT_EQ(ranked[2].index, 2);
+}
+
+TEST(RankProfile, Bm25LampOrdersTiesLikeLampDoes) {
+  // get_top_n is np.argsort(scores)[::-1]: with <= 16 items argsort is an insertion sort (stable
+  // ascending), so after the reversal tied items come out later-first. Scores as in
+  // MatchesHandComputedScoresWithTheIdfFloor: d2 1.1466, d0 = d1 = 0.1271, d3 0.
+  const auto ranked = rank_profile(Retrieval::kBm25Lamp, 4, "a z", {"a x", "a y", "a z z", "w"}, {}, 1.2, 0.75);
+  std::vector<int64_t> order;
+  for (const auto& r : ranked) order.push_back(r.index);
+  EXPECT_EQ(order, (std::vector<int64_t>{2, 1, 0, 3}));
+  EXPECT_NEAR(ranked[0].score, 1.1465788942759334, 1e-15);
+  EXPECT_EQ(rank_profile(Retrieval::kBm25Lamp, 1, "a z", {"a x", "a y", "a z z", "w"}, {}, 1.2, 0.75).size(), 1u);
+  // Whitespace terms, case-sensitive: "Kettle!" does not match "kettle", while `bm25` matches it.
+  const std::vector<std::string> items = {"red kettle", "Kettle! red", "blue mug"};
+  EXPECT_EQ(rank_profile(Retrieval::kBm25Lamp, 3, "Kettle!", items, {}, 1.2, 0.75)[0].index, 1);
+  EXPECT_EQ(rank_profile(Retrieval::kBm25, 3, "Kettle!", items, {}, 1.2, 0.75)[0].index, 0);
+}
+
+TEST(NumpyArgsort, SmallArraysAreStableAscending) {
+  EXPECT_EQ(numpy_argsort({}), (std::vector<int64_t>{}));
+  EXPECT_EQ(numpy_argsort({3, 1, 2, 1}), (std::vector<int64_t>{1, 3, 2, 0}));
+  const double nan = std::nan("");
+  EXPECT_EQ(numpy_argsort({nan, 1, -1}), (std::vector<int64_t>{2, 1, 0}));  // NaN last
+}
+
+TEST(NumpyArgsort, MatchesNumpy1_24OnTieHeavyArrays) {
+  // tests/golden/data/numpy_argsort.jsonl: np.argsort of 72 arrays (1 to 300 elements, few
+  // distinct values) from Debian 12's numpy 1.24.2, LaMP's pinned version
+  // (scripts/make_argsort_goldens.py). Above 16 elements the order of ties is not stable.
+  std::ifstream in(testing_util::golden_dir() / "data" / "numpy_argsort.jsonl");
+  ASSERT_TRUE(in) << "golden file missing";
+  std::string line;
+  int cases = 0, unstable = 0;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    const auto values = j.at("values").get<std::vector<double>>();
+    const auto expected = j.at("argsort").get<std::vector<int64_t>>();
+    EXPECT_EQ(numpy_argsort(values), expected) << "case " << cases << " (" << values.size() << " values)";
+    std::vector<int64_t> stable(values.size());
+    for (size_t i = 0; i < stable.size(); ++i) stable[i] = static_cast<int64_t>(i);
+    std::stable_sort(stable.begin(), stable.end(), [&](int64_t a, int64_t b) { return values[a] < values[b]; });
+    unstable += stable != expected;
+    ++cases;
+  }
+  EXPECT_EQ(cases, 72);
+  EXPECT_GT(unstable, 10);  // the golden cases do exercise the unstable order
+}
+
+TEST(LampRetrieval, CorpusAndQueryPerTask) {
+  ProfileItem item;
+  item.fields = {{"id", "7"}, {"title", "Deep nets"}, {"abstract", "We train."}, {"text", "Body"},
+                 {"overall", "5.0"}, {"summary", "Nice"}, {"description", "A mug"}, {"reviewText", "Good mug"},
+                 {"content", "Post body"}};
+  std::string missing;
+  EXPECT_EQ(lamp_corpus_text(*lamp_retrieval_task("lamp5"), item, &missing), "Deep nets We train.");
+  EXPECT_EQ(lamp_corpus_text(*lamp_retrieval_task("lamp4"), item, &missing), "Deep nets Body");
+  EXPECT_EQ(lamp_corpus_text(*lamp_retrieval_task("lamp7"), item, &missing), "Body");
+  EXPECT_EQ(lamp_corpus_text(*lamp_retrieval_task("longlamp_product_review"), item, &missing),
+            "5.0 Nice A mug Good mug");
+  EXPECT_EQ(lamp_corpus_text(*lamp_retrieval_task("longlamp_topic_writing"), item, &missing), "Nice Post body");
+  EXPECT_TRUE(missing.empty());
+  EXPECT_EQ(lamp_corpus_text(*lamp_retrieval_task("lamp2"), ProfileItem{{{"tag", "x"}}}, &missing), "");
+  EXPECT_EQ(missing, "description");
+  EXPECT_EQ(lamp_retrieval_task("custom"), nullptr);
+
+  EXPECT_EQ(lamp_query(*lamp_retrieval_task("lamp4"), "Generate a headline for the following article: Big news"),
+            " Big news");
+  EXPECT_EQ(lamp_query(*lamp_retrieval_task("lamp7"), "Paraphrase the following tweet: a: b"), " a: b");
+  EXPECT_EQ(lamp_query(*lamp_retrieval_task("lamp3"), "Score this. review: ok"), " ok");
+  EXPECT_EQ(lamp_query(*lamp_retrieval_task("lamp3"), "Score this. Review: ok"), "Score this. Review: ok");
+  EXPECT_EQ(lamp_query(*lamp_retrieval_task("lamp1"),
+                       "For an author who has written the paper with the title \"T\", which reference is related? "
+                       "[1]: \"First ref\" [2]: \"Second ref\""),
+            "First ref Second ref");
+  EXPECT_EQ(lamp_query(*lamp_retrieval_task("longlamp_abstract_generation"),
+                       "Generate an abstract for the title \"X\" using the following items: 1. nets 2. data"),
+            " 1. nets 2. data");
+  EXPECT_EQ(lamp_query(*lamp_retrieval_task("longlamp_product_review"), "whole input"), "whole input");
 }
 
 }  // namespace

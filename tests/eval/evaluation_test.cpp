@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -103,6 +104,14 @@ TEST(EvalReport, MeansJsonTableAndComparison) {
   const double fmean = (6.0 / 7) / (0.9 + 0.6 / 7);
   EXPECT_NEAR(report.means.at("meteor"), fmean * (1 - 0.5 / 216) / 2, 1e-12);
 
+  // rougeLsum equals rougeL on one-line texts. BLEU is corpus-level and case-sensitive: example 1
+  // "the cat sat on the mat" vs "The cat sat on the mat ." (7 tokens) matches 5/6, 4/5, 3/4, 2/3
+  // n-grams ("the" once, not "The"); example 2 adds reference length 2 and nothing else:
+  // c = 6, r = 9, BLEU = exp(1 - 9/6) * (5/6 * 4/5 * 3/4 * 2/3)^(1/4) * 100.
+  const double bleu = 100 * std::exp(1 - 9.0 / 6) * std::pow(1.0 / 3, 0.25);
+  EXPECT_DOUBLE_EQ(report.means.at("rougeLsum"), 0.5);
+  EXPECT_NEAR(report.means.at("bleu"), bleu, 1e-9);
+
   ScratchDir dir("eval");
   const auto out = (dir / "metrics.json").string();
   write_report(report, out);
@@ -114,8 +123,12 @@ TEST(EvalReport, MeansJsonTableAndComparison) {
     EXPECT_EQ(entry.path().filename(), "metrics.json");  // no temporary left behind
   const auto means = read_metric_means(out);
   EXPECT_DOUBLE_EQ(means.at("rouge1"), 0.5);
+  EXPECT_NEAR(means.at("bleu"), bleu, 1e-9);
+  EXPECT_EQ(doc["bleu_detail"]["ref_len"], 9);
+  EXPECT_DOUBLE_EQ(doc["examples"][0]["rougeLsum"].get<double>(), 1.0);
 
-  EXPECT_NE(format_table(report).find("ROUGE-L   0.5000"), std::string::npos) << format_table(report);
+  EXPECT_NE(format_table(report).find("ROUGE-L     0.5000"), std::string::npos) << format_table(report);
+  EXPECT_NE(format_table(report).find("BLEU"), std::string::npos);
   const std::string cmp = format_comparison({{"rouge1", 0.33}, {"rouge2", 0.1}, {"rougeL", 0.3}, {"meteor", 0.0}}, "perce.json",
                                             {{"rouge1", 0.30}, {"rouge2", 0.0}, {"rougeL", 0.3}, {"meteor", 0.2}}, "ce.json");
   EXPECT_NE(cmp.find("+10.0%"), std::string::npos) << cmp;   // (0.33 - 0.30) / 0.30
@@ -125,6 +138,36 @@ TEST(EvalReport, MeansJsonTableAndComparison) {
 
   const auto not_metrics = write(dir, "x.json", "[1, 2]");
   expect_error([&] { read_metric_means(not_metrics); }, {"x.json", "not a JSON object"});
+}
+
+TEST(EvalLamp, WritesAndReadsLampPredictionFiles) {
+  ScratchDir dir("eval");
+  const auto preds = write(dir, "p.jsonl", "{\"id\": 310, \"prediction\": \"A <b> & \\\"c\\\"\"}\n{\"id\": \"x2\", \"prediction\": \"\"}\n");
+  const auto loaded = load_predictions(preds);
+  const auto doc = nlohmann::json::parse(lamp_predictions_json(loaded, "LaMP_4"));
+  EXPECT_EQ(doc["task"], "LaMP_4");
+  ASSERT_EQ(doc["golds"].size(), 2u);
+  EXPECT_EQ(doc["golds"][0]["id"], "310");  // LaMP's ids are strings
+  EXPECT_EQ(doc["golds"][0]["output"], "A <b> & \"c\"");
+  EXPECT_EQ(doc["golds"][1]["output"], "");
+
+  const auto lamp = (dir / "lamp.json").string();
+  write_lamp_predictions(loaded, "LaMP_4", lamp);
+  std::string task;
+  const auto back = load_predictions(lamp, &task);  // eval reads LaMP predictions files too
+  EXPECT_EQ(task, "LaMP_4");
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[0].id, "310");
+  EXPECT_EQ(back[0].text, loaded[0].text);
+  load_predictions(preds, &task);
+  EXPECT_EQ(task, "");
+
+  expect_error([&] { write_lamp_predictions(loaded, "", lamp); }, {"--task", "LaMP_4"});
+  EXPECT_NO_THROW(check_lamp_tasks("LaMP_4", "", "p", "r"));
+  expect_error([&] { check_lamp_tasks("LaMP_4", "LaMP_5", "p.json", "golds.json"); },
+               {"p.json", "'LaMP_4'", "golds.json", "'LaMP_5'"});
+  const auto bad_task = write(dir, "bad.json", "{\"task\": 4, \"golds\": []}");
+  expect_error([&] { load_predictions(bad_task); }, {"bad.json: task", "must be a string"});
 }
 
 // The binary sits beside the test executable (build/percetrain next to build/percetrain_tests).
@@ -165,6 +208,26 @@ TEST(EvalCommand, EndToEnd) {
   std::tie(rc, out) = run("eval --allow-missing --predictions " + preds + " --references " + refs + " --json --wordnet /nonexistent");
   EXPECT_EQ(rc, 1);
   EXPECT_NE(out.find("wordnet-base"), std::string::npos) << out;
+
+  // LaMP format: convert without references, then score the LaMP file; task names must agree.
+  const auto lamp = (dir / "lamp.json").string();
+  std::tie(rc, out) = run("eval --predictions " + preds + " --write-lamp " + lamp);
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(out.find("--write-lamp: needs --task"), std::string::npos) << out;
+  std::tie(rc, out) = run("eval --predictions " + preds + " --write-lamp " + lamp + " --task LaMP_4");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(lamp))["golds"].size(), 2u);
+  std::tie(rc, out) = run("eval --predictions " + preds);
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(out.find("--references is required"), std::string::npos) << out;
+  const auto golds5 = write(dir, "golds5.json", "{\"task\":\"LaMP_5\",\"golds\":[{\"id\":\"1\",\"output\":\"the cat\"},{\"id\":\"2\",\"output\":\"a dog\"}]}");
+  std::tie(rc, out) = run("eval --predictions " + lamp + " --references " + golds5);
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(out.find("is for task 'LaMP_4'"), std::string::npos) << out;
+  const auto golds4 = write(dir, "golds4.json", "{\"task\":\"LaMP_4\",\"golds\":[{\"id\":\"1\",\"output\":\"the cat sat on the mat\"},{\"id\":\"2\",\"output\":\"a dog\"}]}");
+  std::tie(rc, out) = run("eval --predictions " + lamp + " --references " + golds4);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("ROUGE-Lsum  1.0000"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <cctype>
+#include <cmath>
+#include <tuple>
 #include <fstream>
 #include <set>
 
@@ -88,6 +90,99 @@ TEST(ScoreSummary, DistributionClippingAndPieces) {
   EXPECT_NEAR(s.personal_mean(), 0.75, 1e-6);
   EXPECT_NEAR(s.other_mean(), (3.0 - 0.25) / 2, 1e-6);
   EXPECT_NE(s.to_json().find("\"share_below_min\""), std::string::npos);
+}
+
+// "I love Merriweather knives.\nOk" in SentencePiece-like pieces (leading spaces belong to the
+// piece), personal spans "Merriweather" [7, 19) and "knives" [20, 26), and an EOS.
+RecordScore ground_truth_record() {
+  RecordScore r;
+  r.id = "gt";
+  r.output = "I love Merriweather knives.\nOk";
+  const std::vector<std::tuple<const char*, int64_t, int64_t, float>> pieces = {
+      {"I", 0, 1, 0.1f},    {" love", 1, 6, 1.5f}, {" Merri", 6, 12, 2.0f}, {"weather", 12, 19, 0.2f},
+      {" kni", 19, 23, 0.45f}, {"ves", 23, 26, 0.4f}, {".", 26, 27, 0.4f},    {"\n", 27, 28, -0.3f},
+      {"Ok", 28, 30, 0.0f}, {"</s>", 30, 30, -1.0f}};
+  int32_t id = 0;
+  for (const auto& [piece, start, end, pir] : pieces) r.tokens.push_back({id++, piece, start, end, 0, 0, pir, 0.8f});
+  r.personal_spans = {{7, 19}, {20, 26}};
+  return r;
+}
+
+TEST(ScoreSummary, WordsAreRunsWithoutALeadingSpaceBoundary) {
+  // I | love | Merri+weather | kni+ves+. | (the "\n" alone is whitespace: no word) | Ok; the EOS
+  // (empty text, at the end) belongs to no word.
+  const auto words = record_words(ground_truth_record());
+  EXPECT_EQ(words, (std::vector<std::vector<size_t>>{{0}, {1}, {2, 3}, {4, 5, 6}, {8}}));
+  // A token without text (the first byte of a split character) joins the word that follows.
+  RecordScore r;
+  r.output = "x \xC3\xA9y";
+  r.tokens = {{0, "x", 0, 1, 0, 0, 0, 0}, {1, "<0xC3>", 1, 1, 0, 0, 0, 0}, {2, " \xC3\xA9", 1, 4, 0, 0, 0, 0},
+              {3, "y", 4, 5, 0, 0, 0, 0}};
+  EXPECT_EQ(record_words(r), (std::vector<std::vector<size_t>>{{0}, {1, 2, 3}}));
+}
+
+TEST(ScoreSummary, AurocOfPirAgainstGroundTruth) {
+  EXPECT_DOUBLE_EQ(auroc({{0.1, false}, {0.2, false}, {0.9, true}}), 1.0);
+  EXPECT_DOUBLE_EQ(auroc({{0.5, false}, {0.5, true}}), 0.5);  // ties count half
+  EXPECT_DOUBLE_EQ(auroc({{0.4, true}, {0.8, true}, {0.3, false}, {0.6, false}}), 0.75);
+  EXPECT_TRUE(std::isnan(auroc({{0.4, true}})));
+
+  ScoreSummary s(0.8, 5.0);
+  s.add(ground_truth_record());
+  const auto a = s.ground_truth_auroc();
+  // Tokens with text: personal (in a span) Merri 2.0, weather 0.2, kni 0.45, ves 0.4; the others
+  // I 0.1, love 1.5, "." 0.4, "\n" -0.3, Ok 0.0 (EOS left out). Pairs won of 4 x 5 = 20:
+  //   2.0 beats 5; 0.2 beats 0.1, -0.3, 0.0 = 3; 0.45 beats 0.1, 0.4, -0.3, 0.0 = 4;
+  //   0.4 beats 0.1, -0.3, 0.0 and ties "." (0.4): 3.5. AUROC = 15.5 / 20 = 0.775.
+  EXPECT_NEAR(a.tokens, 0.775, 1e-12);
+  // First pieces: Merri (starts at 6 <= 7) and kni (19 <= 20), against the 5 tokens outside
+  // spans (weather and ves are left out): 2.0 beats 5, 0.45 beats 4 -> 9 / 10.
+  EXPECT_NEAR(a.first_pieces, 0.9, 1e-12);
+  EXPECT_EQ(a.first_piece_count, 2);
+  // Words by summed PIR: Merriweather 2.2 and knives. 1.25 (personal) against I 0.1, love 1.5,
+  // Ok 0.0: 2.2 beats 3, 1.25 beats 2 -> 5 / 6.
+  EXPECT_NEAR(a.words, 5.0 / 6, 1e-6);
+  EXPECT_EQ(a.personal_words, 2);
+  EXPECT_EQ(a.other_words, 3);
+  const std::string json = s.to_json();
+  EXPECT_NE(json.find("\"first_pieces\": 0.9"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"tokens\": 0.775"), std::string::npos) << json;
+  const std::string text = s.to_text();
+  EXPECT_NE(text.find("span tokens 0.775 | first pieces of spans 0.900 (2) | whole words 0.833 (2 personal of 5)"),
+            std::string::npos)
+      << text;
+  // Without ground truth there is no AUROC at all.
+  RecordScore plain = ground_truth_record();
+  plain.personal_spans.clear();
+  ScoreSummary none(0.8, 5.0);
+  none.add(plain);
+  EXPECT_EQ(none.to_json().find("auroc"), std::string::npos);
+  EXPECT_TRUE(std::isnan(none.ground_truth_auroc().tokens));
+}
+
+TEST(HtmlReport, HistogramHasCountsAndAxesAndTheLegendCannotClip) {
+  RecordScore r;
+  r.id = "h";
+  r.output = "abcd";
+  for (float pir : {0.1f, 0.2f, 0.3f, 2.2f}) r.tokens.push_back({0, "x", 0, 1, 0, 0, pir, 0.8f});
+  ScoreSummary s(0.8, 5.0);
+  s.add(r);
+  const std::string html = render_html_report({r}, s, {});
+  const size_t begin = html.find("<svg class=\"hist\""), end = html.find("</svg>", begin);
+  ASSERT_NE(begin, std::string::npos);
+  const std::string svg = html.substr(begin, end - begin);
+  // Bin [0, 0.5) holds 3 tokens, [2, 2.5) one: their counts sit above the bars; the count axis
+  // runs 0, 1, 2, 3 (peak 3 in steps of 1), the PIR axis from -6 to +6.
+  EXPECT_NE(svg.find("text-anchor=\"middle\" fill=\"#333\">3</text>"), std::string::npos) << svg;
+  EXPECT_NE(svg.find("text-anchor=\"middle\" fill=\"#333\">1</text>"), std::string::npos) << svg;
+  for (const char* tick : {">0</text>", ">1</text>", ">2</text>", ">3</text>", ">-6</text>", ">+6</text>", ">0</text>"})
+    EXPECT_NE(svg.find(tick), std::string::npos) << tick;
+  EXPECT_NE(svg.find(">tokens</text>"), std::string::npos);
+  EXPECT_NE(svg.find("PIR (bins of 0.5"), std::string::npos);
+  EXPECT_NE(svg.find("<title>PIR [0.0, 0.5): 3 tokens</title>"), std::string::npos) << svg;
+  // Legend swatches grow with their labels instead of clipping them.
+  EXPECT_NE(html.find(".legend span{display:inline-block;min-width:"), std::string::npos);
+  EXPECT_EQ(html.find(".legend span{display:inline-block;width:"), std::string::npos);
 }
 
 TEST(HtmlReport, HostileTextIsEscapedAndNothingExternalIsLoaded) {

@@ -12,11 +12,11 @@
 namespace percetrain {
 
 // How profile items are chosen for a query (see rank_profile in retrieval.hpp).
-enum class Retrieval { kBm25, kRecency, kFirst, kAll };
+enum class Retrieval { kBm25, kBm25Lamp, kRecency, kFirst, kAll };
 template <>
 struct EnumNames<Retrieval> {
   static constexpr std::pair<Retrieval, const char*> values[] = {
-      {Retrieval::kBm25, "bm25"}, {Retrieval::kRecency, "recency"}, {Retrieval::kFirst, "first"}, {Retrieval::kAll, "all"}};
+      {Retrieval::kBm25, "bm25"}, {Retrieval::kBm25Lamp, "bm25_lamp"}, {Retrieval::kRecency, "recency"}, {Retrieval::kFirst, "first"}, {Retrieval::kAll, "all"}};
 };
 
 // strict: the first bad record stops the job; skip: bad records are counted and skipped.

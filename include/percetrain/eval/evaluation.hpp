@@ -5,18 +5,30 @@
 #include <string>
 #include <vector>
 
+#include "percetrain/eval/metrics.hpp"
+
 namespace percetrain::eval {
 
 struct IdText {
   std::string id, text;
 };
 
-// Predictions: JSONL (or a JSON array) of {"id": ..., "prediction": ...}; ids may be strings or
-// integers (compared as their decimal text). Errors name the file and line.
-std::vector<IdText> load_predictions(const std::string& path);
+// Predictions: JSONL (or a JSON array) of {"id": ..., "prediction": ...}, or a LaMP predictions
+// file {"task": ..., "golds": [{"id", "output"}]}; ids may be strings or integers (compared as
+// their decimal text). Errors name the file and line. `task` (may be null) receives the LaMP
+// file's "task" ("" for other shapes).
+std::vector<IdText> load_predictions(const std::string& path, std::string* task = nullptr);
 // References: a dataset file (JSONL or JSON array of records with "id" and "output") or LaMP's
-// golds file {"golds": [{"id", "output"}]}.
-std::vector<IdText> load_references(const std::string& path);
+// golds file {"task"?: ..., "golds": [{"id", "output"}]}.
+std::vector<IdText> load_references(const std::string& path, std::string* task = nullptr);
+
+// LaMP's predictions format, what its eval_task.py reads: {"task": task, "golds": [{"id",
+// "output"}]} with string ids, in the order given. Written through a temporary file and a rename.
+std::string lamp_predictions_json(const std::vector<IdText>& predictions, const std::string& task);
+void write_lamp_predictions(const std::vector<IdText>& predictions, const std::string& task, const std::string& path);
+// Fails when both files name a LaMP task and the names differ (LaMP's evaluation asserts this).
+void check_lamp_tasks(const std::string& predictions_task, const std::string& references_task,
+                      const std::string& predictions_path, const std::string& references_path);
 
 struct JoinedExample {
   std::string id, prediction, reference;
@@ -41,15 +53,19 @@ struct EvalOptions {
 
 struct ExampleScores {
   std::string id;
-  double rouge1 = 0, rouge2 = 0, rougeL = 0, meteor = 0;
+  double rouge1 = 0, rouge2 = 0, rougeL = 0, rougeLsum = 0, meteor = 0;
 };
 
-// Metric names in report order, the keys of `means`.
+// Metric names in report order, the keys of `means`: rouge1, rouge2, rougeL, rougeLsum, meteor
+// (means of per-example F-measures / scores, 0-1) and bleu (corpus BLEU, sacrebleu's 0-100 scale).
 const std::vector<std::string>& metric_names();
+// "ROUGE-1", ..., "BLEU": the label a table prints for a metric name.
+std::string metric_label(const std::string& name);
 
 struct EvalReport {
   std::vector<ExampleScores> examples;
-  std::map<std::string, double> means;  // rouge1, rouge2, rougeL, meteor
+  std::map<std::string, double> means;  // metric_names(); bleu is corpus-level, not a mean
+  BleuScore bleu;
   std::vector<std::string> missing, extra;
   EvalOptions options;
   std::string wordnet_dir;

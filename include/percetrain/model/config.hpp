@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace percetrain {
@@ -50,8 +51,18 @@ ModelConfig load_model_config(const std::string& path);
 // config.json for `config`: raw_json with the modelled fields brought up to date.
 std::string model_config_to_json(const ModelConfig& config);
 
-// A small architecture preset ("tiny") for init-model, with vocab_size from the tokenizer.
+// init-model's shape options; an empty field keeps the preset's value.
+struct ModelShapeOverrides {
+  std::optional<int64_t> hidden_size, num_hidden_layers, num_attention_heads, num_key_value_heads,
+      intermediate_size, head_dim;
+};
+
+// A small architecture preset ("tiny", "small", "medium") for init-model, with vocab_size from
+// the tokenizer, then `overrides`. Every given value must be positive, hidden_size a multiple of
+// num_attention_heads, num_attention_heads a multiple of num_key_value_heads, and head_dim even;
+// without an explicit head_dim it follows the preset's rule (hidden / heads; twice that for qwen3).
+// Errors name the command-line option.
 ModelConfig preset_model_config(const std::string& arch, const std::string& preset,
-                                int64_t vocab_size);
+                                int64_t vocab_size, const ModelShapeOverrides& overrides = {});
 
 }  // namespace percetrain

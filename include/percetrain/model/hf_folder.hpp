@@ -66,8 +66,10 @@ std::vector<std::string> foreign_files_in_model_folder(const std::string& folder
 
 // init-model: a randomly initialised `arch`/`preset` model whose vocabulary is the tokenizer's,
 // saved with the tokenizer files. Returns the number of parameters.
+// `shape` overrides the preset's sizes (init-model's --hidden-size, ...).
 int64_t write_random_model(const std::string& arch, const std::string& preset,
                            const std::string& tokenizer_path, const std::string& out_dir,
-                           uint64_t seed, c10::ScalarType dtype = c10::kFloat);
+                           uint64_t seed, c10::ScalarType dtype = c10::kFloat,
+                           const ModelShapeOverrides& shape = {});
 
 }  // namespace percetrain

@@ -39,7 +39,24 @@ struct RecordScore {
   std::vector<size_t> top_tokens(size_t k) const;
   // Whether token `i`'s span overlaps a ground-truth personal span.
   bool in_personal_span(size_t i) const;
+  // Whether token `i` is the first piece of a personal span: it overlaps the span and starts at
+  // or before the span's start (the token where the personal word enters the text).
+  bool starts_personal_span(size_t i) const;
 };
+
+// The words of a record's output as runs of token indices. A token's text is output[start, end).
+// A token with text starts a new word when it is the first token with text, when its text begins
+// with ASCII whitespace (the leading space of "▁cat" / "Ġcat"), or when the previous token with
+// text ended with whitespace (after a newline token). So a word is a maximal run of tokens
+// without a leading-space boundary: "cat" + "s" + "." is one word. Tokens with empty text (a
+// character's leading bytes, EOS) join the next word; trailing ones (EOS) and runs whose text is
+// all whitespace form no word.
+std::vector<std::vector<size_t>> record_words(const RecordScore& record);
+
+// Area under the ROC curve of `score` separating positives from negatives: the probability that
+// a random positive scores above a random negative, ties counting half (Mann-Whitney U / PN).
+// NaN without positives or without negatives.
+double auroc(const std::vector<std::pair<double, bool>>& scored);
 
 // One JSONL line (no newline). Floats are written in their shortest round-trip form, so the
 // line reads back to the same float32 values and identical scores give identical bytes.
@@ -85,6 +102,18 @@ class ScoreSummary {
   int64_t other_tokens() const { return other_count_; }
   double personal_mean() const { return personal_count_ ? personal_sum_ / personal_count_ : 0.0; }
   double other_mean() const { return other_count_ ? other_sum_ / other_count_ : 0.0; }
+  // How well PIR separates ground truth (NaN where a side is empty), over tokens with text (EOS
+  // and empty pieces excluded, as in the end-to-end test):
+  //   tokens:       tokens in personal spans vs all other tokens;
+  //   first pieces: the first piece of each span (starts_personal_span) vs tokens outside spans
+  //                 (later pieces of a span are left out: they follow from the first);
+  //   words:        record_words, scored by the sum of their tokens' PIRs (the log-ratio of the
+  //                 whole word, by the chain rule), personal when a token is in a span, vs the rest.
+  struct GroundTruthAuroc {
+    double tokens = 0, first_pieces = 0, words = 0;
+    int64_t first_piece_count = 0, personal_words = 0, other_words = 0;
+  };
+  GroundTruthAuroc ground_truth_auroc() const;
   double clip_min() const { return clip_min_; }
   double clip_max() const { return clip_max_; }
 
@@ -106,6 +135,7 @@ class ScoreSummary {
   std::map<std::string, PieceSum> pieces_;
   int64_t personal_count_ = 0, other_count_ = 0;
   double personal_sum_ = 0.0, other_sum_ = 0.0;
+  std::vector<std::pair<double, bool>> token_truth_, first_truth_, word_truth_;  // (PIR, personal)
 };
 
 std::string html_escape(const std::string& text);

@@ -1,0 +1,320 @@
+// metrics.jsonl and job_config.json of a training run as one self-contained HTML page.
+#include "percetrain/report/run_report.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "percetrain/report/score_report.hpp"
+#include "percetrain/util/error.hpp"
+#include "percetrain/util/file.hpp"
+
+using nlohmann::json;
+
+namespace percetrain {
+namespace {
+
+// The training series in the order a reader looks at them, with what each one means.
+const std::vector<std::pair<const char*, const char*>> kTrainingSeries = {
+    {"loss", "objective loss per optimizer step"},
+    {"ce", "cross-entropy of the response tokens"},
+    {"pir_mean", "mean PIR (log P with profile - log P without) of the response tokens"},
+    {"pir_p10", "10th percentile of PIR"},
+    {"pir_p50", "median PIR"},
+    {"pir_p90", "90th percentile of PIR"},
+    {"clipped_low", "share of tokens whose PIR fell below clip_min"},
+    {"clipped_high", "share of tokens whose PIR rose above clip_max"},
+    {"lr", "learning rate"},
+    {"grad_norm", "gradient norm before clipping"},
+};
+const std::vector<std::pair<const char*, const char*>> kValidationSeries = {
+    {"valid_loss", "objective loss on the validation set"},
+    {"valid_ce", "cross-entropy on the validation set"},
+    {"valid_pir_mean", "mean PIR on the validation set"},
+};
+const std::map<std::string, std::string> kOtherDescriptions = {
+    {"epoch", "epochs done"},
+    {"tokens", "tokens through forward passes in the step (both sequences)"},
+    {"response_tokens", "response tokens in the step"},
+    {"step_seconds", "wall time of the step"},
+    {"tokens_per_s", "throughput of the step"},
+    {"peak_memory_mib", "peak memory (CUDA allocator, or process RSS on the CPU)"},
+    {"valid_response_tokens", "response tokens in the validation set"},
+};
+
+int known_rank(const std::string& name, const std::vector<std::pair<const char*, const char*>>& list) {
+  for (size_t i = 0; i < list.size(); ++i)
+    if (name == list[i].first) return static_cast<int>(i);
+  return -1;
+}
+
+std::string describe(const std::string& name) {
+  for (const auto* list : {&kTrainingSeries, &kValidationSeries})
+    if (const int k = known_rank(name, *list); k >= 0) return (*list)[static_cast<size_t>(k)].second;
+  const auto it = kOtherDescriptions.find(name);
+  return it == kOtherDescriptions.end() ? "" : it->second;
+}
+
+std::string num(double v, const char* spec = "%.4g") {
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), spec, v);
+  return buf;
+}
+
+std::string px(double v) { return num(v, "%.1f"); }
+
+// Round tick steps (1, 2, 2.5, 5 x 10^k) covering [lo, hi] in about `target` intervals.
+std::vector<double> nice_ticks(double lo, double hi, int target) {
+  const double raw = (hi - lo) / target;
+  const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = magnitude;
+  for (double m : {1.0, 2.0, 2.5, 5.0, 10.0})
+    if (m * magnitude >= raw) {
+      step = m * magnitude;
+      break;
+    }
+  std::vector<double> ticks;
+  for (double t = std::ceil(lo / step - 1e-9) * step; t <= hi + step * 1e-9; t += step)
+    ticks.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
+  return ticks;
+}
+
+void widen(double* lo, double* hi) {
+  if (*hi > *lo) return;
+  const double pad = *lo == 0 ? 1.0 : std::abs(*lo) * 0.05;
+  *lo -= pad;
+  *hi += pad;
+}
+
+// One line chart: steps on x, values on y, round ticks on both axes, every point marked when
+// there are few (validation runs log a handful).
+std::string series_svg(const MetricSeries& s) {
+  constexpr double W = 380, H = 210, left = 62, right = 14, top = 12, bottom = 38;
+  double x0 = s.points.front().first, x1 = x0, y0 = s.points.front().second, y1 = y0;
+  for (const auto& [x, y] : s.points) {
+    x0 = std::min(x0, x), x1 = std::max(x1, x);
+    y0 = std::min(y0, y), y1 = std::max(y1, y);
+  }
+  widen(&x0, &x1);
+  widen(&y0, &y1);
+  const auto yticks = nice_ticks(y0, y1, 4);
+  // The y axis spans whole tick steps so that the curve never touches the frame's edge.
+  const double ystep = yticks.size() > 1 ? yticks[1] - yticks[0] : (y1 - y0);
+  y0 = std::min(y0, std::floor(y0 / ystep) * ystep);
+  y1 = std::max(y1, std::ceil(y1 / ystep) * ystep);
+  const auto sx = [&](double x) { return left + (x - x0) / (x1 - x0) * (W - left - right); };
+  const auto sy = [&](double y) { return top + (y1 - y) / (y1 - y0) * (H - top - bottom); };
+  const std::string label = html_escape(s.name);
+  std::string svg = "<svg class=\"chart\" viewBox=\"0 0 " + px(W) + " " + px(H) + "\" width=\"" + px(W) +
+                    "\" height=\"" + px(H) + "\" role=\"img\" aria-label=\"" + label + " by step\">";
+  svg += "<rect class=\"frame\" x=\"" + px(left) + "\" y=\"" + px(top) + "\" width=\"" + px(W - left - right) +
+         "\" height=\"" + px(H - top - bottom) + "\"/>";
+  for (double t : nice_ticks(y0, y1, 4)) {
+    svg += "<line class=\"grid\" x1=\"" + px(left) + "\" x2=\"" + px(W - right) + "\" y1=\"" + px(sy(t)) + "\" y2=\"" +
+           px(sy(t)) + "\"/><text class=\"yl\" x=\"" + px(left - 5) + "\" y=\"" + px(sy(t) + 4) + "\">" + num(t, "%.6g") +
+           "</text>";
+  }
+  for (double t : nice_ticks(x0, x1, 5)) {
+    svg += "<line class=\"tick\" x1=\"" + px(sx(t)) + "\" x2=\"" + px(sx(t)) + "\" y1=\"" + px(H - bottom) +
+           "\" y2=\"" + px(H - bottom + 4) + "\"/><text class=\"xl\" x=\"" + px(sx(t)) + "\" y=\"" +
+           px(H - bottom + 16) + "\">" + num(t, "%.6g") + "</text>";
+  }
+  svg += "<text class=\"axis\" x=\"" + px(left + (W - left - right) / 2) + "\" y=\"" + px(H - 4) + "\">step</text>";
+  std::string path;
+  for (const auto& [x, y] : s.points) path += px(sx(x)) + "," + px(sy(y)) + " ";
+  if (s.points.size() > 1) svg += "<polyline class=\"line\" points=\"" + path + "\"/>";
+  if (s.points.size() <= 40)
+    for (const auto& [x, y] : s.points)
+      svg += "<circle class=\"pt\" cx=\"" + px(sx(x)) + "\" cy=\"" + px(sy(y)) + "\" r=\"2.5\"><title>step " +
+             num(x, "%.6g") + ": " + num(y, "%.6g") + "</title></circle>";
+  svg += "</svg>";
+  return svg;
+}
+
+// "section.key" -> value as JSON text, for the config table; strings stay JSON-quoted so that
+// "\n" in a template and trailing spaces are visible.
+void flatten(const json& j, const std::string& prefix, std::vector<std::pair<std::string, std::string>>* out) {
+  if (j.is_object() && !j.empty()) {
+    for (const auto& [key, value] : j.items()) flatten(value, prefix.empty() ? key : prefix + "." + key, out);
+    return;
+  }
+  out->emplace_back(prefix, j.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+std::string read_file_text(const std::string& path, bool* ok) {
+  std::ifstream in(path, std::ios::binary);
+  *ok = static_cast<bool>(in);
+  std::ostringstream text;
+  if (*ok) text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+std::string run_series_section(const std::string& name) {
+  if (known_rank(name, kTrainingSeries) >= 0) return "Training";
+  if (name.rfind("valid_", 0) == 0) return "Validation";
+  return "Other";
+}
+
+RunMetrics parse_run_metrics(const std::string& text, const std::string& where) {
+  RunMetrics m;
+  std::map<std::string, MetricSeries> by_name;
+  size_t begin = 0;
+  for (int64_t number = 1; begin < text.size(); ++number) {
+    size_t end = text.find('\n', begin);
+    const bool complete = end != std::string::npos;
+    if (!complete) end = text.size();
+    const std::string line = text.substr(begin, end - begin);
+    begin = end + 1;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    auto skip = [&](const std::string& why) {
+      ++m.skipped;
+      if (m.first_problem.empty()) m.first_problem = where + ":" + std::to_string(number) + ": " + why;
+    };
+    const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object()) {
+      if (!complete) {
+        m.torn_last_line = true;
+        skip("the last line is cut off (a write was interrupted); left out");
+      } else {
+        skip("not a JSON object; left out");
+      }
+      continue;
+    }
+    const auto step = j.find("step");
+    if (step == j.end() || !step->is_number()) {
+      skip("no numeric \"step\"; left out");
+      continue;
+    }
+    ++m.lines;
+    for (const auto& [key, value] : j.items()) {
+      if (key == "step" || !value.is_number()) continue;
+      const double v = value.get<double>();
+      if (!std::isfinite(v)) continue;
+      auto& s = by_name[key];
+      s.name = key;
+      s.points.emplace_back(step->get<double>(), v);
+    }
+  }
+  std::vector<MetricSeries> series;
+  for (auto& [name, s] : by_name) series.push_back(std::move(s));
+  auto rank = [](const std::string& name) {
+    if (const int k = known_rank(name, kTrainingSeries); k >= 0) return std::make_pair(0, k);
+    if (const int k = known_rank(name, kValidationSeries); k >= 0) return std::make_pair(1, k);
+    if (name.rfind("valid_", 0) == 0) return std::make_pair(1, 1000);
+    return std::make_pair(2, 0);
+  };
+  std::stable_sort(series.begin(), series.end(),
+                   [&](const MetricSeries& a, const MetricSeries& b) { return rank(a.name) < rank(b.name); });
+  m.series = std::move(series);
+  return m;
+}
+
+std::string render_run_report(const RunMetrics& metrics, const std::string& job_config_json,
+                              const RunReportOptions& options) {
+  std::string out =
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+      "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+      "<title>" + html_escape(options.title) + "</title><style>"
+      "body{font-family:sans-serif;margin:1.5em;color:#222;max-width:1300px}"
+      "h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.4em}"
+      ".meta{color:#666;font-size:.85em}.warn{color:#a33}"
+      ".charts{display:flex;flex-wrap:wrap;gap:1em}"
+      "figure{margin:0;border:1px solid #e4e4e4;padding:.4em .5em;background:#fff}"
+      "figcaption{font-size:.8em;max-width:380px}figcaption b{font-family:monospace;font-size:1.1em}"
+      ".chart .frame{fill:#fbfbfb;stroke:#bbb}.chart .grid{stroke:#e6e6e6}.chart .tick{stroke:#999}"
+      ".chart text{font-size:11px;fill:#444}.chart .yl{text-anchor:end}.chart .xl,.chart .axis{text-anchor:middle}"
+      ".chart .line{fill:none;stroke:#2166ac;stroke-width:1.6}.chart .pt{fill:#b2182b}"
+      "table{border-collapse:collapse;font-size:.85em}td,th{padding:2px 10px;border-bottom:1px solid #eee;"
+      "text-align:left;vertical-align:top}td.k{font-family:monospace;white-space:nowrap}"
+      "td.v{font-family:monospace;white-space:pre-wrap;word-break:break-all}"
+      "</style></head><body>\n";
+  out += "<h1>" + html_escape(options.title) + "</h1>";
+  if (!options.run_dir.empty()) {
+    std::error_code ec;
+    const auto absolute = std::filesystem::absolute(options.run_dir, ec);
+    out += "<p class=\"meta\">run folder " + html_escape(ec ? options.run_dir : absolute.lexically_normal().string()) +
+           "</p>";
+  }
+  out += "<p>" + std::to_string(metrics.series.size()) + " series from " + std::to_string(metrics.lines) +
+         " lines of metrics.jsonl, steps on the horizontal axes.";
+  if (metrics.skipped > 0)
+    out += " <span class=\"warn\">" + std::to_string(metrics.skipped) + " damaged line(s) left out; first: " +
+           html_escape(metrics.first_problem) + "</span>";
+  out += "</p>\n";
+  std::string section;
+  for (const auto& s : metrics.series) {
+    const std::string this_section = run_series_section(s.name);
+    if (this_section != section) {
+      out += std::string(section.empty() ? "" : "</div>\n") + "<h2>" + this_section + "</h2><div class=\"charts\">";
+      section = this_section;
+    }
+    const auto& last = s.points.back();
+    double lo = last.second, hi = last.second;
+    for (const auto& p : s.points) lo = std::min(lo, p.second), hi = std::max(hi, p.second);
+    const std::string what = describe(s.name);
+    out += "<figure>" + series_svg(s) + "<figcaption><b>" + html_escape(s.name) + "</b>" +
+           (what.empty() ? "" : " &mdash; " + html_escape(what)) + "<br><span class=\"meta\">last " +
+           num(last.second, "%.6g") + " at step " + num(last.first, "%.6g") + "; min " + num(lo, "%.6g") + ", max " +
+           num(hi, "%.6g") + "; " + std::to_string(s.points.size()) + " points</span></figcaption></figure>";
+  }
+  if (!section.empty()) out += "</div>\n";
+
+  out += "<h2>Configuration</h2>";
+  if (job_config_json.empty()) {
+    out += "<p class=\"warn\">The run folder has no job_config.json.</p>\n";
+  } else {
+    const json config = json::parse(job_config_json, nullptr, /*allow_exceptions=*/false);
+    if (config.is_discarded()) {
+      out += "<p class=\"warn\">job_config.json is not valid JSON; shown as text.</p><pre>" +
+             html_escape(job_config_json) + "</pre>\n";
+    } else {
+      std::vector<std::pair<std::string, std::string>> rows;
+      flatten(config, "", &rows);
+      out += "<p class=\"meta\">The effective config the run wrote (job_config.json); strings are shown as JSON.</p>"
+             "<table><tr><th>key</th><th>value</th></tr>";
+      for (const auto& [key, value] : rows)
+        out += "<tr><td class=\"k\">" + html_escape(key) + "</td><td class=\"v\">" + html_escape(value) + "</td></tr>";
+      out += "</table>\n";
+    }
+  }
+  out += "</body></html>\n";
+  return out;
+}
+
+std::string write_run_report(const std::string& run_dir, const std::string& out_path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(run_dir, ec))
+    fail(run_dir, "is not a folder", "give the output.dir of a training run, the folder with metrics.jsonl");
+  const std::string metrics_path = (fs::path(run_dir) / "metrics.jsonl").string();
+  bool ok = false;
+  const std::string text = read_file_text(metrics_path, &ok);
+  if (!ok)
+    fail(metrics_path, "cannot read the metrics file",
+         "is this the output.dir of a training run? percetrain train writes metrics.jsonl there");
+  const RunMetrics metrics = parse_run_metrics(text, metrics_path);
+  if (metrics.series.empty())
+    fail(metrics_path, "has no metrics lines" + (metrics.first_problem.empty() ? "" : " (" + metrics.first_problem + ")"),
+         "the run has not logged a step yet: see train.log_every");
+  const std::string config = read_file_text((fs::path(run_dir) / "job_config.json").string(), &ok);
+  RunReportOptions options;
+  options.run_dir = run_dir;
+  fs::path name = fs::path(run_dir).lexically_normal();
+  if (name.filename().empty()) name = name.parent_path();  // "run/" -> "run"
+  options.title = "percetrain run report: " + name.string();
+  write_file_atomic(out_path, render_run_report(metrics, ok ? config : "", options), "the report");
+  std::string summary = "wrote " + out_path + ": " + std::to_string(metrics.series.size()) + " series from " +
+                        std::to_string(metrics.lines) + " metrics lines";
+  if (metrics.skipped > 0) summary += " (" + std::to_string(metrics.skipped) + " damaged line(s) left out)";
+  if (!ok) summary += "; no job_config.json";
+  return summary;
+}
+
+}  // namespace percetrain
