@@ -574,4 +574,46 @@ TEST_F(BadAdapter, BinWeightsOnly) {
   EXPECT_TRUE(throws_error([&] { load_lora_adapter(*base_.model, dir); }, "PyTorch .bin adapters are not read"));
 }
 
+// ---------------------------------------------------------------------------------------------
+// merge-adapter and logprobs --adapter, through the binary.
+TEST(MergeAdapterCommand, MergedFolderScoresAsTheUnmergedAdapter) {
+  ScratchDir dir("merge");
+  const std::string base = (dir / "base").string(), adapter = (dir / "adapter").string(),
+                    merged = (dir / "merged").string();
+  write_random_model("llama", "tiny", (testing_util::source_dir() / "data" / "tokenizer").string(), base, 3);
+  {
+    LoadedModel loaded = load_causal_lm(base, torch::kCPU, torch::kFloat32);
+    attach_lora(*loaded.model, lora_section(4, {kAllLinear}, 8.0), 1);
+    randomise_b(*loaded.model, 2, 0.05);
+    save_lora_adapter(*loaded.model, adapter, base);
+  }
+  auto r = testing_util::run_percetrain("merge-adapter --model " + base + " --adapter " + adapter + " --out " + merged);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("(r 4, alpha 8, 14 projections)"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(fs::path(merged) / "tokenizer.model")) << "the tokenizer comes along";
+
+  const std::string text = " --text 'The coffee maker brews a strong cup.' --json";
+  auto with_adapter = testing_util::run_percetrain("logprobs --model " + base + " --adapter " + adapter + text, false);
+  auto from_merged = testing_util::run_percetrain("logprobs --model " + merged + text, false);
+  auto plain = testing_util::run_percetrain("logprobs --model " + base + text, false);
+  ASSERT_EQ(with_adapter.status, 0) << with_adapter.output;
+  ASSERT_EQ(from_merged.status, 0) << from_merged.output;
+  const auto a = nlohmann::json::parse(with_adapter.output), m = nlohmann::json::parse(from_merged.output),
+             p = nlohmann::json::parse(plain.output);
+  ASSERT_EQ(a["tokens"].size(), m["tokens"].size());
+  double err = 0.0, moved = 0.0;
+  for (size_t t = 1; t < a["tokens"].size(); ++t) {
+    err = std::max(err, std::abs(a["tokens"][t]["logprob"].get<double>() - m["tokens"][t]["logprob"].get<double>()));
+    moved = std::max(moved, std::abs(a["tokens"][t]["logprob"].get<double>() - p["tokens"][t]["logprob"].get<double>()));
+  }
+  EXPECT_LT(err, 1e-5);
+  EXPECT_GT(moved, 1e-3) << "the adapter changes the scores";
+
+  auto inside = testing_util::run_percetrain("merge-adapter --model " + base + " --adapter " + adapter + " --out " +
+                                             base + "/merged");
+  EXPECT_EQ(inside.status, 1);
+  EXPECT_NE(inside.output.find("is inside the input folder"), std::string::npos) << inside.output;
+  EXPECT_FALSE(fs::exists(fs::path(base) / "merged"));
+}
+
 }  // namespace
