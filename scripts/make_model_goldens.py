@@ -310,9 +310,11 @@ def attention_loop(q, k, v, attention_mask, window, n_rep):
 
 def forward(cfg, P, input_ids, attention_mask, position_ids, layers=None, loop=False,
             kv_map="block", qk_norm_after_rope=False, ignore_rope_scaling=False, drop_bias=False,
-            window="config"):
-    """Returns logits [B, T, V]. P maps HF names to float64 tensors. The keyword switches
-    other than `layers`/`loop` are deliberate mistakes used by the sensitivity checks."""
+            window="config", lora=None):
+    """Returns logits [B, T, V]. P maps HF names to float64 tensors. `lora` maps module paths
+    (model.layers.0.self_attn.q_proj) to (A [r, in], B [out, r], scaling): the projection adds
+    scaling * (x A^T) B^T to x W^T, PEFT's unmerged LoRA forward. The keyword switches other
+    than `layers`/`loop`/`lora` are deliberate mistakes used by the sensitivity checks."""
     B, T = input_ids.shape
     nh, nkv, hd = cfg["num_attention_heads"], cfg["num_key_value_heads"], head_dim_of(cfg)
     n_rep = nh // nkv
@@ -329,13 +331,20 @@ def forward(cfg, P, input_ids, attention_mask, position_ids, layers=None, loop=F
     cos, sin = torch.cos(ang), torch.sin(ang)
     allowed = allowed_keys(cfg, attention_mask, win)
 
+    def proj(x, path):
+        out = x @ P[path + ".weight"].T
+        if lora is not None and path in lora:
+            a, b, scaling = lora[path]
+            out = out + scaling * ((x @ a.T) @ b.T)
+        return out
+
     x = P["model.embed_tokens.weight"][input_ids]  # [B, T, H]
     for l in range(n_layers):
         p = "model.layers.%d." % l
         y = rms_norm(x, P[p + "input_layernorm.weight"], eps)
-        q = y @ P[p + "self_attn.q_proj.weight"].T
-        k = y @ P[p + "self_attn.k_proj.weight"].T
-        v = y @ P[p + "self_attn.v_proj.weight"].T
+        q = proj(y, p + "self_attn.q_proj")
+        k = proj(y, p + "self_attn.k_proj")
+        v = proj(y, p + "self_attn.v_proj")
         if has_qkv_bias(cfg) and not drop_bias:
             q = q + P[p + "self_attn.q_proj.bias"]
             k = k + P[p + "self_attn.k_proj.bias"]
@@ -355,11 +364,11 @@ def forward(cfg, P, input_ids, attention_mask, position_ids, layers=None, loop=F
         else:
             a = attention_vectorised(q, k, v, allowed, n_rep, kv_map)
         a = a.transpose(1, 2).reshape(B, T, nh * hd)
-        x = x + a @ P[p + "self_attn.o_proj.weight"].T
+        x = x + proj(a, p + "self_attn.o_proj")
         y = rms_norm(x, P[p + "post_attention_layernorm.weight"], eps)
-        g = y @ P[p + "mlp.gate_proj.weight"].T
-        u = y @ P[p + "mlp.up_proj.weight"].T
-        x = x + (torch.nn.functional.silu(g) * u) @ P[p + "mlp.down_proj.weight"].T
+        g = proj(y, p + "mlp.gate_proj")
+        u = proj(y, p + "mlp.up_proj")
+        x = x + proj(torch.nn.functional.silu(g) * u, p + "mlp.down_proj")
     x = rms_norm(x, P["model.norm.weight"], eps)
     head = P["model.embed_tokens.weight"] if cfg["tie_word_embeddings"] else P["lm_head.weight"]
     return x @ head.T
@@ -657,13 +666,252 @@ def build_case(name, seed, cfg_specific, out_dir):
                       for k, v in sens.items()) or "-", size))
 
 
+# ---------------------------------------------------------------------------------------------
+# LoRA adapters in PEFT's on-disk layout, applied by the reference as PEFT's LoRA Linear does:
+# y = x W^T (+ b) + scaling * (x A^T) B^T with scaling = lora_alpha / r, A [r, in] saved as
+# base_model.model.<module>.lora_A.weight and B [out, r] as ...lora_B.weight (peft
+# tuners/lora/layer.py, utils/save_and_load.py); "all-linear" is written expanded, as PEFT does.
+
+PEFT_PREFIX = "base_model.model."
+LORA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# The keys PEFT 0.10-0.13 writes into adapter_config.json for a LoRA CAUSAL_LM adapter.
+PEFT_CONFIG_KEYS = {
+    "alpha_pattern", "auto_mapping", "base_model_name_or_path", "bias", "fan_in_fan_out",
+    "inference_mode", "init_lora_weights", "layer_replication", "layers_pattern",
+    "layers_to_transform", "loftq_config", "lora_alpha", "lora_dropout", "megatron_config",
+    "megatron_core", "modules_to_save", "peft_type", "r", "rank_pattern", "revision",
+    "target_modules", "task_type", "use_dora", "use_rslora"}
+
+LORA_CASES = [
+    # (base case, seed, r, lora_alpha, target_modules as given to LoraConfig). B is random and
+    # non-zero (a trained adapter), unlike PEFT's B = 0 at initialisation.
+    ("llama", 611, 4, 8, ["v_proj", "q_proj", "down_proj"]),
+    ("qwen3", 622, 2, 6, "all-linear"),
+]
+LORA_GRADS = ["model.layers.0.self_attn.q_proj", "model.layers.1.mlp.down_proj"]
+
+
+def module_path(layer, name):
+    block = "self_attn" if name in ("q_proj", "k_proj", "v_proj", "o_proj") else "mlp"
+    return "model.layers.%d.%s.%s" % (layer, block, name)
+
+
+def projection_shape(cfg, name):
+    """(in, out) of a projection."""
+    H, I = cfg["hidden_size"], cfg["intermediate_size"]
+    q = cfg["num_attention_heads"] * head_dim_of(cfg)
+    kv = cfg["num_key_value_heads"] * head_dim_of(cfg)
+    return {"q_proj": (H, q), "k_proj": (H, kv), "v_proj": (H, kv), "o_proj": (q, H),
+            "gate_proj": (H, I), "up_proj": (H, I), "down_proj": (I, H)}[name]
+
+
+def expand_targets(targets):
+    if isinstance(targets, str):
+        check(targets == "all-linear", "only all-linear is used as a string")
+        return list(LORA_MODULES)
+    return [n for n in LORA_MODULES if n in targets]
+
+
+def make_lora(cfg, seed, r, names):
+    """[(PEFT tensor name, float32 array)]: A ~ U(-1/sqrt(in), 1/sqrt(in)) as PEFT draws it,
+    B ~ N(0, 0.25^2) standing in for a trained adapter."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    out = []
+    for layer in range(cfg["num_hidden_layers"]):
+        for name in names:
+            fan_in, fan_out = projection_shape(cfg, name)
+            bound = 1.0 / math.sqrt(fan_in)
+            path = PEFT_PREFIX + module_path(layer, name)
+            out.append((path + ".lora_A.weight", rng.uniform(-bound, bound, (r, fan_in))))
+            out.append((path + ".lora_B.weight", 0.25 * rng.standard_normal((fan_out, r))))
+    return [(n, a.astype(np.float32)) for n, a in out]
+
+
+def lora_modules(tensors, scaling):
+    """PEFT tensors -> {module path: (A, B, scaling)} in float64, requiring grad."""
+    T = {n: torch.from_numpy(np.asarray(a, dtype=np.float64)).requires_grad_(True) for n, a in tensors}
+    out = {}
+    for n in T:
+        if n.endswith(".lora_A.weight"):
+            path = n[len(PEFT_PREFIX):-len(".lora_A.weight")]
+            out[path] = (T[n], T[PEFT_PREFIX + path + ".lora_B.weight"], scaling)
+    return out
+
+
+def peft_adapter_config(r, alpha, names, base, dropout=0.0):
+    return {
+        "alpha_pattern": {}, "auto_mapping": None, "base_model_name_or_path": base,
+        "bias": "none", "fan_in_fan_out": False, "inference_mode": True,
+        "init_lora_weights": True, "layer_replication": None, "layers_pattern": None,
+        "layers_to_transform": None, "loftq_config": {}, "lora_alpha": alpha,
+        "lora_dropout": dropout, "megatron_config": None, "megatron_core": "megatron.core",
+        "modules_to_save": None, "peft_type": "LORA", "r": r, "rank_pattern": {},
+        "revision": None, "target_modules": names, "task_type": "CAUSAL_LM",
+        "use_dora": False, "use_rslora": False}
+
+
+def merged_params(P, lora):
+    M = dict(P)
+    for path, (a, b, scaling) in lora.items():
+        M[path + ".weight"] = P[path + ".weight"] + scaling * (b @ a)
+    return M
+
+
+def build_lora_case(base_name, seed, r, alpha, targets, out_dir):
+    cfg = dict(COMMON)
+    base_seed, spec = next((sd, c) for n, sd, c in CASES if n == base_name)
+    cfg.update(spec)
+    P = {n: torch.from_numpy(a.astype(np.float64)) for n, a in make_params(cfg, base_seed)}
+    ids, am, pos = make_inputs(cfg, base_seed)
+    valid = valid_targets(am)
+    names = expand_targets(targets)
+    scaling = alpha / r
+    tensors = make_lora(cfg, seed, r, names)
+    L = lora_modules(tensors, scaling)
+    tag = "%s/lora" % base_name
+
+    lp = next_token_logprobs(forward(cfg, P, ids, am, pos, lora=L), ids)
+    loss = -lp[valid].mean()
+    gnames = [PEFT_PREFIX + m + ".lora_" + h + ".weight" for m in LORA_GRADS if m in L for h in "AB"]
+    gtensors = [L[n[len(PEFT_PREFIX):-len(".lora_A.weight")]]["AB".index(n[-8])] for n in gnames]
+    grads = torch.autograd.grad(loss, gtensors)
+    lp = lp.detach().masked_fill(~valid, 0.0)
+
+    with torch.no_grad():
+        # The merged weights W + scaling B A give the unmerged forward's log-probs.
+        lp_merged = next_token_logprobs(forward(cfg, merged_params(P, L), ids, am, pos), ids)
+        d = maxdiff(lp_merged[valid], lp[valid])
+        check(d < 1e-11, "%s: merged and unmerged differ by %g" % (tag, d))
+        # The adapter matters, and so do its scaling and each kind of module it adapts.
+        base_lp = next_token_logprobs(forward(cfg, P, ids, am, pos), ids)
+        sens = {"adapter": maxdiff(base_lp[valid], lp[valid])}
+        unscaled = {m: (a, b, float(alpha)) for m, (a, b, _) in L.items()}
+        sens["alpha_not_over_r"] = maxdiff(
+            next_token_logprobs(forward(cfg, P, ids, am, pos, lora=unscaled), ids)[valid], lp[valid])
+        for name in names:
+            partial = {m: v for m, v in L.items() if not m.endswith("." + name)}
+            sens["without_" + name] = maxdiff(
+                next_token_logprobs(forward(cfg, P, ids, am, pos, lora=partial), ids)[valid],
+                lp[valid])
+        for k, v in sens.items():
+            check(v > 1e-3, "%s: golden insensitive to %s (max diff %g)" % (tag, k, v))
+
+    # (d) finite differences along a random direction agree with autograd for the A/B grads.
+    rng = np.random.Generator(np.random.PCG64(98))
+    for n, t, g in zip(gnames, gtensors, grads):
+        direction = torch.from_numpy(rng.standard_normal(tuple(t.shape)))
+        h = 1e-5
+        with torch.no_grad():
+            keep = t.clone()
+            t.copy_(keep + h * direction)
+            lp_p = next_token_logprobs(forward(cfg, P, ids, am, pos, lora=L), ids)
+            t.copy_(keep - h * direction)
+            lp_m = next_token_logprobs(forward(cfg, P, ids, am, pos, lora=L), ids)
+            t.copy_(keep)
+        fd = float((-(lp_p[valid].mean()) + lp_m[valid].mean()) / (2 * h))
+        an = float((g * direction).sum())
+        check(abs(fd - an) <= 1e-6 * max(1.0, abs(an)),
+              "%s: finite difference for %s: %g vs autograd %g" % (tag, n, fd, an))
+
+    lora_dir = os.path.join(out_dir, base_name, "lora")
+    os.makedirs(lora_dir, exist_ok=True)
+    written_targets = targets if not isinstance(targets, str) else names  # PEFT expands
+    config = peft_adapter_config(r, alpha, written_targets, "tests/golden/models/" + base_name)
+    check(set(config) == PEFT_CONFIG_KEYS, "adapter config keys")
+    with open(os.path.join(lora_dir, "adapter_config.json"), "w") as f:
+        f.write(json.dumps(config, indent=2, sort_keys=True))
+    adapter_blob = safetensors_bytes([(n, "F32", a) for n, a in tensors], {"format": "pt"})
+    golden = [("logprobs", "F64", lp.numpy()),
+              ("loss", "F64", np.array(float(loss), dtype=np.float64).reshape(()))]
+    golden += [("grad." + n, "F64", g.detach().numpy()) for n, g in zip(gnames, grads)]
+    golden_blob = safetensors_bytes(golden, {
+        "case": tag, "generator": "scripts/make_model_goldens.py",
+        "lora": "W x + (lora_alpha / r) * B A x on %s, r=%d, lora_alpha=%s"
+                % (",".join(names), r, alpha),
+        "inputs": "input_ids, attention_mask, position_ids of ../golden.safetensors"})
+    back = safetensors_read(adapter_blob)
+    check(all(np.array_equal(back[n], a) for n, a in tensors), "%s: adapter round trip" % tag)
+    write_file(os.path.join(lora_dir, "adapter_model.safetensors"), adapter_blob)
+    write_file(os.path.join(lora_dir, "golden.safetensors"), golden_blob)
+    print("%-12s r=%d alpha=%s targets=%s  loss=%.6f  sensitivity %s"
+          % (tag, r, alpha, ",".join(names), float(loss),
+             ",".join("%s=%.3g" % kv for kv in sens.items())))
+
+
+def safetensors_header(blob):
+    (n,) = struct.unpack("<Q", blob[:8])
+    return json.loads(blob[8:8 + n].decode("utf-8"))
+
+
+def check_adapter(adapter_dir, base_dir):
+    """--check-adapter: reads an adapter folder as PEFT writes it (the PEFT 0.10-0.13 key set,
+    tensor names and shapes, F32, metadata format pt), applies it to the base folder's model with
+    this reference and prints the log-probs of the base's golden batch as JSON."""
+    with open(os.path.join(base_dir, "config.json")) as f:
+        cfg = json.load(f)
+    with open(os.path.join(base_dir, "model.safetensors"), "rb") as f:
+        P = {n: torch.from_numpy(a.astype(np.float64)) for n, a in safetensors_read(f.read()).items()}
+    with open(os.path.join(base_dir, "golden.safetensors"), "rb") as f:
+        g = safetensors_read(f.read())
+    ids, am, pos = (torch.from_numpy(np.array(g[k])) for k in
+                    ("input_ids", "attention_mask", "position_ids"))
+    with open(os.path.join(adapter_dir, "adapter_config.json")) as f:
+        conf = json.load(f)
+    check(set(conf) == PEFT_CONFIG_KEYS, "adapter_config.json keys differ from PEFT's: extra %s, "
+          "missing %s" % (sorted(set(conf) - PEFT_CONFIG_KEYS), sorted(PEFT_CONFIG_KEYS - set(conf))))
+    for key, want in (("peft_type", "LORA"), ("task_type", "CAUSAL_LM"), ("bias", "none"),
+                      ("use_dora", False), ("modules_to_save", None), ("fan_in_fan_out", False),
+                      ("inference_mode", True), ("rank_pattern", {}), ("alpha_pattern", {})):
+        check(conf[key] == want, "adapter_config.json: %s is %r, not %r" % (key, conf[key], want))
+    r, alpha = conf["r"], conf["lora_alpha"]
+    check(isinstance(r, int) and r > 0, "r must be a positive int")
+    check(isinstance(alpha, (int, float)) and alpha > 0, "lora_alpha must be a positive number")
+    names = conf["target_modules"]
+    check(isinstance(names, list) and names and all(n in LORA_MODULES for n in names),
+          "target_modules must be an expanded list of projection names: %r" % (names,))
+    with open(os.path.join(adapter_dir, "adapter_model.safetensors"), "rb") as f:
+        blob = f.read()
+    header = safetensors_header(blob)
+    check(header.get("__metadata__") == {"format": "pt"}, "metadata must be {'format': 'pt'}")
+    tensors = safetensors_read(blob)
+    expected = {}
+    for layer in range(cfg["num_hidden_layers"]):
+        for name in names:
+            fan_in, fan_out = projection_shape(cfg, name)
+            path = PEFT_PREFIX + module_path(layer, name)
+            expected[path + ".lora_A.weight"] = [r, fan_in]
+            expected[path + ".lora_B.weight"] = [fan_out, r]
+    check(set(tensors) == set(expected), "tensor names differ: extra %s, missing %s"
+          % (sorted(set(tensors) - set(expected)), sorted(set(expected) - set(tensors))))
+    for n, shape in expected.items():
+        check(header[n]["dtype"] == "F32", "%s is %s, not F32" % (n, header[n]["dtype"]))
+        check(list(tensors[n].shape) == shape, "%s is %s, not %s" % (n, tensors[n].shape, shape))
+    scaling = alpha / math.sqrt(r) if conf["use_rslora"] else alpha / r
+    L = lora_modules(sorted(tensors.items()), scaling)
+    with torch.no_grad():
+        lp = next_token_logprobs(forward(cfg, P, ids, am, pos, lora=L), ids)
+    lp = lp.masked_fill(~valid_targets(am), 0.0)
+    print(json.dumps({"tensors": len(tensors), "logprobs": lp.tolist()}))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join("tests", "golden", "models"))
+    ap.add_argument("--check-adapter", metavar="DIR",
+                    help="read a PEFT LoRA adapter folder strictly and print the log-probs of "
+                         "--base's golden batch with it as JSON, instead of writing goldens")
+    ap.add_argument("--base", metavar="DIR", help="base case folder for --check-adapter")
     args = ap.parse_args()
+    if args.check_adapter:
+        if not args.base:
+            ap.error("--check-adapter needs --base")
+        check_adapter(args.check_adapter, args.base)
+        return 0
     os.makedirs(args.out, exist_ok=True)
     for name, seed, cfg in CASES:
         build_case(name, seed, cfg, args.out)
+    for base_name, seed, r, alpha, targets in LORA_CASES:
+        build_lora_case(base_name, seed, r, alpha, targets, args.out)
     return 0
 
 

@@ -9,6 +9,7 @@
 
 #include "cli/commands.hpp"
 #include "percetrain/model/hf_folder.hpp"
+#include "percetrain/model/lora.hpp"
 #include "percetrain/tokenizer/tokenizer.hpp"
 #include "percetrain/util/device.hpp"
 #include "percetrain/util/error.hpp"
@@ -92,7 +93,7 @@ std::vector<int> parse_id_list(const std::string& text) {
 
 Runner add_logprobs_command(CLI::App& app) {
   struct Options {
-    std::string model, text, ids, device = "cpu", dtype = "auto";
+    std::string model, adapter, text, ids, device = "cpu", dtype = "auto";
     bool json = false;
   };
   auto opts = std::make_shared<Options>();
@@ -102,6 +103,7 @@ Runner add_logprobs_command(CLI::App& app) {
       "token has none). With --text the model's tokenizer adds BOS as it does by default.\n"
       "Example: percetrain logprobs --model build/tiny --text 'Great coffee maker.'");
   cmd->add_option("--model", opts->model, "Hugging Face model folder")->required();
+  cmd->add_option("--adapter", opts->adapter, "PEFT LoRA adapter folder to apply (unmerged) on --model");
   auto* text = cmd->add_option("--text", opts->text, "Text to tokenise and score");
   auto* ids = cmd->add_option("--ids", opts->ids, "Comma-separated token ids to score, e.g. 1,450,4996");
   text->excludes(ids);
@@ -118,7 +120,8 @@ Runner add_logprobs_command(CLI::App& app) {
         text->count() ? tokenizer->encode(opts->text, /*add_special=*/true) : parse_id_list(opts->ids);
     if (token_ids.empty()) fail("--text", "tokenises to no tokens");
     LoadedModel loaded = load_causal_lm(opts->model, device, dtype);
-    std::cerr << describe_loaded_model(loaded) << "\n";
+    if (!opts->adapter.empty()) load_lora_adapter(*loaded.model, opts->adapter);
+    std::cerr << describe_loaded_model(loaded) << (opts->adapter.empty() ? "" : " + adapter " + opts->adapter) << "\n";
     for (int id : token_ids)
       if (id < 0 || id >= loaded.config.vocab_size)
         fail("--ids", "token id " + std::to_string(id) + " is outside the vocabulary of " +
@@ -140,6 +143,7 @@ Runner add_logprobs_command(CLI::App& app) {
     if (opts->json) {
       nlohmann::json out;
       out["model"] = opts->model;
+      if (!opts->adapter.empty()) out["adapter"] = opts->adapter;
       out["tokens"] = nlohmann::json::array();
       for (int64_t t = 0; t < T; ++t) {
         nlohmann::json tok = {{"id", token_ids[t]}, {"piece", tokenizer->id_to_piece(token_ids[t])}};

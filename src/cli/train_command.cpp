@@ -37,6 +37,10 @@ Runner add_train_command(CLI::App& app) {
   cmd->add_flag("--quiet", opts->quiet, "No progress output (metrics.jsonl is still written)");
   return [opts]() {
     JobConfig config = load_job_config(opts->config, opts->overrides);
+    // Until the trainer trains adapters (issue 15, phase 2), a lora section must not quietly
+    // become a full fine-tune.
+    if (config.lora.enabled())
+      fail(config.file + ": lora.rank", "LoRA training is not implemented yet", "remove the lora section or set rank 0");
     if (!opts->quiet) std::cerr << "effective config:\n" << job_config_to_json(config);
     if (opts->resume && opts->overwrite) fail("--overwrite", "cannot be combined with --resume");
     install_interrupt_handlers();

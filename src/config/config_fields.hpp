@@ -40,6 +40,16 @@ void describe(ModelSection& s, V& v) {
 }
 
 template <class V>
+void describe(LoraSection& s, V& v) {
+  v("rank", s.rank, at_least(0, "0 turns adapters off: every weight is fine-tuned"));
+  v("alpha", s.alpha, above(0, "the adapter's scaling is alpha / rank"));
+  v("dropout", s.dropout, half_open(0, 1));
+  v("target_modules", s.target_modules);
+  v("use_rslora", s.use_rslora);
+  v("per_user", s.per_user);
+}
+
+template <class V>
 void describe(TokenizerSection& s, V& v) {
   v.path("path", s.path);
 }
@@ -127,6 +137,7 @@ void describe(OutputSection& s, V& v) {
 template <class V>
 void describe(JobConfig& c, V& v) {
   v.section("model", c.model);
+  v.section("lora", c.lora);
   v.section("tokenizer", c.tokenizer);
   v.section("data", c.data);
   v.section("objective", c.objective);

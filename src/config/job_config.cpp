@@ -163,6 +163,19 @@ void apply_override(json& root, const std::string& assignment, const std::vector
   (*node)[keys.back()] = value;
 }
 
+// lora.target_modules: projection names (or all-linear), with a guess for a misspelt one.
+void validate_lora(const LoraSection& lora, const std::string& where) {
+  std::vector<std::string> known = lora_module_names();
+  known.push_back(kAllLinear);
+  for (const auto& name : lora.target_modules)
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      const std::string guess = closest_key(name, known);
+      fail(where, "'" + name + "' is not a projection LoRA can adapt",
+           (guess.empty() ? "" : "did you mean '" + guess + "'? ") + "use " + join_choices(known));
+    }
+  expand_target_modules(lora.target_modules, where);  // an empty list
+}
+
 // What the field bounds cannot say: relations between keys.
 void validate(const JobConfig& c, const std::string& file) {
   auto where = [&](const std::string& key) { return file + ": " + key; };
@@ -176,6 +189,7 @@ void validate(const JobConfig& c, const std::string& file) {
   if (s.epochs < 1 && s.max_steps < 1) fail(where("train.epochs"), "give epochs or max_steps");
   for (const auto& stop : c.generate.stop_strings)
     if (stop.empty()) fail(where("generate.stop_strings"), "must not contain an empty string");
+  validate_lora(c.lora, where("lora.target_modules"));
 }
 
 }  // namespace

@@ -6,7 +6,6 @@
 #include <cmath>
 #include <unordered_map>
 
-#include "percetrain/util/error.hpp"
 
 namespace percetrain {
 namespace {

@@ -4,6 +4,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "percetrain/model/fused_ops.hpp"
@@ -36,8 +37,8 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) { return rms_norm(x, 
 // ---------------------------------------------------------------------------------------------
 namespace {
 
-torch::nn::Linear make_linear(int64_t in, int64_t out, bool bias) {
-  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+Projection make_projection(int64_t in, int64_t out, bool bias) {
+  return Projection(torch::nn::LinearOptions(in, out).bias(bias));
 }
 
 }  // namespace
@@ -47,10 +48,10 @@ AttentionImpl::AttentionImpl(const ModelConfig& c)
   const bool qkv_bias = c.attention_bias;
   // Llama's attention_bias also covers o_proj; Qwen2 has q/k/v biases only.
   const bool o_bias = c.attention_bias && c.model_type != "qwen2";
-  q_proj = register_module("q_proj", make_linear(c.hidden_size, heads_ * head_dim_, qkv_bias));
-  k_proj = register_module("k_proj", make_linear(c.hidden_size, kv_heads_ * head_dim_, qkv_bias));
-  v_proj = register_module("v_proj", make_linear(c.hidden_size, kv_heads_ * head_dim_, qkv_bias));
-  o_proj = register_module("o_proj", make_linear(heads_ * head_dim_, c.hidden_size, o_bias));
+  q_proj = register_module("q_proj", make_projection(c.hidden_size, heads_ * head_dim_, qkv_bias));
+  k_proj = register_module("k_proj", make_projection(c.hidden_size, kv_heads_ * head_dim_, qkv_bias));
+  v_proj = register_module("v_proj", make_projection(c.hidden_size, kv_heads_ * head_dim_, qkv_bias));
+  o_proj = register_module("o_proj", make_projection(heads_ * head_dim_, c.hidden_size, o_bias));
   if (c.qk_norm) {
     q_norm = register_module("q_norm", RMSNorm(head_dim_, c.rms_norm_eps));
     k_norm = register_module("k_norm", RMSNorm(head_dim_, c.rms_norm_eps));
@@ -152,9 +153,9 @@ void KVCache::select_rows(const torch::Tensor& rows) {
 
 // ---------------------------------------------------------------------------------------------
 MLPImpl::MLPImpl(const ModelConfig& c) {
-  gate_proj = register_module("gate_proj", make_linear(c.hidden_size, c.intermediate_size, false));
-  up_proj = register_module("up_proj", make_linear(c.hidden_size, c.intermediate_size, false));
-  down_proj = register_module("down_proj", make_linear(c.intermediate_size, c.hidden_size, false));
+  gate_proj = register_module("gate_proj", make_projection(c.hidden_size, c.intermediate_size, false));
+  up_proj = register_module("up_proj", make_projection(c.hidden_size, c.intermediate_size, false));
+  down_proj = register_module("down_proj", make_projection(c.intermediate_size, c.hidden_size, false));
 }
 
 torch::Tensor MLPImpl::forward(const torch::Tensor& x) {
@@ -223,9 +224,21 @@ namespace {
 
 using torch::autograd::AutogradContext;
 
+// The generators the adapters of a layer draw from (one shared generator, in practice).
+std::vector<at::Generator*> adapter_generators(DecoderLayerImpl& layer) {
+  std::vector<at::Generator*> out;
+  for (Projection* p : {&layer.self_attn->q_proj, &layer.self_attn->k_proj, &layer.self_attn->v_proj,
+                        &layer.self_attn->o_proj, &layer.mlp->gate_proj, &layer.mlp->up_proj, &layer.mlp->down_proj})
+    if ((*p)->adapter)
+      if (at::Generator* g = (*p)->adapter->generator(); g && std::find(out.begin(), out.end(), g) == out.end())
+        out.push_back(g);
+  return out;
+}
+
 // Activation checkpointing for one decoder layer: forward keeps only the layer's input; backward
 // runs the layer again with autograd on and back-propagates through that recomputation, which
 // accumulates the parameter gradients exactly as the plain path does (LibTorch has no built-in).
+// Random draws (adapter dropout) are replayed from the generator states forward started from.
 struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   // x: [B, T, C] -> [B, T, C]
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor x, torch::Tensor cos, torch::Tensor sin,
@@ -235,6 +248,9 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     ctx->saved_data["sin"] = sin;
     ctx->saved_data["mask"] = mask;
     ctx->saved_data["layer"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(layer));
+    std::vector<torch::Tensor> states;
+    for (at::Generator* g : adapter_generators(*layer)) states.push_back(g->get_state());
+    ctx->saved_data["rng_states"] = states;
     return layer->forward(x, Rope{cos, sin}, mask);  // autograd is off inside Function::forward
   }
 
@@ -242,11 +258,19 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     auto* layer = reinterpret_cast<DecoderLayerImpl*>(static_cast<intptr_t>(ctx->saved_data["layer"].toInt()));
     auto x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
     Rope rope{ctx->saved_data["cos"].toTensor(), ctx->saved_data["sin"].toTensor()};
+    const auto generators = adapter_generators(*layer);
+    const auto forward_states = ctx->saved_data["rng_states"].toTensorVector();
+    std::vector<torch::Tensor> current;
+    for (size_t i = 0; i < generators.size(); ++i) {
+      current.push_back(generators[i]->get_state());
+      generators[i]->set_state(forward_states.at(i));
+    }
     torch::Tensor y;
     {
       torch::AutoGradMode enable(true);
       y = layer->forward(x, rope, ctx->saved_data["mask"].toTensor());
     }
+    for (size_t i = 0; i < generators.size(); ++i) generators[i]->set_state(current[i]);
     torch::autograd::backward({y}, {grads[0]});
     return {x.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
@@ -256,12 +280,17 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
 
 torch::Tensor checkpointed_layer_forward(DecoderLayerImpl& layer, const torch::Tensor& x, const Rope& rope,
                                          const torch::Tensor& mask) {
-  return CheckpointedLayer::apply(x, rope.cos, rope.sin, mask, &layer);
+  // Autograd calls backward only for an input that requires grad: with a frozen base (adapters)
+  // the first layer's input does not, and the adapters inside would get no gradient.
+  const bool needs_input_grad = torch::GradMode::is_enabled() && !x.requires_grad();
+  return CheckpointedLayer::apply(needs_input_grad ? x.detach().requires_grad_(true) : x, rope.cos, rope.sin, mask,
+                                  &layer);
 }
 
 CausalLMImpl::CausalLMImpl(const ModelConfig& c) : config_(c) {
   model = register_module("model", DecoderModel(c));
-  if (!c.tie_word_embeddings) lm_head = register_module("lm_head", make_linear(c.hidden_size, c.vocab_size, false));
+  if (!c.tie_word_embeddings)
+    lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.vocab_size).bias(false)));
   inv_freq_ = rope_inv_freq(c);
 }
 

@@ -64,6 +64,7 @@ template <class S>
 
 TEST(JobConfigFields, EveryMemberOfEverySectionIsInTheTable) {
   EXPECT_TRUE(table_covers<ModelSection>("model"));
+  EXPECT_TRUE(table_covers<LoraSection>("lora"));
   EXPECT_TRUE(table_covers<TokenizerSection>("tokenizer"));
   EXPECT_TRUE(table_covers<DataConfig>("data"));
   EXPECT_TRUE(table_covers<ObjectiveSection>("objective"));
@@ -117,6 +118,9 @@ TEST(JobConfigFields, OutOfRangeValuesNameTheKeyAndTheRange) {
       {"train.grad_clip=-1", "train.grad_clip: -1 is out of range"},
       {"generate.top_p=0", "generate.top_p: 0 is out of range: it must be in (0, 1]"},
       {"data.max_length=4", "data.max_length: 4 is out of range: it must be at least 8"},
+      {"lora.rank=-1", "lora.rank: -1 is out of range: it must be at least 0"},
+      {"lora.alpha=0", "lora.alpha: 0 is out of range: it must be greater than 0"},
+      {"lora.dropout=1", "lora.dropout: 1 is out of range: it must be in [0, 1)"},
   };
   for (const auto& [assignment, expected] : cases) {
     const std::string error = testing_util::job_config_error(base, {assignment});
@@ -126,6 +130,22 @@ TEST(JobConfigFields, OutOfRangeValuesNameTheKeyAndTheRange) {
   EXPECT_NE(typo.find("objective.name: 'percee' is not allowed (did you mean 'perce'? use ce, perce, lossce or entce)"),
             std::string::npos)
       << typo;
+}
+
+TEST(JobConfigFields, LoraTargetModulesAreProjectionNamesWithAGuessForATypo) {
+  const std::string base = R"({"model": {"path": "m"}, "lora": {"rank": 8)";
+  EXPECT_EQ(testing_util::job_config_error(base + R"(, "target_modules": ["q_proj", "down_proj"]}})"), "");
+  EXPECT_EQ(testing_util::job_config_error(base + R"(, "target_modules": ["all-linear"]}})"), "");
+  const std::string typo = testing_util::job_config_error(base + R"(, "target_modules": ["q_proj", "gate_prj"]}})");
+  EXPECT_NE(typo.find("lora.target_modules: 'gate_prj' is not a projection LoRA can adapt (did you mean 'gate_proj'?"),
+            std::string::npos)
+      << typo;
+  const std::string head = testing_util::job_config_error(base + R"(, "target_modules": ["lm_head"]}})");
+  EXPECT_NE(head.find("'lm_head' is not a projection LoRA can adapt"), std::string::npos) << head;
+  const std::string empty = testing_util::job_config_error(base + R"(, "target_modules": []}})");
+  EXPECT_NE(empty.find("lora.target_modules: names no module"), std::string::npos) << empty;
+  // Absent, the section means full fine-tuning.
+  EXPECT_FALSE(parse_job_config(R"({"model": {"path": "/m"}})", "/j.json").lora.enabled());
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "percetrain/data/data_config.hpp"
+#include "percetrain/model/lora_section.hpp"
 #include "percetrain/model/model_section.hpp"
 #include "percetrain/objective/objective_section.hpp"
 #include "percetrain/util/enum_names.hpp"
@@ -80,6 +81,7 @@ struct OutputSection {
 struct JobConfig {
   std::string file;  // where it was read from
   ModelSection model;
+  LoraSection lora;
   TokenizerSection tokenizer;
   DataConfig data;
   ObjectiveSection objective;

@@ -8,6 +8,7 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
+#include <memory>
 #include <tuple>
 #include <vector>
 
@@ -43,6 +44,32 @@ struct KVCache {
   void select_rows(const torch::Tensor& rows);
 };
 
+// An extra term on a projection's output, e.g. a LoRA adapter (model/lora.hpp).
+class ProjectionAdapter {
+ public:
+  virtual ~ProjectionAdapter() = default;
+  // x: [..., in], base: [..., out] = W x (+ b) -> [..., out]; `training`: the module's mode.
+  virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& base, bool training) = 0;
+  // The generator forward draws from (dropout masks), or nullptr. Gradient checkpointing
+  // replays its state so that the recomputation in backward draws what the forward drew.
+  virtual at::Generator* generator() { return nullptr; }
+};
+
+// A linear layer under a Hugging Face name (q_proj, ..., down_proj) that can carry an adapter;
+// without one it is exactly torch::nn::Linear.
+class ProjectionImpl : public torch::nn::LinearImpl {
+ public:
+  explicit ProjectionImpl(const torch::nn::LinearOptions& options) : torch::nn::LinearImpl(options) {}
+  // x: [..., in] -> [..., out]
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto y = torch::nn::LinearImpl::forward(x);
+    return adapter ? adapter->forward(x, y, is_training()) : y;
+  }
+  std::shared_ptr<ProjectionAdapter> adapter;  // not a registered module: the base's
+                                               // parameters and files stay the model's own
+};
+TORCH_MODULE(Projection);
+
 class AttentionImpl : public torch::nn::Module {
  public:
   explicit AttentionImpl(const ModelConfig& config);
@@ -54,7 +81,7 @@ class AttentionImpl : public torch::nn::Module {
   torch::Tensor forward_cached(const torch::Tensor& x, const Rope& rope, const torch::Tensor& mask,
                                KVCache& cache, size_t layer);
 
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  Projection q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   RMSNorm q_norm{nullptr}, k_norm{nullptr};  // qwen3 only
 
  private:
@@ -76,7 +103,7 @@ class MLPImpl : public torch::nn::Module {
   explicit MLPImpl(const ModelConfig& config);
   // x: [B, T, C] -> [B, T, C]; down(silu(gate(x)) * up(x))
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  Projection gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(MLP);
 

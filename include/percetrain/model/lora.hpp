@@ -1,0 +1,94 @@
+// LoRA adapters on a CausalLM's Hugging Face-named projections: attach, train (the base frozen),
+// merge into the base weights, and save / read them in PEFT's layout (adapter_config.json +
+// adapter_model.safetensors) so that PEFT, vLLM and transformers load them unchanged.
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "percetrain/model/decoder.hpp"
+#include "percetrain/model/lora_section.hpp"
+
+namespace percetrain {
+
+using LoraTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
+// Each adapted projection computes y = W x (+ b) + scaling * B A dropout(x), with
+// scaling = alpha / rank (alpha / sqrt(rank) with use_rslora), A [r, in] and B [out, r] as PEFT's
+// lora_A.weight / lora_B.weight. A and B are float32 (float64 on a float64 base) whatever the
+// base's dtype: the adapter's input is cast up, its term added to the base output in that
+// precision and the sum rounded once to the base's dtype, as PEFT does on a bf16 base. Dropout
+// draws from the adapters' own generator, only in training mode; gradient checkpointing replays
+// it. Adapters are not registered modules: named_parameters(), save_causal_lm and model->to()
+// see the base alone, so attach after the model has its device and dtype.
+
+// Adds an adapter to `lora.target_modules` of every layer: A ~ U(-1/sqrt(in), 1/sqrt(in)) (PEFT's
+// kaiming_uniform_(a = sqrt(5))) from a generator seeded with `seed`, B = 0, so the model computes
+// exactly what the base does until B moves; dropout masks come from a generator seeded with
+// seed + 1. A and B require grad; every base parameter is frozen (requires_grad false). An error
+// when the model has adapters already or lora.rank is 0.
+void attach_lora(CausalLMImpl& model, const LoraSection& lora, uint64_t seed);
+
+bool has_lora(CausalLMImpl& model);
+
+// The settings the attached adapters were made with, target_modules expanded. Error without.
+LoraSection lora_settings(CausalLMImpl& model);
+
+// The adapters' tensors (the live ones, not copies) under PEFT's names, e.g.
+// base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight: layer by layer, projections in
+// lora_module_names() order, A before B. With adapters these are all that trains.
+LoraTensors lora_parameters(CausalLMImpl& model);
+
+// What lora_parameters holds for `lora` on a model of `config`: layers x sum over the targeted
+// projections of rank * (in + out).
+int64_t lora_parameter_count(const ModelConfig& config, const LoraSection& lora);
+
+// Elements of every tensor that requires grad: base parameters and adapters.
+int64_t trainable_parameter_count(CausalLMImpl& model);
+
+// W += scaling * B A in the adapter's precision, rounded once to W's dtype; the adapters stay
+// attached but add nothing until unmerge_lora (W -= the same; exact only up to that rounding).
+void merge_lora(CausalLMImpl& model);
+void unmerge_lora(CausalLMImpl& model);
+bool lora_merged(CausalLMImpl& model);
+
+// Removes the adapters and leaves the base weights as they are (merged: PEFT's merge_and_unload;
+// not merged: the base model again) with every base parameter trainable again.
+void detach_lora(CausalLMImpl& model);
+
+// The dropout generator's state (an opaque CPU tensor), for checkpoints, and its restoration.
+torch::Tensor lora_dropout_state(CausalLMImpl& model);
+void set_lora_dropout_state(CausalLMImpl& model, const torch::Tensor& state);
+
+// Writes adapter_config.json (the keys PEFT 0.10-0.13 writes; target_modules expanded) and
+// adapter_model.safetensors (float32, metadata {"format": "pt"}) into the existing folder `dir`,
+// each file atomically: for a checkpoint folder being assembled.
+void write_lora_adapter(CausalLMImpl& model, const std::string& dir, const std::string& base_model_name_or_path);
+
+// The same as a folder of its own: written beside `out_dir` and renamed over it when complete.
+void save_lora_adapter(CausalLMImpl& model, const std::string& out_dir, const std::string& base_model_name_or_path);
+
+// Reads a PEFT LoRA adapter folder and attaches it to `model` as attach_lora does, with the stored
+// A and B (trainable; dropout generator seeded with dropout_seed). Extra keys PEFT writes are
+// accepted; anything percetrain cannot apply exactly is one error naming the file and the key or
+// tensor: not LORA, bias, DoRA, modules_to_save, per-module ranks, unknown modules, a rank or
+// shape that does not fit the config or the base, a missing lora_A / lora_B.
+LoraSection load_lora_adapter(CausalLMImpl& model, const std::string& dir, uint64_t dropout_seed = 0);
+
+struct MergedAdapter {
+  LoraSection lora;          // as read, target_modules expanded
+  int64_t modules = 0;       // projections merged
+  c10::ScalarType dtype{};   // stored dtype of the merged folder
+};
+
+// merge-adapter: the base folder plus the adapter folder -> a Hugging Face folder at `out_dir`
+// with W + scaling * B A (computed in float32, rounded once to `dtype`; Undefined: the base's
+// torch_dtype) and the base's tokenizer files. `out_dir` may be neither input folder.
+MergedAdapter merge_adapter_folder(const std::string& base_dir, const std::string& adapter_dir,
+                                   const std::string& out_dir, c10::ScalarType dtype = c10::ScalarType::Undefined);
+
+}  // namespace percetrain

@@ -1,0 +1,66 @@
+// The "lora" section of a job config and the projection names LoRA adapters may target; kept
+// free of LibTorch so that config/ can include it (model/lora.hpp has the adapters themselves).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "percetrain/util/enum_names.hpp"
+#include "percetrain/util/error.hpp"
+
+namespace percetrain {
+
+// Low-rank adapters on the Hugging Face-named projections (PEFT's LoraConfig): y = W x (+ b) +
+// scaling * B A dropout(x), scaling = alpha / rank (alpha / sqrt(rank) with use_rslora). Rank 0,
+// the default (and what an absent section gives), fine-tunes every weight instead.
+struct LoraSection {
+  int64_t rank = 0;      // r; 0 = no adapters
+  double alpha = 16.0;   // lora_alpha
+  double dropout = 0.0;  // on the adapter's input only, in training only
+  // Projection names (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj) or
+  // "all-linear" for all seven; lm_head and the embeddings are never adapted. PEFT's default.
+  std::vector<std::string> target_modules = {"q_proj", "v_proj"};
+  bool use_rslora = false;
+  bool per_user = false;  // one adapter per user instead of one for the whole data set
+
+  bool enabled() const { return rank > 0; }
+};
+
+// PEFT's shorthand for every linear layer except the output embedding.
+inline constexpr const char* kAllLinear = "all-linear";
+
+// The projections of a decoder layer that can carry an adapter, in the order of a layer's
+// forward (and of lora_parameters): attention, then MLP.
+inline const std::vector<std::string>& lora_module_names() {
+  static const std::vector<std::string> names = {"q_proj", "k_proj", "v_proj", "o_proj",
+                                                 "gate_proj", "up_proj", "down_proj"};
+  return names;
+}
+
+// target_modules with "all-linear" expanded, duplicates dropped, in lora_module_names() order.
+// An unknown name is an error at `where`.
+inline std::vector<std::string> expand_target_modules(const std::vector<std::string>& targets,
+                                                      const std::string& where) {
+  const auto& known = lora_module_names();
+  std::vector<bool> wanted(known.size(), false);
+  for (const auto& name : targets) {
+    if (name == kAllLinear) {
+      std::fill(wanted.begin(), wanted.end(), true);
+      continue;
+    }
+    const auto it = std::find(known.begin(), known.end(), name);
+    if (it == known.end())
+      fail(where, "'" + name + "' is not a projection LoRA can adapt",
+           "use " + join_choices(known) + ", or all-linear for all of them");
+    wanted[it - known.begin()] = true;
+  }
+  std::vector<std::string> out;
+  for (size_t i = 0; i < known.size(); ++i)
+    if (wanted[i]) out.push_back(known[i]);
+  if (out.empty()) fail(where, "names no module", "e.g. [\"q_proj\", \"v_proj\"] or [\"all-linear\"]");
+  return out;
+}
+
+}  // namespace percetrain

@@ -1,0 +1,609 @@
+// LoRA adapters on the Hugging Face-named projections, PEFT's file layout, merging.
+#include "percetrain/model/lora.hpp"
+
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "percetrain/io/safetensors.hpp"
+#include "percetrain/model/hf_folder.hpp"
+#include "percetrain/util/device.hpp"
+#include "percetrain/util/error.hpp"
+#include "percetrain/util/file.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace percetrain {
+namespace {
+
+// PEFT's PeftModelForCausalLM -> LoraModel -> the transformers model: "base_model.model." before
+// the Hugging Face module path.
+constexpr const char* kPeftPrefix = "base_model.model.";
+
+// What every adapter of one model shares.
+struct LoraState {
+  LoraSection settings;  // target_modules expanded
+  double scaling = 1.0;
+  at::Generator generator;  // dropout masks
+  bool merged = false;
+};
+
+class LoraBranch : public ProjectionAdapter {
+ public:
+  LoraBranch(torch::Tensor a, torch::Tensor b, std::shared_ptr<LoraState> state)
+      : A(std::move(a)), B(std::move(b)), state_(std::move(state)) {}
+
+  // x: [..., in], base: [..., out] -> [..., out]
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& base, bool training) override {
+    if (state_->merged) return base;
+    auto h = x.to(A.scalar_type());
+    const double p = state_->settings.dropout;
+    if (training && p > 0) h = h * torch::empty_like(h).bernoulli_(1.0 - p, state_->generator).div_(1.0 - p);
+    // The scaling multiplies the [..., r] intermediate rather than the [..., out] result: the same
+    // product, r / out of the work.
+    auto delta = torch::linear(torch::linear(h, A) * state_->scaling, B);
+    return (base + delta).to(base.scalar_type());
+  }
+  at::Generator* generator() override { return state_->settings.dropout > 0 ? &state_->generator : nullptr; }
+
+  LoraState& state() { return *state_; }
+
+  torch::Tensor A, B;  // [r, in], [out, r]
+
+ private:
+  std::shared_ptr<LoraState> state_;
+};
+
+// One projection of one layer, by its Hugging Face path (model.layers.3.mlp.down_proj).
+struct Site {
+  std::string path;
+  std::string name;  // the last component: q_proj, ..., down_proj
+  int64_t layer = 0;
+  ProjectionImpl* projection = nullptr;
+  LoraBranch* branch() const { return static_cast<LoraBranch*>(projection->adapter.get()); }
+};
+
+// Every adaptable projection, layer by layer, in lora_module_names() order.
+std::vector<Site> sites(CausalLMImpl& model) {
+  std::vector<Site> out;
+  const auto& layers = *model.model->layers;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    auto* layer = layers[i]->as<DecoderLayer>();
+    const std::string prefix = "model.layers." + std::to_string(i) + ".";
+    const std::pair<const char*, Projection*> projections[] = {
+        {"self_attn", &layer->self_attn->q_proj}, {"self_attn", &layer->self_attn->k_proj},
+        {"self_attn", &layer->self_attn->v_proj}, {"self_attn", &layer->self_attn->o_proj},
+        {"mlp", &layer->mlp->gate_proj},          {"mlp", &layer->mlp->up_proj},
+        {"mlp", &layer->mlp->down_proj}};
+    for (size_t k = 0; k < lora_module_names().size(); ++k) {
+      const std::string& name = lora_module_names()[k];
+      out.push_back({prefix + projections[k].first + "." + name, name, static_cast<int64_t>(i),
+                     projections[k].second->get()});
+    }
+  }
+  return out;
+}
+
+std::vector<Site> adapted_sites(CausalLMImpl& model) {
+  std::vector<Site> out;
+  for (auto& site : sites(model))
+    if (site.projection->adapter) out.push_back(site);
+  return out;
+}
+
+LoraState& state_of(CausalLMImpl& model, const char* what) {
+  for (auto& site : sites(model))
+    if (site.projection->adapter) return site.branch()->state();
+  fail(what, "the model has no LoRA adapters");
+}
+
+// float32 adapters, float64 on a float64 base (tests against float64 references).
+c10::ScalarType adapter_dtype(CausalLMImpl& model) {
+  return model.model->embed_tokens->weight.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat32;
+}
+
+double scaling_of(const LoraSection& lora) {
+  const double r = static_cast<double>(lora.rank);
+  return lora.use_rslora ? lora.alpha / std::sqrt(r) : lora.alpha / r;
+}
+
+std::shared_ptr<LoraState> make_state(CausalLMImpl& model, LoraSection settings, uint64_t dropout_seed) {
+  auto state = std::make_shared<LoraState>();
+  state->scaling = scaling_of(settings);
+  state->settings = std::move(settings);
+  const auto device = model.model->embed_tokens->weight.device();
+  state->generator = at::globalContext().defaultGenerator(device).clone();
+  state->generator.set_current_seed(dropout_seed);
+  return state;
+}
+
+// Installs one branch per entry of `tensors` (site index -> A, B) and freezes the base.
+void install(CausalLMImpl& model, const std::shared_ptr<LoraState>& state,
+             std::vector<std::pair<size_t, std::pair<torch::Tensor, torch::Tensor>>> tensors) {
+  auto all = sites(model);
+  for (auto& p : model.parameters()) p.requires_grad_(false);
+  for (auto& [index, ab] : tensors) {
+    ab.first.requires_grad_(true);
+    ab.second.requires_grad_(true);
+    all.at(index).projection->adapter = std::make_shared<LoraBranch>(ab.first, ab.second, state);
+  }
+}
+
+std::string shape_string(c10::IntArrayRef shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// `out_dir` written by `fill` into a temporary sibling, then swapped in by rename; the previous
+// folder (if any) is removed only afterwards (the pattern of save_causal_lm).
+template <class F>
+void write_folder_atomic(const std::string& out_dir, F&& fill, const std::string& what) {
+  const fs::path target = fs::absolute(fs::path(out_dir).lexically_normal());
+  const fs::path parent = target.parent_path();
+  fs::create_directories(parent);
+  const std::string pid = std::to_string(::getpid());
+  const fs::path staging = parent / (target.filename().string() + ".tmp." + pid);
+  fs::remove_all(staging);
+  fs::create_directories(staging);
+  try {
+    fill(staging.string());
+    const fs::path previous = parent / (target.filename().string() + ".old." + pid);
+    const bool had_previous = fs::exists(target);
+    if (had_previous) fs::rename(target, previous);
+    fs::rename(staging, target);
+    if (had_previous) fs::remove_all(previous);
+  } catch (const std::exception& e) {
+    std::error_code ec;
+    fs::remove_all(staging, ec);
+    if (dynamic_cast<const Error*>(&e)) throw;
+    fail(out_dir, "could not save " + what + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+void attach_lora(CausalLMImpl& model, const LoraSection& lora, uint64_t seed) {
+  if (!lora.enabled()) fail("lora.rank", "is 0: there is no adapter to attach", "set lora.rank, e.g. 8");
+  if (has_lora(model)) fail("lora", "the model has LoRA adapters already", "detach_lora first");
+  LoraSection settings = lora;
+  settings.target_modules = expand_target_modules(lora.target_modules, "lora.target_modules");
+  const auto dtype = adapter_dtype(model);
+  const auto device = model.model->embed_tokens->weight.device();
+  auto state = make_state(model, settings, seed + 1);
+
+  // Drawn on the CPU in site order, so that a seed gives the same adapters on every device.
+  auto generator = at::detail::createCPUGenerator(seed);
+  std::vector<std::pair<size_t, std::pair<torch::Tensor, torch::Tensor>>> tensors;
+  const auto all = sites(model);
+  for (size_t i = 0; i < all.size(); ++i) {
+    const auto& targets = settings.target_modules;
+    if (std::find(targets.begin(), targets.end(), all[i].name) == targets.end()) continue;
+    const auto& weight = all[i].projection->weight;  // [out, in]
+    const int64_t out = weight.size(0), in = weight.size(1);
+    // kaiming_uniform_(a = sqrt(5)): bound = sqrt(6 / ((1 + a^2) * fan_in)) = 1 / sqrt(in).
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+    auto a = torch::empty({lora.rank, in}, torch::kFloat64).uniform_(-bound, bound, generator).to(device, dtype);
+    auto b = torch::zeros({out, lora.rank}, torch::TensorOptions().dtype(dtype).device(device));
+    tensors.push_back({i, {a, b}});
+  }
+  install(model, state, std::move(tensors));
+}
+
+bool has_lora(CausalLMImpl& model) {
+  for (auto& site : sites(model))
+    if (site.projection->adapter) return true;
+  return false;
+}
+
+LoraSection lora_settings(CausalLMImpl& model) { return state_of(model, "lora_settings").settings; }
+
+LoraTensors lora_parameters(CausalLMImpl& model) {
+  LoraTensors out;
+  for (auto& site : adapted_sites(model)) {
+    const std::string name = kPeftPrefix + site.path;
+    out.emplace_back(name + ".lora_A.weight", site.branch()->A);
+    out.emplace_back(name + ".lora_B.weight", site.branch()->B);
+  }
+  return out;
+}
+
+int64_t lora_parameter_count(const ModelConfig& c, const LoraSection& lora) {
+  const int64_t q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
+  const std::map<std::string, std::pair<int64_t, int64_t>> in_out = {
+      {"q_proj", {c.hidden_size, q}},         {"k_proj", {c.hidden_size, kv}},
+      {"v_proj", {c.hidden_size, kv}},        {"o_proj", {q, c.hidden_size}},
+      {"gate_proj", {c.hidden_size, c.intermediate_size}}, {"up_proj", {c.hidden_size, c.intermediate_size}},
+      {"down_proj", {c.intermediate_size, c.hidden_size}}};
+  int64_t per_layer = 0;
+  for (const auto& name : expand_target_modules(lora.target_modules, "lora.target_modules")) {
+    const auto& [in, out] = in_out.at(name);
+    per_layer += lora.rank * (in + out);
+  }
+  return per_layer * c.num_hidden_layers;
+}
+
+int64_t trainable_parameter_count(CausalLMImpl& model) {
+  int64_t n = 0;
+  for (const auto& p : model.parameters())
+    if (p.requires_grad()) n += p.numel();
+  for (const auto& [name, t] : lora_parameters(model))
+    if (t.requires_grad()) n += t.numel();
+  return n;
+}
+
+namespace {
+
+// W += sign * scaling * B A, computed in the adapter's precision and rounded once.
+void apply_delta(CausalLMImpl& model, double sign) {
+  torch::NoGradGuard no_grad;
+  for (auto& site : adapted_sites(model)) {
+    LoraBranch& branch = *site.branch();
+    auto& weight = site.projection->weight;
+    auto delta = torch::matmul(branch.B, branch.A).mul_(sign * branch.state().scaling);  // [out, in]
+    weight.copy_(weight.to(delta.scalar_type()).add_(delta));
+  }
+}
+
+}  // namespace
+
+void merge_lora(CausalLMImpl& model) {
+  LoraState& state = state_of(model, "merge_lora");
+  if (state.merged) fail("merge_lora", "the adapters are merged already");
+  apply_delta(model, 1.0);
+  state.merged = true;
+}
+
+void unmerge_lora(CausalLMImpl& model) {
+  LoraState& state = state_of(model, "unmerge_lora");
+  if (!state.merged) fail("unmerge_lora", "the adapters are not merged");
+  apply_delta(model, -1.0);
+  state.merged = false;
+}
+
+bool lora_merged(CausalLMImpl& model) { return state_of(model, "lora_merged").merged; }
+
+void detach_lora(CausalLMImpl& model) {
+  for (auto& site : sites(model)) site.projection->adapter.reset();
+  for (auto& p : model.parameters()) p.requires_grad_(true);
+}
+
+torch::Tensor lora_dropout_state(CausalLMImpl& model) {
+  auto& generator = state_of(model, "lora_dropout_state").generator;
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get_state();
+}
+
+void set_lora_dropout_state(CausalLMImpl& model, const torch::Tensor& state) {
+  auto& generator = state_of(model, "set_lora_dropout_state").generator;
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state);
+}
+
+// ---------------------------------------------------------------------------------------------
+// PEFT files.
+
+void write_lora_adapter(CausalLMImpl& model, const std::string& dir, const std::string& base_model_name_or_path) {
+  const LoraSection lora = lora_settings(model);
+  // The keys PEFT 0.10-0.13 writes for a LoRA CAUSAL_LM adapter (json.dumps(sort_keys=True):
+  // nlohmann's objects are sorted too). Keys newer PEFT added would make older PEFT refuse the file.
+  json alpha = lora.alpha == std::floor(lora.alpha) && std::abs(lora.alpha) < 1e15
+                   ? json(static_cast<int64_t>(lora.alpha))
+                   : json(lora.alpha);
+  json config = {
+      {"alpha_pattern", json::object()},
+      {"auto_mapping", nullptr},
+      {"base_model_name_or_path", base_model_name_or_path.empty() ? json(nullptr) : json(base_model_name_or_path)},
+      {"bias", "none"},
+      {"fan_in_fan_out", false},
+      {"inference_mode", true},
+      {"init_lora_weights", true},
+      {"layer_replication", nullptr},
+      {"layers_pattern", nullptr},
+      {"layers_to_transform", nullptr},
+      {"loftq_config", json::object()},
+      {"lora_alpha", alpha},
+      {"lora_dropout", lora.dropout},
+      {"megatron_config", nullptr},
+      {"megatron_core", "megatron.core"},
+      {"modules_to_save", nullptr},
+      {"peft_type", "LORA"},
+      {"r", lora.rank},
+      {"rank_pattern", json::object()},
+      {"revision", nullptr},
+      {"target_modules", lora.target_modules},
+      {"task_type", "CAUSAL_LM"},
+      {"use_dora", false},
+      {"use_rslora", lora.use_rslora},
+  };
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const auto& [name, t] : lora_parameters(model))
+    tensors.emplace_back(name, t.detach().to(torch::kCPU, torch::kFloat32).contiguous());
+  const fs::path folder(dir);
+  write_safetensors((folder / "adapter_model.safetensors").string(), tensors, {{"format", "pt"}});
+  write_file_atomic((folder / "adapter_config.json").string(), config.dump(2) + "\n", "the adapter config");
+}
+
+void save_lora_adapter(CausalLMImpl& model, const std::string& out_dir, const std::string& base_model_name_or_path) {
+  lora_settings(model);  // fails before anything is written when there are no adapters
+  write_folder_atomic(
+      out_dir, [&](const std::string& staging) { write_lora_adapter(model, staging, base_model_name_or_path); },
+      "the adapter");
+}
+
+namespace {
+
+// adapter_config.json -> the settings percetrain applies, or one error for anything it cannot.
+struct AdapterConfig {
+  LoraSection lora;
+  bool targets_known = true;        // false: target_modules is a regex; the tensors decide
+  std::set<int64_t> layers;         // layers_to_transform; empty: every layer
+};
+
+AdapterConfig read_adapter_config(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path.string(), "cannot open the adapter config");
+  std::ostringstream text;
+  text << in.rdbuf();
+  json j;
+  try {
+    j = json::parse(text.str());
+  } catch (const json::exception& e) {
+    fail(path.string(), std::string("not valid JSON: ") + e.what());
+  }
+  if (!j.is_object()) fail(path.string(), "must be a JSON object");
+  auto where = [&](const std::string& key) { return path.string() + ": " + key; };
+  auto present = [&](const char* key) { return j.contains(key) && !j[key].is_null(); };
+  auto truthy = [&](const char* key) {
+    if (!present(key)) return false;
+    const json& v = j[key];
+    return v.is_boolean() ? v.get<bool>() : !(v.is_object() || v.is_array() || v.is_string()) || !v.empty();
+  };
+
+  if (!present("peft_type"))
+    fail(where("peft_type"), "is missing", "PEFT writes it into every adapter; is this a PEFT adapter folder?");
+  if (j["peft_type"] != "LORA")
+    fail(where("peft_type"), j["peft_type"].dump() + " is not LORA", "percetrain reads LoRA adapters only");
+  if (present("task_type") && j["task_type"] != "CAUSAL_LM")
+    fail(where("task_type"), j["task_type"].dump() + " is not CAUSAL_LM", "the adapter is for another kind of model");
+
+  AdapterConfig out;
+  LoraSection& lora = out.lora;
+  if (!present("r") || !j["r"].is_number() || j["r"].get<double>() < 1 ||
+      j["r"].get<double>() != std::floor(j["r"].get<double>()))
+    fail(where("r"), "must be a positive integer", "the adapter's rank");
+  lora.rank = j["r"].get<int64_t>();
+  if (!present("lora_alpha") || !j["lora_alpha"].is_number() || !(j["lora_alpha"].get<double>() > 0))
+    fail(where("lora_alpha"), "must be a positive number");
+  lora.alpha = j["lora_alpha"].get<double>();
+  if (present("lora_dropout")) {
+    if (!j["lora_dropout"].is_number() || j["lora_dropout"].get<double>() < 0 || j["lora_dropout"].get<double>() >= 1)
+      fail(where("lora_dropout"), "must be a number in [0, 1)");
+    lora.dropout = j["lora_dropout"].get<double>();
+  }
+  if (present("use_rslora")) {
+    if (!j["use_rslora"].is_boolean()) fail(where("use_rslora"), "must be true or false");
+    lora.use_rslora = j["use_rslora"].get<bool>();
+  }
+
+  // What changes the computation beyond W + scaling B A: refused rather than approximated.
+  if (present("bias") && j["bias"] != "none")
+    fail(where("bias"), j["bias"].dump() + " is not supported: percetrain's adapters have no bias terms",
+         "train the adapter with bias=\"none\"");
+  if (truthy("lora_bias")) fail(where("lora_bias"), "is not supported: percetrain's adapters have no bias terms");
+  if (truthy("use_dora")) fail(where("use_dora"), "DoRA adapters are not supported", "train a plain LoRA adapter");
+  if (truthy("modules_to_save"))
+    fail(where("modules_to_save"), "full module copies (" + j["modules_to_save"].dump() + ") are not supported",
+         "train without modules_to_save, or merge the adapter with PEFT");
+  if (truthy("fan_in_fan_out")) fail(where("fan_in_fan_out"), "is for GPT-2's Conv1D layers, which these models lack");
+  if (truthy("rank_pattern") || truthy("alpha_pattern"))
+    fail(where(truthy("rank_pattern") ? "rank_pattern" : "alpha_pattern"),
+         "per-module ranks and alphas are not supported", "train with one r and lora_alpha for every module");
+  if (truthy("layer_replication")) fail(where("layer_replication"), "is not supported");
+  if (present("init_lora_weights") && j["init_lora_weights"].is_string()) {
+    const std::string init = j["init_lora_weights"].get<std::string>();
+    if (init != "gaussian")
+      fail(where("init_lora_weights"), "'" + init + "' changes the base weights the adapter was trained on",
+           "convert the adapter to plain LoRA with PEFT first");
+  }
+  if (present("layers_to_transform")) {
+    const json& l = j["layers_to_transform"];
+    if (l.is_number_integer()) out.layers.insert(l.get<int64_t>());
+    else if (l.is_array())
+      for (const auto& v : l) {
+        if (!v.is_number_integer()) fail(where("layers_to_transform"), "must hold layer numbers");
+        out.layers.insert(v.get<int64_t>());
+      }
+    else fail(where("layers_to_transform"), "must be a layer number or a list of them");
+  }
+
+  // target_modules: names matched by their last component (PEFT: the key or a "."-suffix),
+  // "all-linear", null (PEFT's default for these models: q_proj, v_proj) or a regex, which the
+  // tensors stand in for.
+  if (!present("target_modules")) {
+    lora.target_modules = {"q_proj", "v_proj"};
+  } else if (j["target_modules"].is_string()) {
+    const std::string t = j["target_modules"].get<std::string>();
+    if (t == kAllLinear) lora.target_modules = lora_module_names();
+    else out.targets_known = false;
+  } else if (j["target_modules"].is_array()) {
+    std::vector<std::string> names;
+    for (const auto& v : j["target_modules"]) {
+      if (!v.is_string()) fail(where("target_modules"), "must hold module names");
+      std::string name = v.get<std::string>();
+      const auto dot = name.rfind('.');
+      const std::string leaf = dot == std::string::npos ? name : name.substr(dot + 1);
+      const auto& known = lora_module_names();
+      if (name != kAllLinear && std::find(known.begin(), known.end(), leaf) == known.end())
+        fail(where("target_modules"), "'" + name + "' is not a projection percetrain can adapt",
+             "percetrain adapts " + join_choices(known));
+      names.push_back(name == kAllLinear ? name : leaf);
+    }
+    lora.target_modules = expand_target_modules(names, where("target_modules"));
+  } else {
+    fail(where("target_modules"), "must be a list of module names or a string");
+  }
+  return out;
+}
+
+}  // namespace
+
+LoraSection load_lora_adapter(CausalLMImpl& model, const std::string& dir, uint64_t dropout_seed) {
+  const fs::path folder(dir);
+  if (!fs::is_directory(folder))
+    fail(dir, "is not a folder", "give a PEFT adapter folder (adapter_config.json, adapter_model.safetensors)");
+  if (!fs::exists(folder / "adapter_config.json"))
+    fail(dir, "has no adapter_config.json", "is it a PEFT adapter folder?");
+  if (has_lora(model)) fail(dir, "the model has LoRA adapters already", "detach_lora first");
+  AdapterConfig config = read_adapter_config(folder / "adapter_config.json");
+  LoraSection& lora = config.lora;
+
+  const fs::path weights = folder / "adapter_model.safetensors";
+  if (!fs::exists(weights)) {
+    if (fs::exists(folder / "adapter_model.bin"))
+      fail((folder / "adapter_model.bin").string(), "PyTorch .bin adapters are not read",
+           "save the adapter with save_pretrained(..., safe_serialization=True)");
+    fail(dir, "has no adapter_model.safetensors");
+  }
+  SafetensorsFile file(weights.string());
+  const std::string where = weights.string();
+  const std::string base = model.config().model_type + ", " + std::to_string(model.config().num_hidden_layers) +
+                           " layers, hidden size " + std::to_string(model.config().hidden_size);
+  const std::string wrong_base = "is the adapter for this base model (" + base + ")?";
+
+  const auto all = sites(model);
+  std::map<std::string, size_t> by_path;
+  for (size_t i = 0; i < all.size(); ++i) by_path[all[i].path] = i;
+  const auto dtype = adapter_dtype(model);
+  const auto device = model.model->embed_tokens->weight.device();
+  std::map<size_t, std::pair<torch::Tensor, torch::Tensor>> found;  // site -> (A, B)
+
+  for (const auto& entry : file.entries()) {
+    const std::string& name = entry.name;
+    if (name.rfind(kPeftPrefix, 0) != 0)
+      fail(where, "tensor '" + name + "' is not named base_model.model.<module>.lora_A/lora_B.weight",
+           "is this a PEFT adapter?");
+    const std::string rest = name.substr(std::string(kPeftPrefix).size());
+    const bool is_a = ends_with(rest, ".lora_A.weight"), is_b = ends_with(rest, ".lora_B.weight");
+    if (!is_a && !is_b) {
+      if (rest.find("lora_magnitude_vector") != std::string::npos)
+        fail(where, "tensor '" + name + "' belongs to a DoRA adapter, which is not supported");
+      if (rest.find("lora_embedding") != std::string::npos)
+        fail(where, "tensor '" + name + "' adapts an embedding, which is not supported");
+      if (rest.find("lora_") != std::string::npos && ends_with(rest, ".bias"))
+        fail(where, "tensor '" + name + "' is a LoRA bias, which is not supported");
+      fail(where, "tensor '" + name + "' is not a LoRA weight (full module copies are not supported)",
+           "percetrain reads lora_A.weight and lora_B.weight tensors only");
+    }
+    const std::string module = rest.substr(0, rest.size() - std::string(".lora_A.weight").size());
+    const auto site_it = by_path.find(module);
+    if (site_it == by_path.end())
+      fail(where, "tensor '" + name + "' adapts '" + module + "', which is not a projection of the base model",
+           wrong_base);
+    const Site& site = all[site_it->second];
+    const auto& targets = lora.target_modules;
+    if (config.targets_known && std::find(targets.begin(), targets.end(), site.name) == targets.end())
+      fail(where, "tensor '" + name + "' adapts " + site.name + ", which target_modules does not name",
+           "adapter_config.json and the tensors disagree");
+    if (!config.layers.empty() && !config.layers.count(site.layer))
+      fail(where, "tensor '" + name + "' is on a layer layers_to_transform does not name",
+           "adapter_config.json and the tensors disagree");
+    const int64_t out = site.projection->weight.size(0), in = site.projection->weight.size(1);
+    const auto& shape = entry.shape;
+    if (shape.size() != 2)
+      fail(where, "tensor '" + name + "' is " + shape_string(shape) + ", not a matrix");
+    const int64_t rank = is_a ? shape[0] : shape[1];
+    if (rank != lora.rank)
+      fail(where, "tensor '" + name + "' " + shape_string(shape) + " has rank " + std::to_string(rank) +
+                      ", but adapter_config.json says r = " + std::to_string(lora.rank),
+           "the config and the weights are from different adapters");
+    const std::vector<int64_t> expected = is_a ? std::vector<int64_t>{lora.rank, in} : std::vector<int64_t>{out, lora.rank};
+    if (shape != expected)
+      fail(where, "tensor '" + name + "' is " + shape_string(shape) + ", but the base's " + module + " needs " +
+                      shape_string(expected),
+           wrong_base);
+    const auto stored = scalar_type_from_safetensors(entry.dtype, where);
+    if (!c10::isFloatingType(stored))
+      fail(where, "tensor '" + name + "' is " + entry.dtype + ", not floating point");
+    (is_a ? found[site_it->second].first : found[site_it->second].second) = file.load(name, dtype).to(device);
+  }
+
+  // Every adapted module has both halves; with a known target list, every targeted module (on the
+  // layers_to_transform) has them.
+  for (size_t i = 0; i < all.size(); ++i) {
+    const auto it = found.find(i);
+    const auto& targets = lora.target_modules;
+    const bool targeted = config.targets_known &&
+                          std::find(targets.begin(), targets.end(), all[i].name) != targets.end() &&
+                          (config.layers.empty() || config.layers.count(all[i].layer));
+    if (it == found.end()) {
+      if (targeted)
+        fail(where, "no lora_A or lora_B for " + all[i].path + ", which target_modules names",
+             "the file is incomplete, or the adapter is for a base with other layers");
+      continue;
+    }
+    if (!it->second.first.defined() || !it->second.second.defined())
+      fail(where, std::string("missing ") + (it->second.first.defined() ? "lora_B" : "lora_A") + " for " + all[i].path,
+           "the file is incomplete");
+  }
+  if (found.empty()) fail(where, "holds no LoRA tensors");
+  if (!config.targets_known) {  // the modules the tensors adapt
+    std::vector<std::string> names;
+    for (const auto& [i, ab] : found) names.push_back(all[i].name);
+    lora.target_modules = expand_target_modules(names, where);
+  }
+
+  auto state = make_state(model, lora, dropout_seed);
+  std::vector<std::pair<size_t, std::pair<torch::Tensor, torch::Tensor>>> tensors(found.begin(), found.end());
+  install(model, state, std::move(tensors));
+  return lora;
+}
+
+// ---------------------------------------------------------------------------------------------
+MergedAdapter merge_adapter_folder(const std::string& base_dir, const std::string& adapter_dir,
+                                   const std::string& out_dir, c10::ScalarType dtype) {
+  std::error_code ec;
+  const fs::path out = fs::weakly_canonical(fs::absolute(out_dir), ec);
+  for (const auto& input : {base_dir, adapter_dir}) {
+    const fs::path in = fs::weakly_canonical(fs::absolute(input), ec);
+    const auto relative = out.lexically_relative(in);
+    if (out == in || (!relative.empty() && *relative.begin() != ".."))
+      fail(out_dir, "is inside the input folder " + input + ", which percetrain only reads",
+           "write the merged model to a folder of its own");
+  }
+  const ModelConfig config = load_model_config((fs::path(base_dir) / "config.json").string());
+  MergedAdapter result;
+  if (dtype == c10::ScalarType::Undefined) {
+    try {
+      dtype = parse_dtype(config.torch_dtype, c10::Device(c10::kCPU), "torch_dtype");
+    } catch (const Error&) {
+      dtype = torch::kFloat32;
+    }
+  }
+  result.dtype = dtype;
+  // Loaded in the stored dtype: the merge computes each delta in float32 and rounds once.
+  LoadedModel loaded = load_causal_lm(base_dir, c10::Device(c10::kCPU), dtype);
+  result.lora = load_lora_adapter(*loaded.model, adapter_dir);
+  result.modules = static_cast<int64_t>(lora_parameters(*loaded.model).size() / 2);
+  merge_lora(*loaded.model);
+  detach_lora(*loaded.model);
+  SaveOptions save;
+  save.tokenizer_source = base_dir;
+  save_causal_lm(*loaded.model, out_dir, save);
+  return result;
+}
+
+}  // namespace percetrain
