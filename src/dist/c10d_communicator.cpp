@@ -293,7 +293,9 @@ C10dCommunicator::C10dCommunicator(const DistEnv& env, DistBackend backend, mill
     options.port = static_cast<uint16_t>(env.master_port);
     options.isServer = hosts_store;
     options.numWorkers = static_cast<size_t>(env.world_size);
-    options.waitWorkers = true;
+    // The process group's own rendezvous waits for every rank; waiting here too would make a
+    // missing rank cost two timeouts.
+    options.waitWorkers = false;
     options.timeout = timeout;
     options.multiTenant = !env.agent_store;
     store_ = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);

@@ -215,5 +215,24 @@ TEST(GradReducer, OneRankGivesTheLocalGradients) {
   }
 }
 
+
+// Activation checkpointing back-propagates through each layer in a nested backward: the
+// accumulators' hooks still fire there, once per parameter.
+TEST(GradReducer, HooksFireThroughActivationCheckpointing) {
+  auto comm = make_single_rank_communicator();
+  auto model = dist_test::tiny_model();
+  const auto expected = dist_test::local_gradients(model, 1, 1);
+  model->set_gradient_checkpointing(true);
+  auto params = dist_test::parameters(model);
+  GradReducerOptions options;
+  options.bucket_mib = 0.004;
+  GradReducer reducer(*comm, params, {}, options);
+  reducer.begin_step();
+  dist_test::micro_batch_loss(model, 1, 0).backward();
+  reducer.finish();
+  EXPECT_EQ(reducer.stats().started_in_backward, reducer.stats().buckets);
+  for (size_t i = 0; i < params.size(); ++i) EXPECT_TRUE(torch::equal(params[i].grad(), expected[i])) << i;
+}
+
 }  // namespace
 }  // namespace percetrain
