@@ -25,10 +25,11 @@
 #include "peer_status.hpp"
 #include "percetrain/util/error.hpp"
 
+#define PERCETRAIN_TORCH_VERSION (TORCH_VERSION_MAJOR * 100 + TORCH_VERSION_MINOR)
+
 namespace percetrain::dist_detail {
 namespace {
 
-#define PERCETRAIN_TORCH_VERSION (TORCH_VERSION_MAJOR * 100 + TORCH_VERSION_MINOR)
 #if PERCETRAIN_TORCH_VERSION >= 200
 // 2.x: Gloo and NCCL are c10d::Backend objects behind a dispatching ProcessGroup; the backend
 // still has every collective as a public virtual, so it is called directly.
@@ -408,7 +409,7 @@ std::string C10dCommunicator::diagnose(int64_t index) const {
       !env_.agent_store && std::find(gone.begin(), gone.end(), 0) != gone.end();
   if (!gone.empty())
     parts.push_back(rank_list(gone) + (gone.size() == 1 ? " was" : " were") +
-                    " lost (nothing listens on its status port: killed or crashed" +
+                    " lost (nothing listens on its status port any more: the process exited, was killed or crashed" +
                     (store_host_gone ? "; rank 0 also hosted the rendezvous store" : "") + ")");
   if (!unreachable.empty())
     parts.push_back(rank_list(unreachable) + " cannot be reached (host down or network cut: " +

@@ -129,22 +129,25 @@ GradReducer::GradReducer(Communicator& comm, std::vector<at::Tensor> params, std
     numels.push_back(params_[i].numel());
   }
   const bool zero = options_.zero_stage > 0;
-  const auto bucket_type = zero ? at::kFloat : targets_[0].scalar_type();
+  // Zero keeps fp32 masters (fp64 for an fp64 model); zero 0 reduces in the targets' dtype.
+  const auto target_type = targets_[0].scalar_type();
+  const auto bucket_type = zero && target_type != at::kDouble ? at::kFloat : target_type;
+  bucket_options_ = torch::TensorOptions().dtype(bucket_type).device(params_[0].device());
   const int64_t bucket_elements =
       std::max<int64_t>(1, static_cast<int64_t>(options_.bucket_mib * 1024 * 1024) /
                                static_cast<int64_t>(c10::elementSize(bucket_type)));
   layout_ = BucketLayout::plan(numels, bucket_elements, comm_.world_size(), zero);
   buckets_.resize(layout_.buckets.size());
   arrived_.assign(params_.size(), 0);
-  const auto buffer_options = torch::TensorOptions().dtype(bucket_type).device(params_[0].device());
   if (options_.zero_stage < 2)
-    for (size_t b = 0; b < buckets_.size(); ++b) buckets_[b].flat = torch::zeros({layout_.buckets[b].padded}, buffer_options);
+    for (size_t b = 0; b < buckets_.size(); ++b)
+      buckets_[b].flat = torch::zeros({layout_.buckets[b].padded}, bucket_options_);
 
   if (zero) {
     torch::NoGradGuard no_grad;
     pieces_ = layout_.shard_pieces(comm_.rank());
-    shard_values_ = torch::zeros({layout_.shard_numel}, buffer_options);
-    shard_grads_ = torch::zeros({layout_.shard_numel}, buffer_options);
+    shard_values_ = torch::zeros({layout_.shard_numel}, bucket_options_);
+    shard_grads_ = torch::zeros({layout_.shard_numel}, bucket_options_);
     for (const auto& piece : pieces_) {
       auto values = shard_values_.narrow(0, piece.shard_offset, piece.numel);
       values.copy_(targets_[piece.param].detach().reshape({-1}).narrow(0, piece.param_offset, piece.numel));
@@ -203,8 +206,7 @@ void GradReducer::fill_slot(size_t param) {
   const size_t b = layout_.bucket_of[param];
   auto& st = buckets_[b];
   if (!st.flat.defined())  // zero 2: a bucket exists only while it is filled and reduced
-    st.flat = torch::zeros({layout_.buckets[b].padded},
-                           torch::TensorOptions().dtype(at::kFloat).device(params_[0].device()));
+    st.flat = torch::zeros({layout_.buckets[b].padded}, bucket_options_);
   const auto& slot = layout_.buckets[b].slots[layout_.slot_of[param]];
   auto view = st.flat.narrow(0, slot.offset, slot.numel);
   auto& grad = params_[param].mutable_grad();

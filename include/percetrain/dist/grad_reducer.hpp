@@ -108,9 +108,11 @@ class GradReducer {
  public:
   // `params`: the leaf tensors backward writes .grad into (the model's trainable parameters), in
   // model order. `targets`: where the reduced gradients go in zero 0 (the fp32 masters of a bf16
-  // run); empty means `params` themselves. Buckets have the targets' dtype. Zero 1/2 keep an fp32
-  // shard of the values, initialised from `targets` (or `params`). Hooks stay on `params` until
-  // the reducer is destroyed.
+  // run); empty means `params` themselves. Zero 0 buckets have the targets' dtype. Zero 1/2 keep
+  // an fp32 shard of the values (fp64 for fp64 targets), initialised from `targets` (or `params`),
+  // and write the gathered values into `params` only. With overlap, hooks on the params'
+  // gradient accumulators stay until the reducer is destroyed. Pending collectives and the
+  // reducer must not outlive `comm`.
   GradReducer(Communicator& comm, std::vector<at::Tensor> params, std::vector<at::Tensor> targets,
               GradReducerOptions options);
   ~GradReducer();
@@ -157,6 +159,7 @@ class GradReducer {
   std::vector<at::Tensor> params_, targets_;
   GradReducerOptions options_;
   BucketLayout layout_;
+  at::TensorOptions bucket_options_;
   std::vector<BucketState> buckets_;
   std::vector<char> arrived_;  // per parameter: its gradient is in its bucket this step
   size_t next_launch_ = 0, next_complete_ = 0;
