@@ -1,5 +1,15 @@
 // The ranks of a data-parallel job and the collectives between them: c10d process groups (Gloo
 // on the CPU, NCCL on CUDA) rendezvoused from torchrun's environment, or one rank and no cost.
+//
+// Phase 2 (the trainer): env = DistEnv::from_environment(); device =
+// device_for_local_rank(spec, env.local_rank); comm = make_communicator(env, backend, timeout_s,
+// device); replicas start equal with broadcast_tensors (grad_reducer.hpp). Each rank takes every
+// world_size-th example of the step's (global, seeded) plan, starting at its rank. TrainStep:
+// see grad_reducer.hpp. Checkpointer: rank 0 alone writes the model folder, trainer_state.json
+// and (zero 0) optimizer.pt; under zero 1/2 every rank also writes its shard and optimizer state
+// into the .partial folder, and a barrier() precedes rank 0's rename and pruning; resuming needs
+// the same world size. MetricsLog and the progress line exist on rank 0 only, fed with numbers
+// all_reduce()d over the ranks first.
 #pragma once
 
 #include <ATen/core/Tensor.h>
