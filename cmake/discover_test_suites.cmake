@@ -10,7 +10,8 @@ string(REPLACE "\n" ";" lines "${listing}")
 set(content "")
 foreach(line IN LISTS lines)
   # Suite lines are unindented "Name." (parameterised: "Prefix/Name."); test lines are indented.
-  if(line MATCHES "^([^ ]+)\\.( |$)")
+  # DistWorker's tests run only inside ranks that DistLaunch starts through torchrun.
+  if(line MATCHES "^([^ ]+)\\.( |$)" AND NOT line MATCHES "^DistWorker\\.")
     set(suite "${CMAKE_MATCH_1}")
     string(APPEND content
       "add_test([=[${suite}]=] [=[${TEST_BINARY}]=] [=[--gtest_filter=${suite}.*]=])\n"

@@ -10,6 +10,8 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev                 # LibTorch 1.13 (CPU)
+  libgloo-dev                  # headers of Gloo, which c10d's ProcessGroupGloo includes (the library is in LibTorch)
+  python3-torch                # torchrun, which the distributed tests start their ranks with
   libopenblas0-pthread         # fp32 matmul ~30x faster than the reference BLAS LibTorch gets otherwise
   libsentencepiece-dev sentencepiece
   nlohmann-json3-dev libcli11-dev libspdlog-dev libgtest-dev
@@ -19,7 +21,7 @@ packages=(
   nodejs npm                   # reference tokenizers for the tokenizer.json parity tests
 )
 if [[ "${1:-}" == "--reference" ]]; then
-  packages+=(python3 python3-torch python3-numpy python3-sentencepiece python3-nltk python3-jinja2)
+  packages+=(python3 python3-numpy python3-sentencepiece python3-nltk python3-jinja2)
 fi
 
 missing=()

@@ -1,0 +1,148 @@
+// The ranks of a data-parallel job and the collectives between them: c10d process groups (Gloo
+// on the CPU, NCCL on CUDA) rendezvoused from torchrun's environment, or one rank and no cost.
+//
+// Phase 2 (the trainer): env = DistEnv::from_environment(); device =
+// device_for_local_rank(spec, env.local_rank); comm = make_communicator(env, backend, timeout_s,
+// device); replicas start equal with broadcast_tensors (grad_reducer.hpp). Each rank takes every
+// world_size-th example of the step's (global, seeded) plan, starting at its rank. TrainStep:
+// see grad_reducer.hpp. Checkpointer: rank 0 alone writes the model folder, trainer_state.json
+// and (zero 0) optimizer.pt; under zero 1/2 every rank also writes its shard and optimizer state
+// into the .partial folder, and a barrier() precedes rank 0's rename and pruning; resuming needs
+// the same world size. MetricsLog and the progress line exist on rank 0 only, fed with numbers
+// all_reduce()d over the ranks first.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "percetrain/util/enum_names.hpp"
+
+namespace percetrain {
+
+enum class DistBackend { kAuto, kNccl, kGloo };
+template <>
+struct EnumNames<DistBackend> {
+  static constexpr std::pair<DistBackend, const char*> values[] = {
+      {DistBackend::kAuto, "auto"}, {DistBackend::kNccl, "nccl"}, {DistBackend::kGloo, "gloo"}};
+};
+
+// This process's place in the job, as the launcher (torchrun, or a script that sets the same
+// variables) describes it: RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR,
+// MASTER_PORT, TORCHELASTIC_USE_AGENT_STORE, TORCHELASTIC_RESTART_COUNT.
+struct DistEnv {
+  int rank = 0, world_size = 1, local_rank = 0, local_world_size = 1;
+  std::string master_addr;
+  int master_port = 0;
+  // torchrun's agent hosts the store (every rank is a client and keys live on across restarts,
+  // so they are namespaced by restart_count); otherwise rank 0 hosts it.
+  bool agent_store = false;
+  int restart_count = 0;
+
+  bool distributed() const { return world_size > 1; }
+
+  using Lookup = std::function<std::optional<std::string>(const std::string& name)>;
+  // World size 1 when WORLD_SIZE is absent; an error names a missing or malformed variable.
+  static DistEnv parse(const Lookup& lookup);
+  static DistEnv from_environment();
+};
+
+// A collective in flight. wait() returns once its result is in place, or throws the
+// communicator's percetrain::Error; waiting again (or on a default-constructed one) is free.
+class Pending {
+ public:
+  class State {
+   public:
+    virtual ~State() = default;
+    virtual void wait() = 0;
+    // steady_clock seconds at which the collective completed, as the backend observed it;
+    // negative when the backend does not say (wait() returning is then the completion).
+    virtual double completed_at() const { return -1.0; }
+  };
+
+  Pending() = default;
+  explicit Pending(std::unique_ptr<State> state) : state_(std::move(state)) {}
+  void wait();
+  bool in_flight() const { return state_ != nullptr && !waited_; }
+  double completed_at() const { return state_ ? state_->completed_at() : -1.0; }
+
+ private:
+  std::unique_ptr<State> state_;
+  bool waited_ = false;
+};
+
+enum class ScalarReduce { kSum, kMax, kMin };
+
+// Tensors handed to collectives are contiguous, on device(), and alike on every rank (same
+// dtype and size, issued in the same order). Every failure, a lost peer or a peer that does not
+// take part within timeout(), is one percetrain::Error that names the ranks at fault where they
+// can be told; after one, every later call throws the same error.
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  int rank() const { return rank_; }
+  int world_size() const { return world_size_; }
+  int local_rank() const { return local_rank_; }
+  bool is_root() const { return rank_ == 0; }
+  bool distributed() const { return world_size_ > 1; }
+  const c10::Device& device() const { return device_; }
+  std::chrono::milliseconds timeout() const { return timeout_; }
+  virtual std::string backend() const = 0;  // "single", "gloo" or "nccl"
+
+  // flat <- sum over ranks of flat, in place.
+  virtual Pending all_reduce_sum(const at::Tensor& flat) = 0;
+  // shard (flat.numel() / world_size elements) <- this rank's slice of the sum over ranks of
+  // flat. flat is scratch afterwards: Gloo has no reduce-scatter, so it all-reduces flat in place
+  // (twice the traffic of a real one); NCCL leaves it alone.
+  virtual Pending reduce_scatter_sum(const at::Tensor& flat, const at::Tensor& shard) = 0;
+  // flat <- every rank's shard, by rank.
+  virtual Pending all_gather(const at::Tensor& shard, const at::Tensor& flat) = 0;
+  virtual void broadcast(const at::Tensor& tensor, int root = 0) = 0;
+  virtual void barrier() = 0;
+  // A few host numbers (token counts, losses, flags), the same op on every element.
+  virtual void all_reduce(std::vector<double>& values, ScalarReduce op = ScalarReduce::kSum) = 0;
+  virtual void all_reduce(std::vector<int64_t>& values, ScalarReduce op = ScalarReduce::kSum) = 0;
+  // True on every rank when `flag` is true on any (a non-finite loss skips the step everywhere).
+  bool any(bool flag);
+
+ protected:
+  Communicator(int rank, int world_size, int local_rank, const c10::Device& device, std::chrono::milliseconds timeout)
+      : rank_(rank), world_size_(world_size), local_rank_(local_rank), device_(device), timeout_(timeout) {}
+
+ private:
+  int rank_, world_size_, local_rank_;
+  c10::Device device_;
+  std::chrono::milliseconds timeout_;
+};
+
+// One rank: every collective leaves its data as it is (copies only where input and output are
+// different tensors); no c10d objects, no threads.
+std::unique_ptr<Communicator> make_single_rank_communicator(const c10::Device& device = c10::kCPU);
+
+// The single-rank communicator when `env` has one rank; otherwise a c10d process group after a
+// rendezvous through c10d's TCPStore at MASTER_ADDR:MASTER_PORT. auto = NCCL for a CUDA device
+// when this LibTorch has it, else Gloo. `timeout_s` bounds the rendezvous and every collective.
+std::unique_ptr<Communicator> make_communicator(const DistEnv& env, DistBackend backend, double timeout_s,
+                                                const c10::Device& device);
+std::unique_ptr<Communicator> make_communicator(DistBackend backend, double timeout_s, const c10::Device& device);
+
+// The device of this rank for a --device spec: "cuda", or "auto" on a CUDA machine, is
+// cuda:<local_rank> (one GPU per process, as torchrun's --nproc_per_node means); "cuda:N" and
+// "cpu" are taken as they are.
+c10::Device device_for_local_rank(const std::string& spec, int local_rank);
+
+// Whether this build can make an NCCL process group.
+bool nccl_available();
+
+}  // namespace percetrain
