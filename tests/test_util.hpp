@@ -2,11 +2,15 @@
 // running the built binary.
 #pragma once
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -73,6 +77,38 @@ inline CommandResult run_command(const std::string& command, bool with_stderr = 
 // The built percetrain binary with `args` (a shell fragment).
 inline CommandResult run_percetrain(const std::string& args, bool with_stderr = true) {
   return run_command(std::string(PERCETRAIN_BINARY) + " " + args, with_stderr);
+}
+
+// torchrun from Debian's python3-torch, or "" with the reason in *why_not (the distributed
+// tests then skip). PERCETRAIN_TORCHRUN overrides it.
+inline std::string torchrun_command(std::string* why_not) {
+  if (const char* custom = std::getenv("PERCETRAIN_TORCHRUN")) return custom;
+  // find_spec locates torch without importing it (an import alone takes seconds here).
+  const auto probe = run_command(
+      "/usr/bin/python3 -c \"import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None)\"");
+  if (probe.status != 0) {
+    *why_not = "python3-torch is not installed (apt-get install python3-torch, or bash scripts/setup.sh): the "
+               "distributed tests start their ranks with torchrun";
+    return "";
+  }
+  return "/usr/bin/python3 -m torch.distributed.run";
+}
+
+// Options every two-rank launch shares. Debian's torchrun 1.13 on Python 3.11 crashes on a
+// redirect or tee of "0"; "1" (stdout to a log and the console) avoids it.
+inline constexpr const char* kTorchrunCommon = " --no_python --nproc_per_node 2 --monitor_interval 0.5 -r 1 -t 1";
+
+// A TCP port on loopback that nothing listens on now.
+inline int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
 }
 
 // Passes when f throws a percetrain::Error whose message contains `needle`.

@@ -1,4 +1,5 @@
 // `percetrain train`: fine-tune a model with PerCE (or a baseline) from a JSON job config.
+#include <cstdlib>
 #include <iostream>
 
 #include "cli/commands.hpp"
@@ -41,7 +42,10 @@ Runner add_train_command(CLI::App& app) {
     // become a full fine-tune.
     if (config.lora.enabled())
       fail(config.file + ": lora.rank", "LoRA training is not implemented yet", "remove the lora section or set rank 0");
-    if (!opts->quiet) std::cerr << "effective config:\n" << job_config_to_json(config);
+    // Under torchrun every rank runs this; rank 0 speaks for all.
+    const char* rank = std::getenv("RANK");
+    const bool root = rank == nullptr || std::string(rank) == "0";
+    if (!opts->quiet && root) std::cerr << "effective config:\n" << job_config_to_json(config);
     if (opts->resume && opts->overwrite) fail("--overwrite", "cannot be combined with --resume");
     install_interrupt_handlers();
     TrainOptions options;
@@ -50,7 +54,7 @@ Runner add_train_command(CLI::App& app) {
     options.stop_after_steps = opts->stop_after;
     options.progress = !opts->quiet;
     auto summary = run_training(config, options);
-    std::cout << (summary.final_model_dir.empty() ? summary.last_checkpoint : summary.final_model_dir) << "\n";
+    if (root) std::cout << (summary.final_model_dir.empty() ? summary.last_checkpoint : summary.final_model_dir) << "\n";
     return 0;
   };
 }

@@ -115,6 +115,16 @@ void describe(TrainSection& s, V& v) {
   v("resume", s.resume);
   v("gradient_checkpointing", s.gradient_checkpointing);
   v("master_weights", s.master_weights);
+  v.section("distributed", s.distributed);
+}
+
+template <class V>
+void describe(DistributedSection& s, V& v) {
+  v("backend", s.backend);
+  v("timeout_s", s.timeout_s, above(0));
+  v("zero", s.zero, closed(0, 2, "0: replicated optimizer state, 1: sharded, 2: gradients sharded too"));
+  v("bucket_mib", s.bucket_mib, above(0));
+  v("overlap", s.overlap);
 }
 
 template <class V>

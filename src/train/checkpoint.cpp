@@ -42,30 +42,35 @@ std::map<int64_t, std::string> Checkpointer::complete() const {
   return found;
 }
 
-std::string Checkpointer::save(CausalLMImpl& model, const torch::optim::Optimizer& optimizer,
-                               const MasterWeights& masters, const TrainerState& state) {
+std::string Checkpointer::save(CausalLMImpl& model, const torch::optim::Optimizer* optimizer,
+                               const MasterWeights& masters, const TrainerState& state,
+                               const std::function<void(const std::string&)>& with_staging) {
   const std::string name = checkpoint_name(state.step);
   const fs::path staging = run_.begin_folder(name);
+  if (with_staging) with_staging(staging.string());
   SaveOptions save;
   save.tokenizer_source = tokenizer_source_;
-  std::vector<std::string> written = write_model_files(model, staging.string(), save);
-  {
+  write_model_files(model, staging.string(), save);
+  if (optimizer) {
     torch::serialize::OutputArchive archive;
-    optimizer.save(archive);
+    optimizer->save(archive);
     save_archive((staging / "optimizer.pt").string(), archive);
-    written.push_back("optimizer.pt");
   }
-  if (masters.save(staging.string())) written.push_back("master_weights.pt");
+  masters.save(staging.string());
 
   TrainerState s = state;
   s.files.clear();
-  for (const auto& f : written) s.files[f] = sha256_file((staging / f).string());
+  for (const auto& entry : fs::directory_iterator(staging))  // this rank's files and the others'
+    if (entry.is_regular_file())
+      s.files[entry.path().filename().string()] = sha256_file(entry.path().string());
   json j = {{"step", s.step},
             {"total_steps", s.total_steps},
             {"steps_per_epoch", s.steps_per_epoch},
             {"seed", s.seed},
             {"objective", s.objective},
             {"train_examples", s.train_examples},
+            {"world_size", s.world_size},
+            {"zero", s.zero},
             {"job_config", s.job_config.empty() ? json() : json::parse(s.job_config)},
             {"data_sha256", s.data_sha256},
             {"files_sha256", s.files}};
@@ -92,6 +97,8 @@ TrainerState Checkpointer::read_state(const std::string& dir) const {
     s.seed = j.value("seed", uint64_t{0});
     s.objective = j.value("objective", "");
     s.train_examples = j.value("train_examples", int64_t{0});
+    s.world_size = j.value("world_size", int64_t{1});
+    s.zero = j.value("zero", int64_t{0});
     if (j.contains("job_config") && j["job_config"].is_object()) s.job_config = j["job_config"].dump();
     s.data_sha256 = j.value("data_sha256", std::map<std::string, std::string>{});
     s.files = j.value("files_sha256", std::map<std::string, std::string>{});
@@ -119,8 +126,12 @@ std::string Checkpointer::verify(const std::string& dir) const {
 }
 
 void Checkpointer::restore(const std::string& dir, torch::optim::Optimizer& optimizer, MasterWeights& masters) const {
-  masters.load(dir);
-  const std::string path = (fs::path(dir) / "optimizer.pt").string();
+  restore_training_state(dir, optimizer, masters);
+}
+
+namespace {
+
+void load_optimizer(const std::string& path, torch::optim::Optimizer& optimizer) {
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(path);
@@ -128,6 +139,52 @@ void Checkpointer::restore(const std::string& dir, torch::optim::Optimizer& opti
   } catch (const c10::Error& e) {
     fail(path, "cannot be read: " + e.msg(), "the checkpoint is damaged; resume from an earlier one");
   }
+}
+
+std::string rank_file(const std::string& dir, const char* kind, int rank) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "%s-rank-%05d.pt", kind, rank);
+  return (fs::path(dir) / name).string();
+}
+
+}  // namespace
+
+void restore_training_state(const std::string& dir, torch::optim::Optimizer& optimizer, MasterWeights& masters) {
+  masters.load(dir);
+  load_optimizer((fs::path(dir) / "optimizer.pt").string(), optimizer);
+}
+
+void save_shard_state(const std::string& dir, int rank, const torch::optim::Optimizer& optimizer,
+                      const at::Tensor& shard_values) {
+  torch::serialize::OutputArchive state;
+  optimizer.save(state);
+  save_archive(rank_file(dir, "optimizer", rank), state);
+  torch::serialize::OutputArchive values;
+  values.write("values", shard_values.detach().cpu());
+  save_archive(rank_file(dir, "shard", rank), values);
+}
+
+void restore_shard_state(const std::string& dir, int rank, torch::optim::Optimizer& optimizer,
+                         const at::Tensor& shard_values) {
+  const std::string path = rank_file(dir, "shard", rank);
+  if (!fs::exists(path))
+    fail(path, "is missing: the checkpoint has no shard for rank " + std::to_string(rank),
+         "resume with the number of ranks and train.distributed.zero of the run that wrote it");
+  torch::Tensor values;
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(path);
+    archive.read("values", values);
+  } catch (const c10::Error& e) {
+    fail(path, "cannot be read: " + e.msg(), "the checkpoint is damaged; resume from an earlier one");
+  }
+  if (values.numel() != shard_values.numel())
+    fail(path, "holds " + std::to_string(values.numel()) + " values where this rank's shard has " +
+                   std::to_string(shard_values.numel()),
+         "resume with the number of ranks and train.distributed settings of the run that wrote it");
+  torch::NoGradGuard no_grad;
+  shard_values.copy_(values.to(shard_values.device(), shard_values.scalar_type()).view_as(shard_values));
+  load_optimizer(rank_file(dir, "optimizer", rank), optimizer);
 }
 
 }  // namespace percetrain

@@ -5,6 +5,8 @@
 
 #include <cmath>
 
+#include "percetrain/dist/communicator.hpp"
+#include "percetrain/dist/grad_reducer.hpp"
 #include "percetrain/model/decoder.hpp"
 #include "percetrain/objective/objective.hpp"
 #include "percetrain/pass/batching.hpp"
@@ -28,12 +30,17 @@ double learning_rate_at(const TrainSection& train, int64_t step, int64_t total_s
   return train.lr * (floor + (1.0 - floor) * decay);
 }
 
+bool is_decayed(const std::string& name, int64_t dim) { return name.find("norm") == std::string::npos && dim >= 2; }
+
 std::unique_ptr<FusedAdamW> make_optimizer(const MasterWeights& masters, const TrainSection& train) {
   std::vector<torch::Tensor> decayed, not_decayed;
-  for (const auto& [name, tensor] : masters.named_parameters()) {
-    const bool is_norm_or_bias = name.find("norm") != std::string::npos || tensor.dim() < 2;
-    (is_norm_or_bias ? not_decayed : decayed).push_back(tensor);
-  }
+  for (const auto& [name, tensor] : masters.named_parameters())
+    (is_decayed(name, tensor.dim()) ? decayed : not_decayed).push_back(tensor);
+  return make_optimizer(std::move(decayed), std::move(not_decayed), train);
+}
+
+std::unique_ptr<FusedAdamW> make_optimizer(std::vector<torch::Tensor> decayed, std::vector<torch::Tensor> not_decayed,
+                                           const TrainSection& train) {
   auto adamw = [&](double weight_decay) {
     return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(train.lr)
                                                             .betas({train.beta1, train.beta2})
@@ -85,8 +92,46 @@ double StepResult::pir_mean() const {
 }
 
 TrainStep::TrainStep(CausalLMImpl& model, const Objective& objective, MasterWeights& masters,
-                     torch::optim::Optimizer& optimizer, StepSettings settings)
-    : model_(model), objective_(objective), masters_(masters), optimizer_(optimizer), settings_(settings) {}
+                     torch::optim::Optimizer& optimizer, StepSettings settings, Communicator* comm,
+                     GradReducer* reducer)
+    : model_(model),
+      objective_(objective),
+      masters_(masters),
+      optimizer_(optimizer),
+      settings_(settings),
+      comm_(comm && comm->distributed() ? comm : nullptr),
+      reducer_(comm_ ? reducer : nullptr) {}
+
+// Sums over the ranks of what the log shows; the PIR values of every rank, gathered.
+void TrainStep::reduce_result(StepResult& r) const {
+  std::vector<double> sums = {r.loss, r.ce_sum};
+  comm_->all_reduce(sums);
+  r.loss = sums[0];
+  r.ce_sum = sums[1];
+  std::vector<int64_t> counts = {r.tokens, r.processed, r.clipped_low, r.clipped_high,
+                                 static_cast<int64_t>(r.pir.size())};
+  std::vector<int64_t> largest = {counts[4]};
+  comm_->all_reduce(counts);
+  comm_->all_reduce(largest, ScalarReduce::kMax);
+  r.tokens = counts[0];
+  r.processed = counts[1];
+  r.clipped_low = counts[2];
+  r.clipped_high = counts[3];
+  if (largest[0] == 0) return;
+  // A gather by all-reduce: each rank writes its values (and ones in a mask) into its own slot.
+  const int64_t slot = largest[0], n = static_cast<int64_t>(r.pir.size());
+  auto values = torch::zeros({comm_->world_size() * slot}, torch::kFloat32);
+  auto mask = torch::zeros({comm_->world_size() * slot}, torch::kFloat32);
+  if (n > 0) {
+    values.slice(0, comm_->rank() * slot, comm_->rank() * slot + n).copy_(torch::from_blob(r.pir.data(), {n}));
+    mask.slice(0, comm_->rank() * slot, comm_->rank() * slot + n).fill_(1.0f);
+  }
+  auto both = torch::cat({values, mask}).to(comm_->device());
+  comm_->all_reduce_sum(both).wait();
+  both = both.to(torch::kCPU);
+  const auto gathered = both.slice(0, 0, values.numel()).masked_select(both.slice(0, values.numel()) > 0.5f).contiguous();
+  r.pir.assign(gathered.data_ptr<float>(), gathered.data_ptr<float>() + gathered.numel());
+}
 
 StepResult TrainStep::run(const std::vector<PairedExample>& examples, const std::vector<size_t>& indices, double lr) {
   set_learning_rate(optimizer_, lr);
@@ -97,8 +142,20 @@ StepResult TrainStep::run(const std::vector<PairedExample>& examples, const std:
   for (size_t i : indices) step_tokens += scored_response_tokens(examples[i]);
   const int64_t step_sequences = static_cast<int64_t>(indices.size());
 
+  // This rank's share of the step's micro-batches (all of them with one rank).
+  std::vector<std::vector<size_t>> mine;
+  {
+    auto all = micro_batches(indices, examples, settings_.micro_batch_size);
+    const size_t ranks = comm_ ? static_cast<size_t>(comm_->world_size()) : 1;
+    const size_t rank = comm_ ? static_cast<size_t>(comm_->rank()) : 0;
+    for (size_t k = rank; k < all.size(); k += ranks) mine.push_back(std::move(all[k]));
+  }
+  if (reducer_) reducer_->begin_step();
+
   StepResult r;
-  for (const auto& micro : micro_batches(indices, examples, settings_.micro_batch_size)) {
+  for (size_t k = 0; k < mine.size(); ++k) {
+    const auto& micro = mine[k];
+    if (reducer_) reducer_->set_last_backward(k + 1 == mine.size());
     auto batch = collate_paired(examples, micro, settings_.pad_id, settings_.device, objective_.needs_counterfactual());
     if (batch.response_tokens == 0) continue;
     auto pass = run_paired_pass(model_, objective_, batch, settings_.chunk_tokens);
@@ -110,8 +167,11 @@ StepResult TrainStep::run(const std::vector<PairedExample>& examples, const std:
     if (!std::isfinite(loss_value)) {
       r.finite = false;
       r.loss = loss_value;
-      masters_.release_grads();
-      return r;
+      if (!comm_) {
+        masters_.release_grads();
+        return r;
+      }
+      break;  // peers wait in the reduction: this rank still takes part in it, then nobody updates
     }
     loss.backward();
     r.loss += loss_value;
@@ -126,34 +186,59 @@ StepResult TrainStep::run(const std::vector<PairedExample>& examples, const std:
     }
   }
 
-  masters_.grads_to_master();
-  const auto& params = masters_.parameters();
-  if (settings_.grad_clip > 0) {
-    r.grad_norm = torch::nn::utils::clip_grad_norm_(params, settings_.grad_clip);
+  if (reducer_) reducer_->finish();  // the sum over the ranks, where the optimizer reads it
+  else masters_.grads_to_master();
+  if (comm_ && comm_->any(!r.finite)) {
+    r.finite = false;
+    masters_.release_grads();
+    return r;
+  }
+  if (reducer_) {
+    r.grad_norm = reducer_->clip_grad_norm(settings_.grad_clip);
   } else {
-    for (const auto& p : params)
-      if (p.grad().defined()) r.grad_norm += p.grad().pow(2).sum().item<double>();
-    r.grad_norm = std::sqrt(r.grad_norm);
+    const auto& params = masters_.parameters();
+    if (settings_.grad_clip > 0) {
+      r.grad_norm = torch::nn::utils::clip_grad_norm_(params, settings_.grad_clip);
+    } else {
+      for (const auto& p : params)
+        if (p.grad().defined()) r.grad_norm += p.grad().pow(2).sum().item<double>();
+      r.grad_norm = std::sqrt(r.grad_norm);
+    }
   }
   optimizer_.step();
-  masters_.master_to_model();
+  if (reducer_ && reducer_->options().zero_stage > 0) reducer_->gather_parameters();
+  else masters_.master_to_model();
+  if (comm_) reduce_result(r);
   return r;
 }
 
 ValidationResult validate_examples(CausalLMImpl& model, const Objective& objective,
-                                   const std::vector<PairedExample>& examples, const StepSettings& settings) {
-  torch::InferenceMode inference;
+                                   const std::vector<PairedExample>& examples, const StepSettings& settings,
+                                   Communicator* comm) {
+  if (comm && !comm->distributed()) comm = nullptr;
   ValidationResult v;
   double pir_sum = 0.0, objective_sum = 0.0, ce_sum = 0.0;
   std::vector<size_t> all(examples.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-  for (const auto& micro : micro_batches(all, examples, settings.micro_batch_size)) {
+  const auto micros = micro_batches(all, examples, settings.micro_batch_size);
+  torch::InferenceMode inference;
+  for (size_t k = comm ? static_cast<size_t>(comm->rank()) : 0; k < micros.size();
+       k += comm ? static_cast<size_t>(comm->world_size()) : 1) {
+    const auto& micro = micros[k];
     auto batch = collate_paired(examples, micro, settings.pad_id, settings.device, true);
     auto pass = run_paired_pass(model, objective, batch, settings.chunk_tokens, true);
     ce_sum += -pass.tokens.logp_personalised.sum().item<double>();
     objective_sum += pass.terms.token_loss.sum().item<double>();
     pir_sum += (pass.tokens.logp_personalised - pass.tokens.logp_counterfactual).sum().item<double>();
     v.tokens += batch.response_tokens;
+  }
+  if (comm) {
+    std::vector<double> sums = {ce_sum, objective_sum, pir_sum, static_cast<double>(v.tokens)};
+    comm->all_reduce(sums);
+    ce_sum = sums[0];
+    objective_sum = sums[1];
+    pir_sum = sums[2];
+    v.tokens = static_cast<int64_t>(sums[3]);
   }
   const double n = static_cast<double>(std::max<int64_t>(1, v.tokens));
   v.ce = ce_sum / n;

@@ -9,8 +9,13 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <tuple>
 
+#include "percetrain/dist/communicator.hpp"
+#include "percetrain/dist/grad_reducer.hpp"
 #include "percetrain/model/hf_folder.hpp"
 #include "percetrain/objective/objective.hpp"
 #include "percetrain/pass/batching.hpp"
@@ -59,7 +64,8 @@ bool may_change_on_resume(const std::string& key) {
   static const std::vector<std::string> free = {
       "train.log_every", "train.eval_every", "train.save_every", "train.keep_last", "train.resume",
       "model.device",    "output.dir",       "data.valid_file",  "data.valid_golds_file",
-      "data.test_file",  "data.test_golds_file"};
+      "data.test_file",  "data.test_golds_file", "train.distributed.backend", "train.distributed.timeout_s",
+      "train.distributed.bucket_mib", "train.distributed.overlap", "train.distributed.zero"};
   return key.rfind("generate.", 0) == 0 || std::find(free.begin(), free.end(), key) != free.end();
 }
 
@@ -67,15 +73,23 @@ bool may_change_on_resume(const std::string& key) {
 std::vector<std::string> config_mismatches(const std::string& recorded_text, const std::string& current_text) {
   const json recorded = json::parse(recorded_text), current = json::parse(current_text);
   std::vector<std::string> out;
-  for (const auto& [section, keys] : current.items()) {
-    if (!keys.is_object()) continue;
-    for (const auto& [key, value] : keys.items()) {
-      const std::string name = section + "." + key;
+  std::function<void(const json&, const std::string&)> compare = [&](const json& node, const std::string& prefix) {
+    for (const auto& [key, value] : node.items()) {
+      const std::string name = prefix.empty() ? key : prefix + "." + key;
+      if (value.is_object()) {
+        compare(value, name);
+        continue;
+      }
       if (may_change_on_resume(name)) continue;
-      const json before = recorded.contains(section) ? recorded[section].value(key, json()) : json();
+      std::string pointer = "/" + name;
+      std::replace(pointer.begin(), pointer.end(), '.', '/');
+      // A key the checkpoint's config lacks came with a later percetrain: nothing to compare.
+      if (!recorded.contains(json::json_pointer(pointer))) continue;
+      const json before = recorded.at(json::json_pointer(pointer));
       if (before != value) out.push_back(name + " " + before.dump() + " -> " + value.dump());
     }
-  }
+  };
+  compare(current, "");
   return out;
 }
 
@@ -126,8 +140,17 @@ std::pair<int64_t, std::string> choose_start(const JobConfig& config, const Trai
 }
 
 // What the checkpoint recorded must be what this run would do.
-void check_resume_matches(const JobConfig& config, const Checkpointer& checkpoints, const std::string& dir) {
+void check_resume_matches(const JobConfig& config, const Checkpointer& checkpoints, const std::string& dir,
+                          int64_t world_size, int64_t zero) {
   const TrainerState state = checkpoints.read_state(dir);
+  // Sharded optimizer state belongs to its rank layout; replicated state resumes on any number.
+  if ((state.zero > 0 || zero > 0) && (state.world_size != world_size || state.zero != zero))
+    fail(dir,
+         "was written by " + std::to_string(state.world_size) + " ranks with train.distributed.zero " +
+             std::to_string(state.zero) + "; this run has " + std::to_string(world_size) + " with zero " +
+             std::to_string(zero),
+         "sharded optimizer state resumes only with the same number of ranks and zero stage; relaunch with " +
+             std::to_string(state.world_size) + " ranks");
   if (!state.job_config.empty()) {
     const auto mismatches = config_mismatches(state.job_config, job_config_to_json(config));
     if (!mismatches.empty()) {
@@ -176,26 +199,56 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
                                const std::vector<PairedExample>& train_examples,
                                const std::vector<PairedExample>& valid_examples, const std::string& tokenizer_path,
                                int64_t pad_id) {
-  // ---- set up: run folder, plan, resume point, model, optimizer, logs ------------------------
+  // ---- set up: ranks, run folder, plan, resume point, model, optimizer, logs ---------------------
   const TrainSection& train = config.train;
-  ProgressLine progress(options.progress);
   if (train_examples.empty()) fail(config.file + ": data.train_file", "holds no usable training examples");
-  const auto device = parse_device(config.model.device);
+  // One process unless a launcher (torchrun) set WORLD_SIZE > 1; then every rank runs this, and
+  // rank 0 alone owns the run folder, the logs and the checkpoints.
+  const DistEnv env = DistEnv::from_environment();
+  const auto device = env.distributed() ? device_for_local_rank(config.model.device, env.local_rank)
+                                        : parse_device(config.model.device);
   const auto dtype = parse_dtype(config.model.dtype, device, "model.dtype");
   if (dtype == torch::kFloat16)
     fail(config.file + ": model.dtype", "float16 training needs loss scaling, which percetrain does not do",
          "use bfloat16: the same memory with float32's exponent range");
-  RunDirectory run(config.output.dir);
+  const auto comm = make_communicator(env, train.distributed.backend, train.distributed.timeout_s, device);
+  const bool root = comm->is_root(), distributed = comm->distributed();
+  const int64_t zero = distributed ? train.distributed.zero : 0;
+  ProgressLine progress(options.progress && root);
   StepPlan plan(train_examples.size(), train.batch_size, train.seed, train.epochs, train.max_steps);
   const int64_t total_steps = plan.total_steps();
+  const std::string out_dir = fs::absolute(fs::path(config.output.dir)).lexically_normal().string();
+
+  std::unique_ptr<RunDirectory> run;
+  std::unique_ptr<Checkpointer> checkpoints;
+  int64_t start_step = 0;
+  std::string resume_from;
+  std::exception_ptr setup_error;
+  try {
+    if (root) {
+      run = std::make_unique<RunDirectory>(out_dir);
+      checkpoints = std::make_unique<Checkpointer>(*run, train.keep_last, tokenizer_path);
+      std::tie(start_step, resume_from) = choose_start(config, options, *run, *checkpoints);
+      if (!resume_from.empty()) check_resume_matches(config, *checkpoints, resume_from, comm->world_size(), zero);
+      else if (const std::string made = prepare_model_folder(config.model, tokenizer_path, true); !made.empty())
+        progress.line(made);
+    }
+  } catch (...) {
+    if (!distributed) throw;
+    setup_error = std::current_exception();
+  }
+  if (distributed) {
+    // Rank 0's verdict for everyone (this is also the barrier after it created the model).
+    std::vector<int64_t> verdict = {setup_error ? 1 : 0, start_step};
+    comm->all_reduce(verdict, ScalarReduce::kMax);
+    if (setup_error) std::rethrow_exception(setup_error);
+    if (verdict[0]) fail("rank " + std::to_string(comm->rank()), "rank 0 could not start the run (its error says why)");
+    start_step = verdict[1];
+    if (start_step > 0) resume_from = (fs::path(out_dir) / checkpoint_name(start_step)).string();
+  }
   if (train.batch_size > static_cast<int64_t>(train_examples.size()))
     progress.line("warning: train.batch_size " + std::to_string(train.batch_size) + " is larger than the " +
                   std::to_string(train_examples.size()) + " training examples: each step sees every example once");
-  Checkpointer checkpoints(run, train.keep_last, tokenizer_path);
-  const auto [start_step, resume_from] = choose_start(config, options, run, checkpoints);
-  if (!resume_from.empty()) check_resume_matches(config, checkpoints, resume_from);
-  else if (const std::string made = prepare_model_folder(config.model, tokenizer_path, true); !made.empty())
-    progress.line(made);
 
   LoadedModel loaded = load_causal_lm(resume_from.empty() ? config.model.path : resume_from, device, dtype);
   CausalLMImpl& model = *loaded.model;
@@ -206,33 +259,88 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   // Mixed precision: a bf16 model computes forward and backward; the optimizer updates fp32
   // master copies and writes them back. Without them, updates below bf16's resolution (8
   // mantissa bits: lr 5e-6 on a weight of 0.02 is one part in 4000) would round to nothing.
-  MasterWeights masters(trainable_parameters(model), train.master_weights);
-  const auto optimizer = make_optimizer(masters, train);
-  if (!resume_from.empty()) checkpoints.restore(resume_from, *optimizer, masters);
+  // Under ZeRO the reducer's fp32 shard plays that part.
+  const NamedTensors trainable = trainable_parameters(model);
+  MasterWeights masters(trainable, train.master_weights && zero == 0);
+  std::unique_ptr<GradReducer> reducer;
+  std::unique_ptr<FusedAdamW> optimizer;
+  if (distributed) {
+    std::vector<torch::Tensor> params;
+    for (const auto& [name, tensor] : trainable) params.push_back(tensor);
+    broadcast_tensors(*comm, params);  // replicas start equal
+    GradReducerOptions reducer_options;
+    reducer_options.bucket_mib = train.distributed.bucket_mib;
+    reducer_options.overlap = train.distributed.overlap;
+    reducer_options.zero_stage = static_cast<int>(zero);
+    reducer = std::make_unique<GradReducer>(*comm, params, zero == 0 ? masters.parameters() : std::vector<torch::Tensor>{},
+                                            reducer_options);
+  }
+  if (zero > 0) {
+    // This rank's 1/N of the flat parameter space, each piece decayed as its parameter is.
+    std::vector<torch::Tensor> decayed, not_decayed;
+    const auto& pieces = reducer->shard_pieces();
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      const auto& [name, tensor] = trainable[pieces[i].param];
+      (is_decayed(name, tensor.dim()) ? decayed : not_decayed).push_back(reducer->shard()[i]);
+    }
+    optimizer = make_optimizer(std::move(decayed), std::move(not_decayed), train);
+  } else {
+    optimizer = make_optimizer(masters, train);
+  }
+  if (!resume_from.empty()) {
+    if (zero > 0) restore_shard_state(resume_from, comm->rank(), *optimizer, reducer->shard_values());
+    else restore_training_state(resume_from, *optimizer, masters);
+  }
   reset_peak_memory(device);
 
-  run.record_file("metrics.jsonl");
-  run.record_file("job_config.json");
-  MetricsLog metrics(run.file("metrics.jsonl"), start_step);
+  std::optional<MetricsLog> metrics;
   const std::string effective_config = job_config_to_json(config);
-  write_file_atomic(run.file("job_config.json"), effective_config, "the effective config");
+  if (root) {
+    run->record_file("metrics.jsonl");
+    run->record_file("job_config.json");
+    metrics.emplace(run->file("metrics.jsonl"), start_step);
+    write_file_atomic(run->file("job_config.json"), effective_config, "the effective config");
+  }
   int64_t response_tokens = 0;
   for (const auto& e : train_examples) response_tokens += scored_response_tokens(e);
   progress.line(describe_loaded_model(loaded) + (masters.active() ? " (fp32 master weights)" : ""));
+  if (distributed)
+  {
+    char line[200];
+    std::snprintf(line, sizeof(line), "%d ranks (%s), zero %lld, gradient buckets of %g MiB%s", comm->world_size(),
+                  comm->backend().c_str(), static_cast<long long>(zero), train.distributed.bucket_mib,
+                  train.distributed.overlap ? " reduced during backward" : "");
+    progress.line(line);
+  }
   progress.line("train: " + std::to_string(train_examples.size()) + " examples (" + std::to_string(response_tokens) +
                 " response tokens), " + std::to_string(total_steps) + " steps of " + std::to_string(train.batch_size) +
                 " (micro-batches of " + std::to_string(train.micro_batch_size) + "), objective " + objective->name() +
                 (start_step > 0 ? ", resuming after step " + std::to_string(start_step) + " from " + resume_from : "") +
-                "; output " + run.path());
+                "; output " + out_dir);
 
   const StepSettings settings = StepSettings::from(config, pad_id, device);
-  TrainStep step(model, *objective, masters, *optimizer, settings);
+  TrainStep step(model, *objective, masters, *optimizer, settings, comm.get(), reducer.get());
   TrainerState state_template{0, total_steps, plan.steps_per_epoch(), train.seed, objective->name(),
-                              static_cast<int64_t>(train_examples.size()), effective_config, data_checksums(config), {}};
+                              static_cast<int64_t>(train_examples.size()), comm->world_size(), zero,
+                              effective_config, data_checksums(config), {}};
+  // Rank 0 writes the checkpoint; under ZeRO every rank adds its shard to the staging folder
+  // between two barriers, and the third says it is published.
   auto save_checkpoint = [&](int64_t done) {
     TrainerState state = state_template;
     state.step = done;
-    return checkpoints.save(model, *optimizer, masters, state);
+    const auto* full_optimizer = zero == 0 ? optimizer.get() : nullptr;
+    if (!distributed) return checkpoints->save(model, full_optimizer, masters, state);
+    auto add_my_files = [&](const std::string& staging) {
+      comm->barrier();
+      if (zero > 0) save_shard_state(staging, comm->rank(), *optimizer, reducer->shard_values());
+      comm->barrier();
+    };
+    const std::string name = checkpoint_name(done);
+    std::string path = (fs::path(out_dir) / name).string();
+    if (root) path = checkpoints->save(model, full_optimizer, masters, state, add_my_files);
+    else add_my_files((fs::path(out_dir) / (name + ".partial")).string());
+    comm->barrier();
+    return path;
   };
 
   // ---- the loop ------------------------------------------------------------------------------
@@ -247,11 +355,14 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
     const StepResult r = step.run(train_examples, plan.examples(s), lr);
     if (!r.finite) {
       std::string intact;
-      const auto saved = checkpoints.complete();
-      for (auto it = saved.rbegin(); it != saved.rend() && intact.empty(); ++it)
-        if (checkpoints.verify(it->second).empty()) intact = it->second;
-      fail("train step " + std::to_string(s + 1), "the loss is not finite (" + std::to_string(r.loss) + ")",
-           intact.empty() ? "no intact checkpoint was written yet; lower train.lr or check the data"
+      if (checkpoints) {
+        const auto saved = checkpoints->complete();
+        for (auto it = saved.rbegin(); it != saved.rend() && intact.empty(); ++it)
+          if (checkpoints->verify(it->second).empty()) intact = it->second;
+      }
+      fail("train step " + std::to_string(s + 1),
+           "the loss is not finite" + (distributed ? std::string(" on a rank") : " (" + std::to_string(r.loss) + ")"),
+           intact.empty() ? "lower train.lr or check the data; no intact checkpoint to resume from yet"
                           : "the newest intact checkpoint is " + intact + "; lower train.lr and resume from it");
     }
     const double step_seconds = seconds_since(t_step);
@@ -261,8 +372,16 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
     tokens_since_start += r.processed;
 
     // Log.
-    if (done % train.log_every == 0 || done == total_steps)
-      metrics.append(step_row(done, plan.steps_per_epoch(), r, lr, step_seconds, peak_memory_mib(device)));
+    if (metrics && (done % train.log_every == 0 || done == total_steps)) {
+      json row = step_row(done, plan.steps_per_epoch(), r, lr, step_seconds, peak_memory_mib(device));
+      if (reducer) {
+        const ReducerStats& rs = reducer->stats();
+        row["comm_bytes"] = rs.bytes + rs.gather_bytes;
+        row["comm_seconds"] = rs.comm_seconds + rs.gather_seconds;
+        row["comm_hidden"] = rs.hidden_fraction();
+      }
+      metrics->append(row);
+    }
     const double elapsed = seconds_since(t_start);
     const double eta = elapsed / static_cast<double>(done - start_step) * static_cast<double>(total_steps - done);
     // The objective's own (weighted) loss first, then the plain CE of the same tokens: PerCE's
@@ -279,18 +398,24 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
     if (!valid_examples.empty() &&
         ((train.eval_every > 0 && done % train.eval_every == 0) || (train.eval_every == 0 && end_of_epoch) || last)) {
       model.eval();
-      const auto v = validate_examples(model, *objective, valid_examples, settings);
+      const auto v = validate_examples(model, *objective, valid_examples, settings, comm.get());
       model.train();
-      metrics.append({{"step", done}, {"valid_ce", v.ce}, {"valid_loss", v.objective}, {"valid_pir_mean", v.pir_mean},
-                      {"valid_response_tokens", v.tokens}});
+      if (metrics)
+        metrics->append({{"step", done}, {"valid_ce", v.ce}, {"valid_loss", v.objective}, {"valid_pir_mean", v.pir_mean},
+                         {"valid_response_tokens", v.tokens}});
       char line[200];
       std::snprintf(line, sizeof(line), "valid at step %lld: ce %.4f | %s loss %.4f | mean PIR %+.4f", (long long)done,
                     v.ce, objective->name().c_str(), v.objective, v.pir_mean);
       progress.line(line);
     }
 
-    // Checkpoint; stop after --stop-after or a signal.
-    const int signal = interrupt_signal();
+    // Checkpoint; stop after --stop-after or a signal (any rank's: all stop at the same step).
+    int signal = interrupt_signal();
+    if (distributed) {
+      std::vector<int64_t> any_signal = {signal};
+      comm->all_reduce(any_signal, ScalarReduce::kMax);
+      signal = static_cast<int>(any_signal[0]);
+    }
     const bool stop_now = (options.stop_after_steps > 0 && done >= options.stop_after_steps && !last) || (signal && !last);
     if ((train.save_every > 0 && done % train.save_every == 0) || last || stop_now)
       summary.last_checkpoint = save_checkpoint(done);
@@ -305,14 +430,16 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   }
 
   // ---- save ----------------------------------------------------------------------------------
-  const std::string staging = run.begin_folder("final");
-  SaveOptions save;
-  save.tokenizer_source = tokenizer_path;
-  write_model_files(model, staging, save);
-  run.publish_folder("final");
-  summary.final_model_dir = run.file("final");
-  progress.line("done: " + std::to_string(total_steps) + " steps; model in " + summary.final_model_dir +
-                ", metrics in " + metrics.path());
+  summary.final_model_dir = (fs::path(out_dir) / "final").string();
+  if (root) {
+    const std::string staging = run->begin_folder("final");
+    SaveOptions save;
+    save.tokenizer_source = tokenizer_path;
+    write_model_files(model, staging, save);
+    run->publish_folder("final");
+    progress.line("done: " + std::to_string(total_steps) + " steps; model in " + summary.final_model_dir +
+                  ", metrics in " + metrics->path());
+  }
   return summary;
 }
 
@@ -320,12 +447,13 @@ TrainSummary run_training(const JobConfig& config, const TrainOptions& options) 
   if (config.data.train_file.empty()) fail(config.file + ": data.train_file", "is required for training");
   const std::string tokenizer_file = tokenizer_path(config);
   auto tokenizer = load_tokenizer(tokenizer_file);
+  const bool root = DistEnv::from_environment().rank == 0;  // one rank reports for all
   const int64_t pad_id = tokenizer->pad_id() >= 0 ? tokenizer->pad_id() : 0;
 
   auto load = [&](const std::string& file, const std::string& golds) {
     DatasetStats stats;
     auto examples = load_paired_examples(config.data, file, golds, *tokenizer, &stats);
-    if (options.progress) {
+    if (options.progress && root) {
       std::fprintf(stderr, "%s: %lld records -> %lld examples (%lld skipped, %lld with the profile cut, %lld with the input cut)\n",
                    file.c_str(), (long long)stats.records, (long long)stats.examples, (long long)stats.skipped,
                    (long long)stats.truncated_profile, (long long)stats.truncated_input);

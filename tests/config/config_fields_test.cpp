@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -69,6 +70,7 @@ TEST(JobConfigFields, EveryMemberOfEverySectionIsInTheTable) {
   EXPECT_TRUE(table_covers<DataConfig>("data"));
   EXPECT_TRUE(table_covers<ObjectiveSection>("objective"));
   EXPECT_TRUE(table_covers<TrainSection>("train"));
+  EXPECT_TRUE(table_covers<DistributedSection>("train.distributed"));
   EXPECT_TRUE(table_covers<GenerateSection>("generate"));
   EXPECT_TRUE(table_covers<OutputSection>("output"));
 }
@@ -93,7 +95,9 @@ TEST(JobConfigFields, EveryKeyPrintsParsesAndTakesSet) {
   const auto keys = job_config_keys();
   EXPECT_GT(keys.size(), 60u);
   for (const auto& key : keys) {
-    const auto pointer = nlohmann::json::json_pointer("/" + std::string(key).replace(key.find('.'), 1, "/"));
+    std::string path = "/" + key;
+    std::replace(path.begin(), path.end(), '.', '/');
+    const auto pointer = nlohmann::json::json_pointer(path);
     ASSERT_TRUE(effective.contains(pointer)) << key << " is missing from the effective config";
     // --set with the value the effective config prints is accepted and changes nothing.
     const std::string assignment = key + "=" + effective.at(pointer).dump();
@@ -102,7 +106,10 @@ TEST(JobConfigFields, EveryKeyPrintsParsesAndTakesSet) {
   }
   // And the effective config lists nothing else.
   size_t printed = 0;
-  for (const auto& section : effective.items()) printed += section.value().size();
+  std::function<void(const nlohmann::json&)> count_leaves = [&](const nlohmann::json& j) {
+    for (const auto& item : j.items()) item.value().is_object() ? count_leaves(item.value()) : void(++printed);
+  };
+  for (const auto& section : effective.items()) count_leaves(section.value());
   EXPECT_EQ(printed, keys.size());
 }
 

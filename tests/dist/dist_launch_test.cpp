@@ -1,10 +1,7 @@
 // Two ranks on loopback with Gloo, started by the real launcher (torchrun from Debian's
 // python3-torch) running this test binary's DistWorker tests: exact collectives and reductions,
 // a rank killed with SIGKILL, a rank that hangs. Each launch is bounded by `timeout -s KILL`.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -21,43 +18,20 @@ using testing_util::read_file;
 using testing_util::run_command;
 using testing_util::ScratchDir;
 
-// The launcher command, or "" with the reason in *why_not. PERCETRAIN_TORCHRUN overrides it.
-std::string torchrun_command(std::string* why_not) {
-  if (const char* custom = std::getenv("PERCETRAIN_TORCHRUN")) return custom;
-  // find_spec locates torch without importing it (an import alone takes seconds here).
-  const auto probe = run_command(
-      "/usr/bin/python3 -c \"import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None)\"");
-  if (probe.status != 0) {
-    *why_not = "python3-torch is not installed (apt-get install python3-torch, or bash scripts/setup.sh): the "
-               "distributed tests start their ranks with torchrun";
-    return "";
-  }
-  return "/usr/bin/python3 -m torch.distributed.run";
-}
+using testing_util::free_port;
+using testing_util::torchrun_command;
 
-#define REQUIRE_TORCHRUN(var)                      \
-  std::string why_not;                             \
+#define REQUIRE_TORCHRUN(var)                         \
+  std::string why_not;                                \
   const std::string var = torchrun_command(&why_not); \
   if (var.empty()) GTEST_SKIP() << why_not
 
 // Options every launch shares. torchrun 1.13 on Python 3.11 crashes on a redirect or tee of "0"
 // (IntFlag iteration skips the zero member): redirecting and teeing stdout ("1") avoids that
 // value and still shows every rank's output, prefixed [default<rank>]:.
-const char* const kCommon = " --no_python --nproc_per_node 2 --monitor_interval 0.5 -r 1 -t 1";
+const char* const kCommon = testing_util::kTorchrunCommon;
 
 std::string self() { return fs::read_symlink("/proc/self/exe").string(); }
-
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "percetrain/data/data_config.hpp"
+#include "percetrain/dist/dist_section.hpp"
 #include "percetrain/model/lora_section.hpp"
 #include "percetrain/model/model_section.hpp"
 #include "percetrain/objective/objective_section.hpp"
@@ -60,6 +61,7 @@ struct TrainSection {
   // parameter plus 2+2 for the bf16 weights and gradients) instead of updating bf16 weights in
   // place (8 bytes), where small updates round away. Ignored for float32 models.
   bool master_weights = true;
+  DistributedSection distributed;  // data parallelism when launched with several ranks (torchrun)
 };
 
 // Decoding defaults of `percetrain generate` (the paper decodes at temperature 0.4, at most 512

@@ -24,16 +24,9 @@
 #include <utility>
 #include <vector>
 
-#include "percetrain/util/enum_names.hpp"
+#include "percetrain/dist/dist_section.hpp"
 
 namespace percetrain {
-
-enum class DistBackend { kAuto, kNccl, kGloo };
-template <>
-struct EnumNames<DistBackend> {
-  static constexpr std::pair<DistBackend, const char*> values[] = {
-      {DistBackend::kAuto, "auto"}, {DistBackend::kNccl, "nccl"}, {DistBackend::kGloo, "gloo"}};
-};
 
 // This process's place in the job, as the launcher (torchrun, or a script that sets the same
 // variables) describes it: RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR,

@@ -3,7 +3,10 @@
 // the newest keep_last, verified and read back for an exact resume.
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -25,6 +28,8 @@ struct TrainerState {
   uint64_t seed = 0;
   std::string objective;
   int64_t train_examples = 0;
+  int64_t world_size = 1;  // ranks of the run; with zero > 0 each wrote its own shard files
+  int64_t zero = 0;
   std::string job_config;                          // the effective config (JSON text)
   std::map<std::string, std::string> data_sha256;  // "data.train_file" -> SHA-256 of its bytes
   std::map<std::string, std::string> files;        // file of the checkpoint -> SHA-256 (filled by save)
@@ -41,11 +46,13 @@ class Checkpointer {
   // Published checkpoints this run folder's manifest records, by step (paths).
   std::map<int64_t, std::string> complete() const;
 
-  // Writes checkpoint-<step>/ (a Hugging Face model folder, optimizer.pt, master_weights.pt for
-  // bf16 runs, trainer_state.json with the SHA-256 of every other file), publishes it, then keeps
-  // only the newest keep_last. Any failed write is one error naming the file. Returns its path.
-  std::string save(CausalLMImpl& model, const torch::optim::Optimizer& optimizer, const MasterWeights& masters,
-                   const TrainerState& state);
+  // Writes checkpoint-<step>/ (a Hugging Face model folder, optimizer.pt unless `optimizer` is
+  // null, master_weights.pt for bf16 runs, trainer_state.json with the SHA-256 of every other
+  // file), publishes it, then keeps only the newest keep_last. `with_staging`, when given, runs
+  // first with the staging folder (where the other ranks of a sharded run put their files). Any
+  // failed write is one error naming the file. Returns its path.
+  std::string save(CausalLMImpl& model, const torch::optim::Optimizer* optimizer, const MasterWeights& masters,
+                   const TrainerState& state, const std::function<void(const std::string&)>& with_staging = {});
 
   // trainer_state.json of the checkpoint at `dir`; an error names what is wrong with it.
   TrainerState read_state(const std::string& dir) const;
@@ -62,5 +69,15 @@ class Checkpointer {
   std::string tokenizer_source_;
   int64_t keep_last_;
 };
+
+// optimizer.pt and master_weights.pt of the checkpoint at `dir` into a run that replicates them.
+void restore_training_state(const std::string& dir, torch::optim::Optimizer& optimizer, MasterWeights& masters);
+
+// ZeRO: rank `rank`'s optimizer state and fp32 shard values, optimizer-rank-NNNNN.pt and
+// shard-rank-NNNNN.pt inside a checkpoint (or its staging folder).
+void save_shard_state(const std::string& dir, int rank, const torch::optim::Optimizer& optimizer,
+                      const at::Tensor& shard_values);
+void restore_shard_state(const std::string& dir, int rank, torch::optim::Optimizer& optimizer,
+                         const at::Tensor& shard_values);
 
 }  // namespace percetrain

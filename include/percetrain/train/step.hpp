@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "percetrain/config/job_config.hpp"
@@ -20,7 +21,9 @@ class Optimizer;
 namespace percetrain {
 
 class CausalLMImpl;
+class Communicator;
 class FusedAdamW;
+class GradReducer;
 class MasterWeights;
 class Objective;
 
@@ -29,6 +32,11 @@ double learning_rate_at(const TrainSection& train, int64_t step, int64_t total_s
 
 // AdamW over the masters (the optimizer's own parameters); norms and biases are not decayed.
 std::unique_ptr<FusedAdamW> make_optimizer(const MasterWeights& masters, const TrainSection& train);
+// The same over tensors already split by weight decay (the pieces of a ZeRO shard).
+std::unique_ptr<FusedAdamW> make_optimizer(std::vector<torch::Tensor> decayed, std::vector<torch::Tensor> not_decayed,
+                                           const TrainSection& train);
+// Whether a parameter of this name and rank is weight-decayed (not norms, not biases).
+bool is_decayed(const std::string& name, int64_t dim);
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 
 // Which examples every optimizer step visits: each epoch a seeded shuffle (seed, epoch) cut into
@@ -78,19 +86,31 @@ struct StepResult {
   double pir_mean() const;
 };
 
+// With several ranks (`comm` distributed, `reducer` set): every rank gets the same global step
+// `indices`, cuts it into the same length-sorted micro-batches as one process would, and runs
+// micro-batches rank, rank + N, ...; the loss is normalised by the whole step's tokens, the
+// reducer sums the gradients over the ranks (zero 0: into the masters; zero 1/2: into this
+// rank's shard, which the optimizer steps before the parameters are gathered), a non-finite loss
+// on any rank skips the update on all, and the result's numbers are sums over the ranks. So N
+// ranks compute the update one process computes for the same global batch.
 class TrainStep {
  public:
   TrainStep(CausalLMImpl& model, const Objective& objective, MasterWeights& masters,
-            torch::optim::Optimizer& optimizer, StepSettings settings);
+            torch::optim::Optimizer& optimizer, StepSettings settings, Communicator* comm = nullptr,
+            GradReducer* reducer = nullptr);
   // One optimizer step over examples[indices] at learning rate `lr`.
   StepResult run(const std::vector<PairedExample>& examples, const std::vector<size_t>& indices, double lr);
 
  private:
+  void reduce_result(StepResult& r) const;
+
   CausalLMImpl& model_;
   const Objective& objective_;
   MasterWeights& masters_;
   torch::optim::Optimizer& optimizer_;
   StepSettings settings_;
+  Communicator* comm_;
+  GradReducer* reducer_;
 };
 
 // Token-averaged validation numbers over a whole set, under inference mode.
@@ -98,7 +118,10 @@ struct ValidationResult {
   double ce = 0.0, objective = 0.0, pir_mean = 0.0;
   int64_t tokens = 0;
 };
+// With a distributed `comm`, each rank validates its share of the micro-batches and the sums
+// are reduced.
 ValidationResult validate_examples(CausalLMImpl& model, const Objective& objective,
-                                   const std::vector<PairedExample>& examples, const StepSettings& settings);
+                                   const std::vector<PairedExample>& examples, const StepSettings& settings,
+                                   Communicator* comm = nullptr);
 
 }  // namespace percetrain
