@@ -89,6 +89,10 @@ void describe(ObjectiveSection& s, V& v) {
   v("clip_max", s.clip_max);
   v("normalize", s.normalize);
   v("chunk_tokens", s.chunk_tokens, at_least(0, "0 sizes chunks automatically"));
+  v("pir_scope", s.pir_scope);
+  v("rho1_keep_ratio", s.rho1_keep_ratio, open_closed(0, 1, "the share of each sequence's tokens that train"));
+  v.path("reference_model", s.reference_model);
+  v("data_weight_default", s.data_weight_default, at_least(0));
 }
 
 template <class V>
@@ -116,6 +120,7 @@ void describe(TrainSection& s, V& v) {
   v("gradient_checkpointing", s.gradient_checkpointing);
   v("master_weights", s.master_weights);
 }
+
 
 template <class V>
 void describe(GenerateSection& s, V& v) {

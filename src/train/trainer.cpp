@@ -19,6 +19,7 @@
 #include "percetrain/train/fused_adamw.hpp"
 #include "percetrain/train/master_weights.hpp"
 #include "percetrain/train/metrics_log.hpp"
+#include "percetrain/train/objective_inputs.hpp"
 #include "percetrain/train/run_dir.hpp"
 #include "percetrain/train/step.hpp"
 #include "percetrain/util/checksum.hpp"
@@ -203,6 +204,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   model.train();
   model.set_gradient_checkpointing(train.gradient_checkpointing);
   const auto objective = make_objective(config.objective);
+  LoadedModel reference = load_reference_model(config, *objective, device, dtype, train_examples, tokenizer_path);
   // Mixed precision: a bf16 model computes forward and backward; the optimizer updates fp32
   // master copies and writes them back. Without them, updates below bf16's resolution (8
   // mantissa bits: lr 5e-6 on a weight of 0.02 is one part in 4000) would round to nothing.
@@ -225,7 +227,8 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
                 (start_step > 0 ? ", resuming after step " + std::to_string(start_step) + " from " + resume_from : "") +
                 "; output " + run.path());
 
-  const StepSettings settings = StepSettings::from(config, pad_id, device);
+  StepSettings settings = StepSettings::from(config, pad_id, device);
+  if (reference.model) settings.reference = reference.model.get();
   TrainStep step(model, *objective, masters, *optimizer, settings);
   TrainerState state_template{0, total_steps, plan.steps_per_epoch(), train.seed, objective->name(),
                               static_cast<int64_t>(train_examples.size()), effective_config, data_checksums(config), {}};
@@ -335,6 +338,8 @@ TrainSummary run_training(const JobConfig& config, const TrainOptions& options) 
   auto train_examples = load(config.data.train_file, config.data.train_golds_file);
   std::vector<PairedExample> valid_examples;
   if (!config.data.valid_file.empty()) valid_examples = load(config.data.valid_file, config.data.valid_golds_file);
+  prepare_examples_for_objective(config, *tokenizer, &train_examples);
+  prepare_examples_for_objective(config, *tokenizer, &valid_examples);
   return train_on_examples(config, options, train_examples, valid_examples, tokenizer_file, pad_id);
 }
 

@@ -127,7 +127,7 @@ TEST(JobConfigFields, OutOfRangeValuesNameTheKeyAndTheRange) {
     EXPECT_NE(error.find(expected), std::string::npos) << assignment << " -> " << error;
   }
   const std::string typo = testing_util::job_config_error(base, {"objective.name=percee"});
-  EXPECT_NE(typo.find("objective.name: 'percee' is not allowed (did you mean 'perce'? use ce, perce, lossce or entce)"),
+  EXPECT_NE(typo.find("objective.name: 'percee' is not allowed (did you mean 'perce'? use ce, perce, lossce, entce, dft, rho1 or weights_from_data)"),
             std::string::npos)
       << typo;
 }

@@ -273,4 +273,29 @@ TEST(Trainer, NonFiniteLossStopsWithAClearError) {
   }
 }
 
+TEST(Trainer, Rho1TrainsAgainstTheReferenceModelAndKeepingEveryTokenIsCe) {
+  ScratchDir dir;
+  auto examples = synthetic_examples(16, 3);
+  auto ce = tiny_job(dir.path(), "ce");
+  ce.output.dir = (dir / "ce").string();
+  train_on_examples(ce, quiet(), examples, {}, ce.tokenizer.path, 0);
+  // The reference: the initial model (the folder the first run created).
+  auto rho1 = tiny_job(dir.path(), "rho1");
+  rho1.objective.reference_model = (dir / "model").string();
+  rho1.objective.rho1_keep_ratio = 1.0;
+  rho1.output.dir = (dir / "rho1-all").string();
+  train_on_examples(rho1, quiet(), examples, {}, rho1.tokenizer.path, 0);
+  EXPECT_EQ(parameter_distance(dir / "ce" / "final", dir / "rho1-all" / "final"), 0.0)
+      << "keeping every token weighs each 1: exactly CE";
+  rho1.objective.rho1_keep_ratio = 0.5;
+  rho1.output.dir = (dir / "rho1-half").string();
+  train_on_examples(rho1, quiet(), examples, {}, rho1.tokenizer.path, 0);
+  EXPECT_GT(parameter_distance(dir / "ce" / "final", dir / "rho1-half" / "final"), 0.0);
+
+  rho1.objective.reference_model = (dir / "no-such-model").string();
+  rho1.output.dir = (dir / "rho1-missing").string();
+  EXPECT_TRUE(testing_util::throws_error(
+      [&] { train_on_examples(rho1, quiet(), examples, {}, rho1.tokenizer.path, 0); }, "no-such-model"));
+}
+
 }  // namespace
