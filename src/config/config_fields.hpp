@@ -96,6 +96,13 @@ void describe(ObjectiveSection& s, V& v) {
 }
 
 template <class V>
+void describe(EvalGenerateSection& s, V& v) {
+  v("every", s.every, at_least(0, "0 turns validation by generation off"));
+  v("max_records", s.max_records, at_least(0, "0: the whole validation set"));
+  v("max_new_tokens", s.max_new_tokens, at_least(1));
+}
+
+template <class V>
 void describe(TrainSection& s, V& v) {
   v("lr", s.lr, above(0));
   v("schedule", s.schedule);
@@ -119,6 +126,9 @@ void describe(TrainSection& s, V& v) {
   v("resume", s.resume);
   v("gradient_checkpointing", s.gradient_checkpointing);
   v("master_weights", s.master_weights);
+  v.section("eval_generate", s.eval_generate);
+  v("best_metric", s.best_metric);
+  v("early_stopping_patience", s.early_stopping_patience, at_least(0, "0 turns early stopping off"));
 }
 
 

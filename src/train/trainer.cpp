@@ -22,6 +22,7 @@
 #include "percetrain/train/objective_inputs.hpp"
 #include "percetrain/train/run_dir.hpp"
 #include "percetrain/train/step.hpp"
+#include "percetrain/train/validation_monitor.hpp"
 #include "percetrain/util/checksum.hpp"
 #include "percetrain/util/device.hpp"
 #include "percetrain/util/error.hpp"
@@ -216,6 +217,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   run.record_file("metrics.jsonl");
   run.record_file("job_config.json");
   MetricsLog metrics(run.file("metrics.jsonl"), start_step);
+  ValidationMonitor monitor(config, run, valid_examples, tokenizer_path, metrics.path(), loaded.config.eos_token_id);
   const std::string effective_config = job_config_to_json(config);
   write_file_atomic(run.file("job_config.json"), effective_config, "the effective config");
   int64_t response_tokens = 0;
@@ -244,7 +246,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   summary.steps_done = start_step;
   const auto t_start = Clock::now();
   int64_t tokens_since_start = 0;
-  for (int64_t s = start_step; s < total_steps; ++s) {
+  for (int64_t s = start_step; s < total_steps && !monitor.exhausted(); ++s) {
     const double lr = learning_rate_at(train, s, total_steps);
     const auto t_step = Clock::now();
     const StepResult r = step.run(train_examples, plan.examples(s), lr);
@@ -284,18 +286,23 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
       model.eval();
       const auto v = validate_examples(model, *objective, valid_examples, settings);
       model.train();
-      metrics.append({{"step", done}, {"valid_ce", v.ce}, {"valid_loss", v.objective}, {"valid_pir_mean", v.pir_mean},
-                      {"valid_response_tokens", v.tokens}});
+      const json row = {{"step", done}, {"valid_ce", v.ce}, {"valid_loss", v.objective}, {"valid_pir_mean", v.pir_mean},
+                        {"valid_response_tokens", v.tokens}};
+      metrics.append(row);
+      monitor.observe(row);
       char line[200];
       std::snprintf(line, sizeof(line), "valid at step %lld: ce %.4f | %s loss %.4f | mean PIR %+.4f", (long long)done,
                     v.ce, objective->name().c_str(), v.objective, v.pir_mean);
       progress.line(line);
     }
 
+    // Validate by generating, keep the best model, stop early (train.eval_generate, best_metric).
+    const bool stop_early = monitor.after_step(model, done, last, metrics, progress) && !last;
+
     // Checkpoint; stop after --stop-after or a signal.
     const int signal = interrupt_signal();
     const bool stop_now = (options.stop_after_steps > 0 && done >= options.stop_after_steps && !last) || (signal && !last);
-    if ((train.save_every > 0 && done % train.save_every == 0) || last || stop_now)
+    if ((train.save_every > 0 && done % train.save_every == 0) || last || stop_now || stop_early)
       summary.last_checkpoint = save_checkpoint(done);
     if (signal && !last)
       throw Interrupted(signal, "stopped after step " + std::to_string(done) + " of " + std::to_string(total_steps) +
@@ -306,6 +313,10 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
       return summary;
     }
   }
+  if (monitor.exhausted()) {
+    summary.stopped_early = monitor.stop_reason();
+    progress.line(summary.stopped_early + "; saving the model of step " + std::to_string(summary.steps_done) + " as final");
+  }
 
   // ---- save ----------------------------------------------------------------------------------
   const std::string staging = run.begin_folder("final");
@@ -314,7 +325,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   write_model_files(model, staging, save);
   run.publish_folder("final");
   summary.final_model_dir = run.file("final");
-  progress.line("done: " + std::to_string(total_steps) + " steps; model in " + summary.final_model_dir +
+  progress.line("done: " + std::to_string(summary.steps_done) + " steps; model in " + summary.final_model_dir +
                 ", metrics in " + metrics.path());
   return summary;
 }
