@@ -172,6 +172,7 @@ json run_variant(const BenchOptions& o, const JobConfig& config) {
   std::iota(indices.begin(), indices.end(), 0);
   ObjectiveSection section = config.objective;
   section.name = perce ? ObjectiveKind::kPerce : ObjectiveKind::kCe;
+  section.pir_scope = PirScope::kToken;  // random examples have no words
   const auto objective = make_objective(section);
   MasterWeights masters(trainable_parameters(model), config.train.master_weights);
   const auto optimizer = make_optimizer(masters, config.train);

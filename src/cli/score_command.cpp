@@ -4,6 +4,7 @@
 #include "cli/commands.hpp"
 #include "cli/job_options.hpp"
 #include "percetrain/config/job_config.hpp"
+#include "percetrain/score/offline_weights.hpp"
 #include "percetrain/score/scorer.hpp"
 #include "percetrain/util/error.hpp"
 #include "percetrain/util/interrupt.hpp"
@@ -13,7 +14,7 @@ namespace {
 
 Runner add_score_command(CLI::App& app) {
   struct Options {
-    std::string config, data, golds, out, html;
+    std::string config, data, golds, out, html, weights_out;
     std::vector<std::string> overrides;
     int64_t html_records = 50, limit = 0, batch_size = 0;
     bool resume = false, quiet = false;
@@ -37,6 +38,9 @@ Runner add_score_command(CLI::App& app) {
   cmd->add_flag("--resume", opts->resume, "Keep the complete lines of OUT.tmp from an interrupted run and continue");
   cmd->add_option("--limit", opts->limit, "Score only the first N records (data.max_records)");
   cmd->add_option("--batch-size", opts->batch_size, "Examples per forward pass (default: 2 x train.micro_batch_size)");
+  cmd->add_option("--weights-out", opts->weights_out,
+                  "Also write the scored records (JSONL, every field kept) with token_weights set to their PerCE "
+                  "weights: fixed offline weights for objective weights_from_data");
   cmd->add_flag("--quiet", opts->quiet, "No progress output");
   return [opts]() {
     JobConfig config = load_job_config(opts->config, opts->overrides);
@@ -59,6 +63,11 @@ Runner add_score_command(CLI::App& app) {
     options.progress = !opts->quiet;
     auto result = run_scoring(config, data, golds, options);
     std::cout << result.out << "\n";
+    if (!opts->weights_out.empty() && result.finished) {
+      const auto weighted = write_weighted_records(data, result.out, opts->weights_out);
+      std::cout << opts->weights_out << ": " << weighted.weighted << " of " << weighted.records
+                << " records with token_weights\n";
+    }
     return 0;
   };
 }

@@ -89,6 +89,17 @@ void describe(ObjectiveSection& s, V& v) {
   v("clip_max", s.clip_max);
   v("normalize", s.normalize);
   v("chunk_tokens", s.chunk_tokens, at_least(0, "0 sizes chunks automatically"));
+  v("pir_scope", s.pir_scope);
+  v("rho1_keep_ratio", s.rho1_keep_ratio, open_closed(0, 1, "the share of each sequence's tokens that train"));
+  v.path("reference_model", s.reference_model);
+  v("data_weight_default", s.data_weight_default, at_least(0));
+}
+
+template <class V>
+void describe(EvalGenerateSection& s, V& v) {
+  v("every", s.every, at_least(0, "0 turns validation by generation off"));
+  v("max_records", s.max_records, at_least(0, "0: the whole validation set"));
+  v("max_new_tokens", s.max_new_tokens, at_least(1));
 }
 
 template <class V>
@@ -116,6 +127,9 @@ void describe(TrainSection& s, V& v) {
   v("gradient_checkpointing", s.gradient_checkpointing);
   v("master_weights", s.master_weights);
   v.section("distributed", s.distributed);
+  v.section("eval_generate", s.eval_generate);
+  v("best_metric", s.best_metric);
+  v("early_stopping_patience", s.early_stopping_patience, at_least(0, "0 turns early stopping off"));
 }
 
 template <class V>
@@ -126,6 +140,7 @@ void describe(DistributedSection& s, V& v) {
   v("bucket_mib", s.bucket_mib, above(0));
   v("overlap", s.overlap);
 }
+
 
 template <class V>
 void describe(GenerateSection& s, V& v) {

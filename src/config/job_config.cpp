@@ -187,6 +187,16 @@ void validate(const JobConfig& c, const std::string& file) {
          "must be a positive multiple of micro_batch_size (" + std::to_string(s.micro_batch_size) + ")",
          "gradient accumulation steps = batch_size / micro_batch_size");
   if (s.epochs < 1 && s.max_steps < 1) fail(where("train.epochs"), "give epochs or max_steps");
+  const bool generated_metric = s.best_metric == BestMetric::kValidRougeL || s.best_metric == BestMetric::kValidMeteor;
+  if (generated_metric && s.eval_generate.every == 0)
+    fail(where("train.best_metric"), "'" + enum_name(s.best_metric) + "' is measured by validation by generation, which is off",
+         "set train.eval_generate.every to the steps between generation evaluations");
+  if (s.early_stopping_patience > 0 && s.best_metric == BestMetric::kNone)
+    fail(where("train.early_stopping_patience"), "needs train.best_metric: the metric whose improvement it waits for",
+         "e.g. \"best_metric\": \"valid_rougeL\" or \"valid_ce\"");
+  if (c.objective.name == ObjectiveKind::kRho1 && c.objective.reference_model.empty())
+    fail(where("objective.reference_model"), "is required for rho1",
+         "the Hugging Face folder of the frozen reference model whose losses rho1 compares against");
   for (const auto& stop : c.generate.stop_strings)
     if (stop.empty()) fail(where("generate.stop_strings"), "must not contain an empty string");
   validate_lora(c.lora, where("lora.target_modules"));

@@ -124,4 +124,50 @@ std::vector<std::pair<int64_t, int64_t>> response_token_spans(const Tokenizer& t
   return spans;
 }
 
+namespace {
+
+bool is_ascii_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+
+}  // namespace
+
+std::vector<std::vector<size_t>> token_words(const std::string& text,
+                                             const std::vector<std::pair<int64_t, int64_t>>& spans) {
+  std::vector<std::vector<size_t>> words;
+  std::vector<size_t> current, pending;  // pending: empty tokens waiting for the next word
+  bool current_has_text = false, previous_ends_space = false, seen_text = false;
+  auto close = [&] {
+    if (current_has_text) words.push_back(std::move(current));
+    current.clear();
+    current_has_text = false;
+  };
+  const auto total = static_cast<int64_t>(text.size());
+  for (size_t i = 0; i < spans.size(); ++i) {
+    const int64_t s = std::clamp<int64_t>(spans[i].first, 0, total);
+    const int64_t e = std::clamp<int64_t>(spans[i].second, s, total);
+    if (e == s) {
+      pending.push_back(i);
+      continue;
+    }
+    const char first = text[static_cast<size_t>(s)], last = text[static_cast<size_t>(e - 1)];
+    if (!seen_text || is_ascii_space(first) || previous_ends_space) close();
+    current.insert(current.end(), pending.begin(), pending.end());
+    pending.clear();
+    current.push_back(i);
+    seen_text = true;
+    previous_ends_space = is_ascii_space(last);
+    for (int64_t k = s; k < e && !current_has_text; ++k) current_has_text = !is_ascii_space(text[static_cast<size_t>(k)]);
+  }
+  close();  // trailing empty tokens (EOS) stay out
+  return words;
+}
+
+void attach_word_heads(const Tokenizer& tokenizer, std::vector<PairedExample>* examples) {
+  for (auto& e : *examples) {
+    e.word_heads.resize(static_cast<size_t>(e.response_length));
+    for (size_t i = 0; i < e.word_heads.size(); ++i) e.word_heads[i] = static_cast<int32_t>(i);
+    for (const auto& word : token_words(e.response_text, response_token_spans(tokenizer, e)))
+      for (size_t i : word) e.word_heads[i] = static_cast<int32_t>(word.front());
+  }
+}
+
 }  // namespace percetrain

@@ -2,7 +2,11 @@
 #include "percetrain/data/pairing.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <regex>
+
+#include "percetrain/data/dataset.hpp"
 
 #include "percetrain/tokenizer/chat_format.hpp"
 #include "percetrain/tokenizer/tokenizer.hpp"
@@ -417,6 +421,33 @@ bool PairBuilder::build(const Record& record, PairedExample* out, PairDetail* de
   out->response_text = record.output;
   out->personal_spans = record.personal_spans;
   out->profile_items = static_cast<int32_t>(chosen.used.size());
+  out->token_weights.clear();
+  if (!record.token_weights.empty() || !record.weighted_spans.empty()) {
+    const float none = std::numeric_limits<float>::quiet_NaN();  // the objective's default weight
+    out->token_weights.assign(static_cast<size_t>(response_length), none);
+    if (!record.token_weights.empty()) {
+      // One weight per response token as `score` lists them (end-of-response ids included), or
+      // one per token of the text alone (the end ids then take the default).
+      const auto given = static_cast<int64_t>(record.token_weights.size());
+      const int64_t text_tokens = response_length - (c.add_eos ? static_cast<int64_t>(response_end_ids(c, tokenizer_).size()) : 0);
+      if (given != response_length && given != text_tokens)
+        return reject(PairProblem::kBadRecord, "token_weights",
+                      "has " + std::to_string(given) + " weights, but the output is " + std::to_string(text_tokens) +
+                          " tokens" + (text_tokens != response_length ? " (" + std::to_string(response_length) +
+                                                                             " with the end-of-response ids)" : std::string()) +
+                          " under this tokenizer");
+      for (int64_t i = 0; i < given; ++i) out->token_weights[static_cast<size_t>(i)] = static_cast<float>(record.token_weights[i]);
+    } else {
+      // A token takes the largest weight among the spans it overlaps; tokens without text (EOS)
+      // overlap none.
+      const auto spans = response_token_spans(tokenizer_, *out);
+      for (size_t i = 0; i < spans.size(); ++i)
+        for (const auto& w : record.weighted_spans)
+          if (spans[i].first < w.end && w.start < spans[i].second &&
+              !(out->token_weights[i] >= static_cast<float>(w.weight)))
+            out->token_weights[i] = static_cast<float>(w.weight);
+    }
+  }
 
   const bool profile_cut = budget < profile_full;
   if (detail) {

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cctype>
+#include <cmath>
 #include <filesystem>
 
 #include "percetrain/util/error.hpp"
@@ -276,6 +277,36 @@ void RecordReader::parse(const std::string& text, const std::string& where, Reco
         return reject("personal_spans[" + std::to_string(i) + "]",
                       "must be [start, end] byte offsets with 0 <= start <= end <= " + std::to_string(n));
       r->personal_spans.emplace_back(s[0].get<int64_t>(), s[1].get<int64_t>());
+    }
+  }
+
+  // Loss weights: finite and not negative (a negative weight would push a token's probability down).
+  auto weight_ok = [](const json& w) { return w.is_number() && std::isfinite(w.get<double>()) && w.get<double>() >= 0; };
+  const bool has_token_weights = j.contains("token_weights") && !j["token_weights"].is_null();
+  const bool has_weighted_spans = j.contains("weighted_spans") && !j["weighted_spans"].is_null();
+  if (has_token_weights && has_weighted_spans)
+    return reject("weighted_spans", "is given together with token_weights; a record carries one or the other");
+  if (has_token_weights) {
+    const json& weights = j["token_weights"];
+    if (!weights.is_array()) return reject("token_weights", "is not a list");
+    for (size_t i = 0; i < weights.size(); ++i) {
+      if (!weight_ok(weights[i]))
+        return reject("token_weights[" + std::to_string(i) + "]", "must be a finite number >= 0, got " + weights[i].dump());
+      r->token_weights.push_back(weights[i].get<double>());
+    }
+  }
+  if (has_weighted_spans) {
+    const json& spans = j["weighted_spans"];
+    if (!spans.is_array()) return reject("weighted_spans", "is not a list");
+    const auto n = static_cast<int64_t>(r->output.size());
+    for (size_t i = 0; i < spans.size(); ++i) {
+      const json& s = spans[i];
+      const std::string field = "weighted_spans[" + std::to_string(i) + "]";
+      if (!s.is_array() || s.size() != 3 || !s[0].is_number_integer() || !s[1].is_number_integer() ||
+          s[0].get<int64_t>() < 0 || s[0].get<int64_t>() > s[1].get<int64_t>() || s[1].get<int64_t>() > n)
+        return reject(field, "must be [start, end, weight] with byte offsets 0 <= start <= end <= " + std::to_string(n));
+      if (!weight_ok(s[2])) return reject(field, "its weight must be a finite number >= 0, got " + s[2].dump());
+      r->weighted_spans.push_back({s[0].get<int64_t>(), s[1].get<int64_t>(), s[2].get<double>()});
     }
   }
 }

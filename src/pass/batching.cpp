@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 #include <random>
 
@@ -78,6 +79,36 @@ PairedBatch collate_paired(const std::vector<PairedExample>& examples, const std
     sequence.insert(sequence.end(), scored_response_tokens(examples[indices[b]]), static_cast<int64_t>(b));
   batch.response_tokens = static_cast<int64_t>(sequence.size());
   batch.sequence = torch::tensor(sequence, torch::kLong).to(device);
+
+  // Per-token extras, flattened like `sequence`: the scored tokens of an example are the last k
+  // of its response.
+  bool any_weights = false, any_heads = false;
+  for (size_t i : indices) {
+    any_weights |= !examples[i].token_weights.empty();
+    any_heads |= !examples[i].word_heads.empty();
+  }
+  if (any_weights || any_heads) {
+    std::vector<float> weights;
+    std::vector<int64_t> heads;
+    int64_t offset = 0;
+    for (size_t i : indices) {
+      const auto& e = examples[i];
+      const int64_t n = e.response_length, k = scored_response_tokens(e), first = n - k;
+      for (int64_t j = first; j < n; ++j) {
+        if (any_weights)
+          weights.push_back(e.token_weights.empty() ? std::numeric_limits<float>::quiet_NaN()
+                                                    : e.token_weights[static_cast<size_t>(j)]);
+        if (any_heads) {
+          // A head cut off with the start of the response leaves the token its own PIR.
+          const int64_t head = e.word_heads.empty() ? j : e.word_heads[static_cast<size_t>(j)];
+          heads.push_back(offset + (head >= first && head <= j ? head : j) - first);
+        }
+      }
+      offset += k;
+    }
+    if (any_weights) batch.data_weights = torch::tensor(weights, torch::kFloat32).to(device);
+    if (any_heads) batch.word_head = torch::tensor(heads, torch::kLong).to(device);
+  }
   return batch;
 }
 

@@ -4,23 +4,28 @@
 #include <torch/torch.h>
 
 #include "percetrain/model/decoder.hpp"
+#include "percetrain/util/error.hpp"
 
 namespace percetrain {
 
 PairedPass run_paired_pass(CausalLMImpl& model, const Objective& objective, const PairedBatch& batch,
-                           int64_t chunk_tokens, bool always_counterfactual) {
+                           int64_t chunk_tokens, bool always_counterfactual, CausalLMImpl* reference) {
   PairedPass pass;
   ResponseTokens& t = pass.tokens;
   t.sequence = batch.sequence;
   t.num_sequences = static_cast<int64_t>(batch.examples.size());
+  t.data_weights = batch.data_weights;
+  t.word_head = batch.word_head;
 
   // Next-token log-probs of the response tokens: position t of the hidden states predicts t + 1.
-  auto response_logprobs = [&](const torch::Tensor& ids, const torch::Tensor& mask, const torch::Tensor& select,
-                               torch::Tensor* entropy) {
+  auto logprobs_of = [&](CausalLMImpl& lm, const torch::Tensor& ids, const torch::Tensor& mask,
+                         const torch::Tensor& select, torch::Tensor* entropy) {
     const int64_t T = ids.size(1);
-    auto hidden = model.hidden_states(ids, mask, position_ids_from_mask(mask));
-    return model.selected_logprobs(hidden.slice(1, 0, T - 1), ids.slice(1, 1, T), select, chunk_tokens, entropy);
+    auto hidden = lm.hidden_states(ids, mask, position_ids_from_mask(mask));
+    return lm.selected_logprobs(hidden.slice(1, 0, T - 1), ids.slice(1, 1, T), select, chunk_tokens, entropy);
   };
+  auto response_logprobs = [&](const torch::Tensor& ids, const torch::Tensor& mask, const torch::Tensor& select,
+                               torch::Tensor* entropy) { return logprobs_of(model, ids, mask, select, entropy); };
 
   torch::Tensor entropy;
   t.logp_personalised = response_logprobs(batch.personalised_ids, batch.personalised_mask,
@@ -36,6 +41,18 @@ PairedPass run_paired_pass(CausalLMImpl& model, const Objective& objective, cons
     }
     // Inference tensors may not be saved for backward; a normal copy may.
     t.logp_counterfactual = without.clone();
+  }
+  if (objective.needs_reference()) {
+    if (!reference)
+      fail("objective." + objective.name(), "needs a reference model, and none was loaded",
+           "set objective.reference_model to the frozen model's folder");
+    torch::Tensor on_reference;
+    {
+      torch::InferenceMode inference;
+      on_reference = logprobs_of(*reference, batch.personalised_ids, batch.personalised_mask,
+                                 batch.personalised_select, nullptr);
+    }
+    t.logp_reference = on_reference.clone();
   }
   pass.terms = objective.terms(t);
   return pass;

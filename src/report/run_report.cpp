@@ -36,6 +36,8 @@ const std::vector<std::pair<const char*, const char*>> kValidationSeries = {
     {"valid_loss", "objective loss on the validation set"},
     {"valid_ce", "cross-entropy on the validation set"},
     {"valid_pir_mean", "mean PIR on the validation set"},
+    {"valid_rougeL", "ROUGE-L of greedy generations on the validation subset"},
+    {"valid_meteor", "METEOR of greedy generations on the validation subset"},
 };
 const std::map<std::string, std::string> kOtherDescriptions = {
     {"epoch", "epochs done"},
@@ -45,6 +47,8 @@ const std::map<std::string, std::string> kOtherDescriptions = {
     {"tokens_per_s", "throughput of the step"},
     {"peak_memory_mib", "peak memory (CUDA allocator, or process RSS on the CPU)"},
     {"valid_response_tokens", "response tokens in the validation set"},
+    {"generate_records", "validation records generated (train.eval_generate)"},
+    {"generate_seconds", "wall time of validation by generation"},
 };
 
 int known_rank(const std::string& name, const std::vector<std::pair<const char*, const char*>>& list) {

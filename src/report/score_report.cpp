@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "percetrain/data/dataset.hpp"
 #include "percetrain/util/error.hpp"
 
 using nlohmann::json;
@@ -77,40 +78,11 @@ bool RecordScore::starts_personal_span(size_t i) const {
   return false;
 }
 
-namespace {
-
-bool is_ascii_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
-
-}  // namespace
-
 std::vector<std::vector<size_t>> record_words(const RecordScore& r) {
-  std::vector<std::vector<size_t>> words;
-  std::vector<size_t> current, pending;  // pending: empty tokens waiting for the next word
-  bool current_has_text = false, previous_ends_space = false, seen_text = false;
-  auto close = [&] {
-    if (current_has_text) words.push_back(std::move(current));
-    current.clear();
-    current_has_text = false;
-  };
-  const auto total = static_cast<int64_t>(r.output.size());
-  for (size_t i = 0; i < r.tokens.size(); ++i) {
-    const int64_t s = std::clamp<int64_t>(r.tokens[i].start, 0, total);
-    const int64_t e = std::clamp<int64_t>(r.tokens[i].end, s, total);
-    if (e == s) {
-      pending.push_back(i);
-      continue;
-    }
-    const char first = r.output[static_cast<size_t>(s)], last = r.output[static_cast<size_t>(e - 1)];
-    if (!seen_text || is_ascii_space(first) || previous_ends_space) close();
-    current.insert(current.end(), pending.begin(), pending.end());
-    pending.clear();
-    current.push_back(i);
-    seen_text = true;
-    previous_ends_space = is_ascii_space(last);
-    for (int64_t k = s; k < e && !current_has_text; ++k) current_has_text = !is_ascii_space(r.output[static_cast<size_t>(k)]);
-  }
-  close();  // trailing empty tokens (EOS) stay out
-  return words;
+  std::vector<std::pair<int64_t, int64_t>> spans;
+  spans.reserve(r.tokens.size());
+  for (const auto& t : r.tokens) spans.emplace_back(t.start, t.end);
+  return token_words(r.output, spans);
 }
 
 double auroc(const std::vector<std::pair<double, bool>>& scored) {

@@ -49,6 +49,7 @@ namespace {
 ObjectiveSection perce_section(const ObjectiveSection& config) {
   ObjectiveSection s = config;
   s.name = ObjectiveKind::kPerce;  // the weights PerCE would give, whatever the config trains with
+  s.pir_scope = PirScope::kToken;   // each token's own PIR; the summary's word AUROC covers words
   return s;
 }
 

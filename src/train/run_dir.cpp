@@ -131,7 +131,7 @@ RunDirectory::~RunDirectory() {
 std::string RunDirectory::file(const std::string& relative) const { return (fs::path(path_) / relative).string(); }
 
 std::vector<std::string> RunDirectory::foreign_run_files() const {
-  static const std::regex ours(R"((job_config\.json|metrics\.jsonl|final|checkpoint-[0-9]+(\.partial)?))");
+  static const std::regex ours(R"((job_config\.json|metrics\.jsonl|final|best|checkpoint-[0-9]+(\.partial)?))");
   std::vector<std::string> foreign;
   for (const auto& entry : fs::directory_iterator(path_)) {
     const std::string name = entry.path().filename().string();

@@ -158,7 +158,7 @@ StepResult TrainStep::run(const std::vector<PairedExample>& examples, const std:
     if (reducer_) reducer_->set_last_backward(k + 1 == mine.size());
     auto batch = collate_paired(examples, micro, settings_.pad_id, settings_.device, objective_.needs_counterfactual());
     if (batch.response_tokens == 0) continue;
-    auto pass = run_paired_pass(model_, objective_, batch, settings_.chunk_tokens);
+    auto pass = run_paired_pass(model_, objective_, batch, settings_.chunk_tokens, false, settings_.reference);
     auto scale = normalisation_scale(settings_.normalize, batch.sequence, static_cast<int64_t>(batch.examples.size()),
                                      step_tokens, step_sequences)
                      .to(pass.terms.token_loss.scalar_type());
@@ -226,7 +226,7 @@ ValidationResult validate_examples(CausalLMImpl& model, const Objective& objecti
        k += comm ? static_cast<size_t>(comm->world_size()) : 1) {
     const auto& micro = micros[k];
     auto batch = collate_paired(examples, micro, settings.pad_id, settings.device, true);
-    auto pass = run_paired_pass(model, objective, batch, settings.chunk_tokens, true);
+    auto pass = run_paired_pass(model, objective, batch, settings.chunk_tokens, true, settings.reference);
     ce_sum += -pass.tokens.logp_personalised.sum().item<double>();
     objective_sum += pass.terms.token_loss.sum().item<double>();
     pir_sum += (pass.tokens.logp_personalised - pass.tokens.logp_counterfactual).sum().item<double>();

@@ -24,8 +24,10 @@
 #include "percetrain/train/fused_adamw.hpp"
 #include "percetrain/train/master_weights.hpp"
 #include "percetrain/train/metrics_log.hpp"
+#include "percetrain/train/objective_inputs.hpp"
 #include "percetrain/train/run_dir.hpp"
 #include "percetrain/train/step.hpp"
+#include "percetrain/train/validation_monitor.hpp"
 #include "percetrain/util/checksum.hpp"
 #include "percetrain/util/device.hpp"
 #include "percetrain/util/error.hpp"
@@ -213,6 +215,10 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
          "use bfloat16: the same memory with float32's exponent range");
   const auto comm = make_communicator(env, train.distributed.backend, train.distributed.timeout_s, device);
   const bool root = comm->is_root(), distributed = comm->distributed();
+  if (distributed && (train.eval_generate.every > 0 || train.best_metric != BestMetric::kNone ||
+                      train.early_stopping_patience > 0))
+    fail(config.file + ": train.eval_generate / best_metric / early_stopping_patience",
+         "are not available with several ranks yet", "train on one rank to use them, or leave them unset");
   const int64_t zero = distributed ? train.distributed.zero : 0;
   ProgressLine progress(options.progress && root);
   StepPlan plan(train_examples.size(), train.batch_size, train.seed, train.epochs, train.max_steps);
@@ -256,6 +262,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   model.train();
   model.set_gradient_checkpointing(train.gradient_checkpointing);
   const auto objective = make_objective(config.objective);
+  LoadedModel reference = load_reference_model(config, *objective, device, dtype, train_examples, tokenizer_path);
   // Mixed precision: a bf16 model computes forward and backward; the optimizer updates fp32
   // master copies and writes them back. Without them, updates below bf16's resolution (8
   // mantissa bits: lr 5e-6 on a weight of 0.02 is one part in 4000) would round to nothing.
@@ -294,12 +301,14 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   reset_peak_memory(device);
 
   std::optional<MetricsLog> metrics;
+  std::optional<ValidationMonitor> monitor;
   const std::string effective_config = job_config_to_json(config);
   if (root) {
     run->record_file("metrics.jsonl");
     run->record_file("job_config.json");
     metrics.emplace(run->file("metrics.jsonl"), start_step);
     write_file_atomic(run->file("job_config.json"), effective_config, "the effective config");
+    monitor.emplace(config, *run, valid_examples, tokenizer_path, metrics->path(), loaded.config.eos_token_id);
   }
   int64_t response_tokens = 0;
   for (const auto& e : train_examples) response_tokens += scored_response_tokens(e);
@@ -318,7 +327,8 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
                 (start_step > 0 ? ", resuming after step " + std::to_string(start_step) + " from " + resume_from : "") +
                 "; output " + out_dir);
 
-  const StepSettings settings = StepSettings::from(config, pad_id, device);
+  StepSettings settings = StepSettings::from(config, pad_id, device);
+  if (reference.model) settings.reference = reference.model.get();
   TrainStep step(model, *objective, masters, *optimizer, settings, comm.get(), reducer.get());
   TrainerState state_template{0, total_steps, plan.steps_per_epoch(), train.seed, objective->name(),
                               static_cast<int64_t>(train_examples.size()), comm->world_size(), zero,
@@ -349,7 +359,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   summary.steps_done = start_step;
   const auto t_start = Clock::now();
   int64_t tokens_since_start = 0;
-  for (int64_t s = start_step; s < total_steps; ++s) {
+  for (int64_t s = start_step; s < total_steps && !(monitor && monitor->exhausted()); ++s) {
     const double lr = learning_rate_at(train, s, total_steps);
     const auto t_step = Clock::now();
     const StepResult r = step.run(train_examples, plan.examples(s), lr);
@@ -400,14 +410,18 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
       model.eval();
       const auto v = validate_examples(model, *objective, valid_examples, settings, comm.get());
       model.train();
-      if (metrics)
-        metrics->append({{"step", done}, {"valid_ce", v.ce}, {"valid_loss", v.objective}, {"valid_pir_mean", v.pir_mean},
-                         {"valid_response_tokens", v.tokens}});
+      const json row = {{"step", done}, {"valid_ce", v.ce}, {"valid_loss", v.objective}, {"valid_pir_mean", v.pir_mean},
+                        {"valid_response_tokens", v.tokens}};
+      if (metrics) metrics->append(row);
+      if (monitor) monitor->observe(row);
       char line[200];
       std::snprintf(line, sizeof(line), "valid at step %lld: ce %.4f | %s loss %.4f | mean PIR %+.4f", (long long)done,
                     v.ce, objective->name().c_str(), v.objective, v.pir_mean);
       progress.line(line);
     }
+
+    // Validate by generating, keep the best model, stop early (train.eval_generate, best_metric).
+    const bool stop_early = monitor && monitor->after_step(model, done, last, *metrics, progress) && !last;
 
     // Checkpoint; stop after --stop-after or a signal (any rank's: all stop at the same step).
     int signal = interrupt_signal();
@@ -417,7 +431,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
       signal = static_cast<int>(any_signal[0]);
     }
     const bool stop_now = (options.stop_after_steps > 0 && done >= options.stop_after_steps && !last) || (signal && !last);
-    if ((train.save_every > 0 && done % train.save_every == 0) || last || stop_now)
+    if ((train.save_every > 0 && done % train.save_every == 0) || last || stop_now || stop_early)
       summary.last_checkpoint = save_checkpoint(done);
     if (signal && !last)
       throw Interrupted(signal, "stopped after step " + std::to_string(done) + " of " + std::to_string(total_steps) +
@@ -428,6 +442,10 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
       return summary;
     }
   }
+  if (monitor && monitor->exhausted()) {
+    summary.stopped_early = monitor->stop_reason();
+    progress.line(summary.stopped_early + "; saving the model of step " + std::to_string(summary.steps_done) + " as final");
+  }
 
   // ---- save ----------------------------------------------------------------------------------
   summary.final_model_dir = (fs::path(out_dir) / "final").string();
@@ -437,7 +455,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
     save.tokenizer_source = tokenizer_path;
     write_model_files(model, staging, save);
     run->publish_folder("final");
-    progress.line("done: " + std::to_string(total_steps) + " steps; model in " + summary.final_model_dir +
+    progress.line("done: " + std::to_string(summary.steps_done) + " steps; model in " + summary.final_model_dir +
                   ", metrics in " + metrics->path());
   }
   return summary;
@@ -463,6 +481,8 @@ TrainSummary run_training(const JobConfig& config, const TrainOptions& options) 
   auto train_examples = load(config.data.train_file, config.data.train_golds_file);
   std::vector<PairedExample> valid_examples;
   if (!config.data.valid_file.empty()) valid_examples = load(config.data.valid_file, config.data.valid_golds_file);
+  prepare_examples_for_objective(config, *tokenizer, &train_examples);
+  prepare_examples_for_objective(config, *tokenizer, &valid_examples);
   return train_on_examples(config, options, train_examples, valid_examples, tokenizer_file, pad_id);
 }
 

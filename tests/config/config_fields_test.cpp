@@ -71,6 +71,7 @@ TEST(JobConfigFields, EveryMemberOfEverySectionIsInTheTable) {
   EXPECT_TRUE(table_covers<ObjectiveSection>("objective"));
   EXPECT_TRUE(table_covers<TrainSection>("train"));
   EXPECT_TRUE(table_covers<DistributedSection>("train.distributed"));
+  EXPECT_TRUE(table_covers<EvalGenerateSection>("train.eval_generate"));
   EXPECT_TRUE(table_covers<GenerateSection>("generate"));
   EXPECT_TRUE(table_covers<OutputSection>("output"));
 }
@@ -95,22 +96,66 @@ TEST(JobConfigFields, EveryKeyPrintsParsesAndTakesSet) {
   const auto keys = job_config_keys();
   EXPECT_GT(keys.size(), 60u);
   for (const auto& key : keys) {
-    std::string path = "/" + key;
-    std::replace(path.begin(), path.end(), '.', '/');
-    const auto pointer = nlohmann::json::json_pointer(path);
+    std::string pointer_text = "/" + key;
+    std::replace(pointer_text.begin(), pointer_text.end(), '.', '/');
+    const auto pointer = nlohmann::json::json_pointer(pointer_text);
     ASSERT_TRUE(effective.contains(pointer)) << key << " is missing from the effective config";
     // --set with the value the effective config prints is accepted and changes nothing.
     const std::string assignment = key + "=" + effective.at(pointer).dump();
     std::string error = testing_util::job_config_error(R"({"model": {"path": "/m"}})", {assignment});
     EXPECT_EQ(error, "") << assignment;
   }
-  // And the effective config lists nothing else.
-  size_t printed = 0;
-  std::function<void(const nlohmann::json&)> count_leaves = [&](const nlohmann::json& j) {
-    for (const auto& item : j.items()) item.value().is_object() ? count_leaves(item.value()) : void(++printed);
+  // And the effective config lists nothing else (nested sections count their leaves).
+  std::function<size_t(const nlohmann::json&)> leaves = [&](const nlohmann::json& j) -> size_t {
+    if (!j.is_object()) return 1;
+    size_t n = 0;
+    for (const auto& item : j.items()) n += leaves(item.value());
+    return n;
   };
-  for (const auto& section : effective.items()) count_leaves(section.value());
-  EXPECT_EQ(printed, keys.size());
+  EXPECT_EQ(leaves(effective), keys.size());
+}
+
+TEST(JobConfigFields, NestedSectionsParseTakeSetAndRejectUnknownKeys) {
+  const std::string base = R"({"model": {"path": "/m"}, "data": {"valid_file": "v.jsonl"},
+                              "train": {"eval_generate": {"every": 20, "max_records": 8}}})";
+  const JobConfig c = parse_job_config(base, "/jobs/job.json", {"train.eval_generate.max_new_tokens=48"});
+  EXPECT_EQ(c.train.eval_generate.every, 20);
+  EXPECT_EQ(c.train.eval_generate.max_records, 8);
+  EXPECT_EQ(c.train.eval_generate.max_new_tokens, 48);
+  const auto keys = job_config_keys();
+  EXPECT_NE(std::find(keys.begin(), keys.end(), "train.eval_generate.every"), keys.end());
+  const auto effective = nlohmann::json::parse(job_config_to_json(c));
+  EXPECT_EQ(effective["train"]["eval_generate"]["max_new_tokens"], 48);
+
+  const std::string typo = testing_util::job_config_error(R"({"model": {"path": "m"}, "train": {"eval_generate": {"evry": 5}}})");
+  EXPECT_NE(typo.find("train.eval_generate.evry"), std::string::npos) << typo;
+  EXPECT_NE(typo.find("every"), std::string::npos) << typo;
+  const std::string set_typo = testing_util::job_config_error(R"({"model": {"path": "m"}})", {"train.eval_generate.everyy=3"});
+  EXPECT_NE(set_typo.find("did you mean 'train.eval_generate.every'?"), std::string::npos) << set_typo;
+  const std::string range = testing_util::job_config_error(R"({"model": {"path": "m"}})", {"train.eval_generate.max_new_tokens=0"});
+  EXPECT_NE(range.find("train.eval_generate.max_new_tokens: 0 is out of range: it must be at least 1"), std::string::npos)
+      << range;
+}
+
+TEST(JobConfigFields, BestMetricEarlyStoppingAndRho1NeedTheirCompanions) {
+  const std::string base = R"({"model": {"path": "m"}})";
+  const std::string rouge = testing_util::job_config_error(base, {"train.best_metric=valid_rougeL"});
+  EXPECT_NE(rouge.find("train.best_metric: 'valid_rougeL' is measured by validation by generation, which is off"),
+            std::string::npos)
+      << rouge;
+  EXPECT_EQ(testing_util::job_config_error(base, {"train.best_metric=valid_rougeL", "train.eval_generate.every=10"}), "");
+  EXPECT_EQ(testing_util::job_config_error(base, {"train.best_metric=valid_ce", "train.early_stopping_patience=3"}), "");
+  const std::string patience = testing_util::job_config_error(base, {"train.early_stopping_patience=3"});
+  EXPECT_NE(patience.find("train.early_stopping_patience: needs train.best_metric"), std::string::npos) << patience;
+  const std::string metric = testing_util::job_config_error(base, {"train.best_metric=valid_rouge"});
+  EXPECT_NE(metric.find("did you mean 'valid_rougeL'?"), std::string::npos) << metric;
+  const std::string rho1 = testing_util::job_config_error(base, {"objective.name=rho1"});
+  EXPECT_NE(rho1.find("objective.reference_model: is required for rho1"), std::string::npos) << rho1;
+  EXPECT_EQ(testing_util::job_config_error(base, {"objective.name=rho1", "objective.reference_model=ref"}), "");
+  const std::string ratio = testing_util::job_config_error(base, {"objective.rho1_keep_ratio=0"});
+  EXPECT_NE(ratio.find("objective.rho1_keep_ratio: 0 is out of range: it must be in (0, 1]"), std::string::npos) << ratio;
+  const std::string scope = testing_util::job_config_error(base, {"objective.pir_scope=words"});
+  EXPECT_NE(scope.find("did you mean 'word'?"), std::string::npos) << scope;
 }
 
 TEST(JobConfigFields, OutOfRangeValuesNameTheKeyAndTheRange) {
@@ -134,7 +179,7 @@ TEST(JobConfigFields, OutOfRangeValuesNameTheKeyAndTheRange) {
     EXPECT_NE(error.find(expected), std::string::npos) << assignment << " -> " << error;
   }
   const std::string typo = testing_util::job_config_error(base, {"objective.name=percee"});
-  EXPECT_NE(typo.find("objective.name: 'percee' is not allowed (did you mean 'perce'? use ce, perce, lossce or entce)"),
+  EXPECT_NE(typo.find("objective.name: 'percee' is not allowed (did you mean 'perce'? use ce, perce, lossce, entce, dft, rho1 or weights_from_data)"),
             std::string::npos)
       << typo;
 }

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 #include <vector>
 
@@ -49,6 +50,49 @@ TEST(Batching, SelectionsAlignTheResponseTokensOfBothSequences) {
   EXPECT_EQ(batch.response_tokens, expected);
   EXPECT_TRUE(torch::equal(targets_with, torch::tensor(response_ids, torch::kLong)));
   EXPECT_EQ(batch.sequence.size(0), expected);
+}
+
+TEST(Batching, RecordWeightsAndWordHeadsFollowTheFlattenedTokens) {
+  auto examples = examples_with_profiles(3, 5);
+  // Example 0: weights for its response, word heads [0 0 2 2 ...]; example 1: neither; example 2:
+  // a response whose first token cannot be scored (nothing precedes it in either sequence).
+  auto& a = examples[0];
+  for (int32_t j = 0; j < a.response_length; ++j) {
+    a.token_weights.push_back(0.5f * static_cast<float>(j));
+    a.word_heads.push_back(j - j % 2);
+  }
+  auto& c = examples[2];
+  c.response_length = 4;
+  c.personalised = {7, 8, 9, 10};
+  c.counterfactual = {7, 8, 9, 10};
+  c.word_heads = {0, 0, 2, 2};  // token 1's head is token 0, which is not scored
+  ASSERT_EQ(scored_response_tokens(c), 3);
+
+  auto batch = collate_paired(examples, {0, 1, 2}, 0, torch::kCPU, true);
+  const int64_t na = a.response_length, nb = examples[1].response_length;
+  ASSERT_EQ(batch.response_tokens, na + nb + 3);
+  ASSERT_TRUE(batch.data_weights.defined());
+  ASSERT_TRUE(batch.word_head.defined());
+  auto w = batch.data_weights.accessor<float, 1>();
+  auto h = batch.word_head.accessor<int64_t, 1>();
+  for (int64_t j = 0; j < na; ++j) {
+    EXPECT_FLOAT_EQ(w[j], 0.5f * static_cast<float>(j));
+    EXPECT_EQ(h[j], j - j % 2);
+  }
+  for (int64_t j = 0; j < nb; ++j) {
+    EXPECT_TRUE(std::isnan(w[na + j])) << "no record weight: NaN";
+    EXPECT_EQ(h[na + j], na + j) << "no word heads: the token's own";
+  }
+  const int64_t o = na + nb;  // example 2's scored tokens are its response tokens 1, 2, 3
+  EXPECT_EQ(h[o + 0], o + 0) << "a head cut off with the unscored token leaves the token its own";
+  EXPECT_EQ(h[o + 1], o + 1);
+  EXPECT_EQ(h[o + 2], o + 1);
+
+  // Without weights or heads in any example, neither tensor exists.
+  auto plain = examples_with_profiles(2, 6);
+  auto plain_batch = collate_paired(plain, {0, 1}, 0, torch::kCPU, false);
+  EXPECT_FALSE(plain_batch.data_weights.defined());
+  EXPECT_FALSE(plain_batch.word_head.defined());
 }
 
 TEST(Batching, EpochOrderIsSeededAndCoversEveryExampleOnce) {

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "percetrain/model/hf_folder.hpp"
+#include "percetrain/train/checkpoint.hpp"
 #include "percetrain/train/step.hpp"
 #include "percetrain/train/trainer.hpp"
 #include "percetrain/util/error.hpp"
@@ -271,6 +272,121 @@ TEST(Trainer, NonFiniteLossStopsWithAClearError) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("not finite"), std::string::npos) << e.what();
   }
+}
+
+// valid_ce rows of a metrics file as (step, value), in order.
+std::vector<std::pair<int64_t, double>> valid_series(const fs::path& metrics, const std::string& key) {
+  std::vector<std::pair<int64_t, double>> out;
+  for (const auto& line : read_lines(metrics)) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains(key)) out.emplace_back(j["step"].get<int64_t>(), j[key].get<double>());
+  }
+  return out;
+}
+
+TEST(Trainer, EarlyStoppingKeepsTheBestModelAndAResumedRunStopsAtTheSameStep) {
+  ScratchDir dir;
+  auto examples = synthetic_examples(24, 9);
+  auto valid = synthetic_examples(4, 10);
+  auto job = tiny_job(dir.path());
+  // A constant LR, so that a run cut at any step equals the first steps of a longer one; a high
+  // one, so that validation CE turns up within the budget (overfitting 24 examples).
+  job.train.schedule = Schedule::kConstant;
+  job.train.lr = 2e-2;
+  job.train.epochs = 10;
+  job.train.eval_every = 1;
+  job.train.best_metric = BestMetric::kValidCe;
+  job.train.early_stopping_patience = 3;
+  job.output.dir = (dir / "full").string();
+  const auto summary = train_on_examples(job, quiet(), examples, valid, job.tokenizer.path, 0);
+
+  // The rule, applied to the logged series: stop when 3 evaluations in a row did not improve.
+  const auto series = valid_series(dir / "full" / "metrics.jsonl", "valid_ce");
+  ASSERT_FALSE(series.empty());
+  double best = series[0].second;
+  int64_t best_step = series[0].first, since = 0, expected_stop = -1;
+  for (size_t i = 1; i < series.size() && expected_stop < 0; ++i) {
+    if (series[i].second < best) best = series[i].second, best_step = series[i].first, since = 0;
+    else if (++since >= 3) expected_stop = series[i].first;
+  }
+  ASSERT_GT(expected_stop, 0) << "validation CE never stopped improving: the test proves nothing";
+  EXPECT_EQ(summary.steps_done, expected_stop);
+  EXPECT_EQ(series.back().first, expected_stop) << "nothing is evaluated after the stop";
+  EXPECT_NE(summary.stopped_early.find("valid_ce has not improved for 3 evaluations"), std::string::npos)
+      << summary.stopped_early;
+  EXPECT_FALSE(summary.final_model_dir.empty()) << "an early stop ends like the last step: final/ is written";
+  EXPECT_TRUE(fs::exists(dir / "full" / checkpoint_name(expected_stop) / "trainer_state.json"));
+  std::ifstream about_file(dir / "full" / "best" / "best_metric.json");
+  const auto about = nlohmann::json::parse(about_file);
+  EXPECT_EQ(about.value("metric", ""), "valid_ce");
+  EXPECT_EQ(about.value("step", int64_t{-1}), best_step);
+  EXPECT_EQ(about.value("value", 0.0), best);
+
+  // best/ is the model after best_step steps: a run of exactly that many steps ends there.
+  auto cut = job;
+  cut.train.best_metric = BestMetric::kNone;
+  cut.train.early_stopping_patience = 0;
+  cut.train.max_steps = best_step;
+  cut.output.dir = (dir / "cut").string();
+  train_on_examples(cut, quiet(), examples, valid, cut.tokenizer.path, 0);
+  EXPECT_EQ(parameter_distance(dir / "cut" / "final", dir / "full" / "best"), 0.0);
+  EXPECT_GT(parameter_distance(dir / "full" / "final", dir / "full" / "best"), 0.0);
+
+  // Stopped after the best step, before the early stop, then resumed: the replayed metrics give
+  // the same best and patience, so it stops at the same step with the same models.
+  ASSERT_LT(best_step + 1, expected_stop);
+  auto interrupted = job;
+  interrupted.output.dir = (dir / "resumed").string();
+  TrainOptions stop = quiet();
+  stop.stop_after_steps = best_step + 1;
+  train_on_examples(interrupted, stop, examples, valid, interrupted.tokenizer.path, 0);
+  TrainOptions resume = quiet();
+  resume.resume = true;
+  const auto resumed = train_on_examples(interrupted, resume, examples, valid, interrupted.tokenizer.path, 0);
+  EXPECT_EQ(resumed.steps_done, expected_stop);
+  EXPECT_EQ(resumed.stopped_early, summary.stopped_early);
+  EXPECT_EQ(valid_series(dir / "resumed" / "metrics.jsonl", "valid_ce"), series);
+  EXPECT_EQ(parameter_distance(dir / "full" / "final", dir / "resumed" / "final"), 0.0);
+  EXPECT_EQ(parameter_distance(dir / "full" / "best", dir / "resumed" / "best"), 0.0);
+
+  // Resuming a run that stopped early trains no further.
+  const auto again = train_on_examples(interrupted, resume, examples, valid, interrupted.tokenizer.path, 0);
+  EXPECT_EQ(again.steps_done, expected_stop);
+  EXPECT_EQ(valid_series(dir / "resumed" / "metrics.jsonl", "valid_ce"), series);
+}
+
+TEST(Trainer, BestMetricWithoutValidationDataIsAnError) {
+  ScratchDir dir;
+  auto job = tiny_job(dir.path());
+  job.train.best_metric = BestMetric::kValidCe;
+  EXPECT_TRUE(testing_util::throws_error(
+      [&] { train_on_examples(job, quiet(), synthetic_examples(8, 1), {}, job.tokenizer.path, 0); },
+      "train.best_metric: needs validation examples, and there are none"));
+}
+
+TEST(Trainer, Rho1TrainsAgainstTheReferenceModelAndKeepingEveryTokenIsCe) {
+  ScratchDir dir;
+  auto examples = synthetic_examples(16, 3);
+  auto ce = tiny_job(dir.path(), "ce");
+  ce.output.dir = (dir / "ce").string();
+  train_on_examples(ce, quiet(), examples, {}, ce.tokenizer.path, 0);
+  // The reference: the initial model (the folder the first run created).
+  auto rho1 = tiny_job(dir.path(), "rho1");
+  rho1.objective.reference_model = (dir / "model").string();
+  rho1.objective.rho1_keep_ratio = 1.0;
+  rho1.output.dir = (dir / "rho1-all").string();
+  train_on_examples(rho1, quiet(), examples, {}, rho1.tokenizer.path, 0);
+  EXPECT_EQ(parameter_distance(dir / "ce" / "final", dir / "rho1-all" / "final"), 0.0)
+      << "keeping every token weighs each 1: exactly CE";
+  rho1.objective.rho1_keep_ratio = 0.5;
+  rho1.output.dir = (dir / "rho1-half").string();
+  train_on_examples(rho1, quiet(), examples, {}, rho1.tokenizer.path, 0);
+  EXPECT_GT(parameter_distance(dir / "ce" / "final", dir / "rho1-half" / "final"), 0.0);
+
+  rho1.objective.reference_model = (dir / "no-such-model").string();
+  rho1.output.dir = (dir / "rho1-missing").string();
+  EXPECT_TRUE(testing_util::throws_error(
+      [&] { train_on_examples(rho1, quiet(), examples, {}, rho1.tokenizer.path, 0); }, "no-such-model"));
 }
 
 }  // namespace

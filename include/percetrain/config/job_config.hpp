@@ -37,6 +37,25 @@ struct EnumNames<ResumePolicy> {
                                                                     {ResumePolicy::kAuto, "auto"}};
 };
 
+// Validation by generating (train.eval_generate): greedy decoding of the first `max_records`
+// validation examples every `every` steps (and at the last step), scored with ROUGE-L and METEOR.
+struct EvalGenerateSection {
+  int64_t every = 0;            // 0 = off
+  int64_t max_records = 32;     // 0 = the whole validation set
+  int64_t max_new_tokens = 128;
+};
+
+// The validation number that picks best/ and drives early stopping; none = neither.
+enum class BestMetric { kNone, kValidCe, kValidLoss, kValidRougeL, kValidMeteor };
+template <>
+struct EnumNames<BestMetric> {
+  static constexpr std::pair<BestMetric, const char*> values[] = {{BestMetric::kNone, "none"},
+                                                                  {BestMetric::kValidCe, "valid_ce"},
+                                                                  {BestMetric::kValidLoss, "valid_loss"},
+                                                                  {BestMetric::kValidRougeL, "valid_rougeL"},
+                                                                  {BestMetric::kValidMeteor, "valid_meteor"}};
+};
+
 struct TrainSection {
   double lr = 2e-5;
   Schedule schedule = Schedule::kCosine;
@@ -62,6 +81,9 @@ struct TrainSection {
   // place (8 bytes), where small updates round away. Ignored for float32 models.
   bool master_weights = true;
   DistributedSection distributed;  // data parallelism when launched with several ranks (torchrun)
+  EvalGenerateSection eval_generate;
+  BestMetric best_metric = BestMetric::kNone;  // keeps the best model as output.dir/best
+  int64_t early_stopping_patience = 0;         // evaluations without improvement before stopping; 0 = off
 };
 
 // Decoding defaults of `percetrain generate` (the paper decodes at temperature 0.4, at most 512

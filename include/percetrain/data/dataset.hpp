@@ -28,6 +28,13 @@ struct PairedExample {
   // byte offsets into response_text.
   std::vector<std::pair<int64_t, int64_t>> personal_spans;
   int32_t profile_items = 0;  // profile items in the personalised prompt (the last may be cut)
+
+  // Fixed loss weights from the record (token_weights / weighted_spans), one per response token,
+  // NaN for a token the record gives no weight; empty when the record has none.
+  std::vector<float> token_weights;
+  // For pir_scope word (attach_word_heads): for each response token, the response index of the
+  // first piece of its word (its own index when it starts a word or belongs to none).
+  std::vector<int32_t> word_heads;
 };
 
 struct DatasetStats {
@@ -67,5 +74,20 @@ std::vector<PairedExample> load_paired_examples(const DataConfig& config, const 
 // and are approximate from there on.
 std::vector<std::pair<int64_t, int64_t>> response_token_spans(const Tokenizer& tokenizer,
                                                                const PairedExample& example);
+
+// The words of `text` as runs of token indices, from the tokens' byte spans [start, end) (as
+// response_token_spans gives them). A token with text starts a new word when it is the first
+// token with text, when its text begins with ASCII whitespace (the leading space of "▁cat" /
+// "Ġcat"), or when the previous token with text ended with whitespace (after a newline token).
+// So a word is a maximal run of tokens without a leading-space boundary: "cat" + "s" + "." is
+// one word. Tokens with empty text (a character's leading bytes, EOS) join the next word;
+// trailing ones (EOS) and runs whose text is all whitespace form no word. `score`'s word AUROC and
+// objective.pir_scope word both use this definition.
+std::vector<std::vector<size_t>> token_words(const std::string& text,
+                                             const std::vector<std::pair<int64_t, int64_t>>& spans);
+
+// Fills every example's word_heads from its response's words (token_words over
+// response_token_spans).
+void attach_word_heads(const Tokenizer& tokenizer, std::vector<PairedExample>* examples);
 
 }  // namespace percetrain

@@ -26,6 +26,15 @@ struct Record {
   std::vector<ProfileItem> profile;
   // Optional ground truth (the demo set): [start, end) UTF-8 byte offsets into `output`.
   std::vector<std::pair<int64_t, int64_t>> personal_spans;
+  // Optional fixed loss weights (objective weights_from_data), at most one of the two:
+  // `token_weights`, one number per response token; `weighted_spans`, [start, end) UTF-8 byte
+  // ranges of `output` with a weight each.
+  std::vector<double> token_weights;
+  struct WeightedSpan {
+    int64_t start = 0, end = 0;
+    double weight = 1.0;
+  };
+  std::vector<WeightedSpan> weighted_spans;
 };
 
 // A record that could not be read, with where it is and which field is at fault.

@@ -1,5 +1,6 @@
 // Training objectives as pure functions of per-token log-probs: PerCE (PerContrast weights) and
-// the CE, LossCE and EntCE baselines. They never touch the model or the optimizer.
+// the CE, LossCE, EntCE, DFT, Rho-1 and data-weighted baselines. They never touch the model or
+// the optimizer.
 #pragma once
 
 #include <torch/types.h>
@@ -18,6 +19,10 @@ struct ResponseTokens {
   torch::Tensor entropy;              // predictive entropy at y_i's position, no gradient (entce only)
   torch::Tensor sequence;             // int64 index of the token's sequence in the micro-batch
   int64_t num_sequences = 0;
+  torch::Tensor logp_reference;       // log P_ref(y_i | p, x, y_<i) of a frozen model, no gradient (rho1 only)
+  torch::Tensor data_weights;         // weights read from the records, NaN where none is given (weights_from_data)
+  torch::Tensor word_head;            // int64 [N]: index of the first piece of the token's word (itself
+                                      // when it starts one or is in none); perce with pir_scope word
 };
 
 struct ObjectiveTerms {
@@ -32,6 +37,7 @@ class Objective {
   virtual std::string name() const = 0;
   virtual bool needs_counterfactual() const { return false; }
   virtual bool needs_entropy() const { return false; }
+  virtual bool needs_reference() const { return false; }  // a frozen reference model's log-probs
   virtual ObjectiveTerms terms(const ResponseTokens& tokens) const = 0;
 };
 
@@ -40,6 +46,15 @@ std::unique_ptr<Objective> make_objective(const ObjectiveSection& config);
 // PIR_i = log P(y_i | p, x, y_<i) - log P(y_i | x, y_<i), detached.
 torch::Tensor personal_influence_ratio(const torch::Tensor& logp_personalised,
                                        const torch::Tensor& logp_counterfactual);
+
+// PIR of each token's word head: pir[word_head[i]] (word_head from ResponseTokens).
+torch::Tensor carry_to_word(const torch::Tensor& pir, const torch::Tensor& word_head);
+
+// Rho-1's token selection within each sequence: the ceil(keep_ratio * n) tokens with the largest
+// excess loss (ties: the earlier token) weigh n / kept, the others 0, so that each sequence's
+// weights sum to its token count as Rho-1's 1 / (N * k%) normaliser has it.
+torch::Tensor top_excess_weights(const torch::Tensor& excess_loss, const torch::Tensor& sequence,
+                                 int64_t num_sequences, double keep_ratio);
 
 // values_i / mean of values over the tokens of the same sequence (1 where that mean is 0).
 torch::Tensor normalise_per_sequence(const torch::Tensor& values, const torch::Tensor& sequence,

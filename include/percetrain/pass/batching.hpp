@@ -20,6 +20,8 @@ struct PairedBatch {
   torch::Tensor counterfactual_ids, counterfactual_mask;      // [B, T0] int64 (when collated)
   torch::Tensor personalised_select, counterfactual_select;   // [B, T1 - 1], [B, T0 - 1] bool
   torch::Tensor sequence;                                     // [N] int64 row of each response token
+  torch::Tensor data_weights;  // [N] float32 record weights (NaN: none); undefined when no example has any
+  torch::Tensor word_head;     // [N] int64 flat index of each token's word head; undefined without word heads
   std::vector<size_t> examples;                               // indices into the example list
   int64_t response_tokens = 0;                                // N
   int64_t personalised_tokens = 0, counterfactual_tokens = 0;  // non-padding tokens

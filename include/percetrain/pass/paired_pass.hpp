@@ -19,8 +19,11 @@ struct PairedPass {
 
 // Runs the passes `objective` needs (the counterfactual one also when `always_counterfactual`,
 // for validation and scoring) over `batch`; log-probs are computed `chunk_tokens` positions at a
-// time (0: sized by a memory budget).
+// time (0: sized by a memory budget). An objective that needs a reference model (rho1) gets the
+// log-probs of `reference` on the personalised sequence, under inference mode; the batch's record
+// weights and word heads are passed on as they are.
 PairedPass run_paired_pass(CausalLMImpl& model, const Objective& objective, const PairedBatch& batch,
-                           int64_t chunk_tokens, bool always_counterfactual = false);
+                           int64_t chunk_tokens, bool always_counterfactual = false,
+                           CausalLMImpl* reference = nullptr);
 
 }  // namespace percetrain

@@ -44,13 +44,8 @@ struct RecordScore {
   bool starts_personal_span(size_t i) const;
 };
 
-// The words of a record's output as runs of token indices. A token's text is output[start, end).
-// A token with text starts a new word when it is the first token with text, when its text begins
-// with ASCII whitespace (the leading space of "▁cat" / "Ġcat"), or when the previous token with
-// text ended with whitespace (after a newline token). So a word is a maximal run of tokens
-// without a leading-space boundary: "cat" + "s" + "." is one word. Tokens with empty text (a
-// character's leading bytes, EOS) join the next word; trailing ones (EOS) and runs whose text is
-// all whitespace form no word.
+// The words of a record's output as runs of token indices: token_words (data/dataset.hpp) over
+// the tokens' spans, the one definition of a word that pir_scope word also uses.
 std::vector<std::vector<size_t>> record_words(const RecordScore& record);
 
 // Area under the ROC curve of `score` separating positives from negatives: the probability that

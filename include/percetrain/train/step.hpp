@@ -67,6 +67,7 @@ struct StepSettings {
   Normalization normalize = Normalization::kTokens;
   double grad_clip = 0.0;  // 0 = off
   double clip_min = 0.8, clip_max = 5.0;  // for the clipped_low / clipped_high shares
+  CausalLMImpl* reference = nullptr;      // the frozen reference model of rho1 (not owned)
 
   static StepSettings from(const JobConfig& config, int64_t pad_id, const c10::Device& device);
 };

@@ -23,8 +23,9 @@ struct TrainSummary {
   int64_t steps_done = 0;
   int64_t total_steps = 0;
   double last_loss = 0.0;
-  std::string final_model_dir;   // empty when stopped early
+  std::string final_model_dir;   // empty when stopped by --stop-after or a signal
   std::string last_checkpoint;
+  std::string stopped_early;     // why early stopping ended the run before total_steps; "" otherwise
 };
 
 // Trains on prepared examples: loads config.model (creating it first for demo configs), runs

@@ -1,0 +1,109 @@
+// What validation decides besides its log line: validation by generation (train.eval_generate:
+// greedy decoding of a fixed validation subset, scored with ROUGE-L and METEOR), the best model
+// so far (train.best_metric, kept as output.dir/best) and early stopping
+// (train.early_stopping_patience). The trainer hands it every validation row it logs; on resume
+// its state is recomputed from the metrics.jsonl rows the checkpoint has seen, so a resumed run
+// decides exactly as the uninterrupted one.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "percetrain/config/job_config.hpp"
+#include "percetrain/data/dataset.hpp"
+
+namespace percetrain {
+
+class CausalLMImpl;
+class MetricsLog;
+class ProgressLine;
+class RunDirectory;
+class Tokenizer;
+
+// Greedy generation on the first `max_records` validation examples (file order, so the same
+// subset every time), predictions against the examples' outputs.
+struct GenerationScores {
+  double rougeL = 0.0, meteor = 0.0;  // means over the records (eval's semantics)
+  int64_t records = 0;
+  double seconds = 0.0;
+};
+class GenerationValidator {
+ public:
+  // Loads the tokenizer and WordNet once (a missing WordNet fails here, not at the first
+  // evaluation). `model_eos_id`: the model config's EOS, a stop id beside the tokenizer's.
+  GenerationValidator(const JobConfig& config, const std::vector<PairedExample>& valid_examples,
+                      const std::string& tokenizer_path, int64_t model_eos_id);
+  ~GenerationValidator();
+  GenerationScores run(CausalLMImpl& model) const;
+
+ private:
+  struct Prompt {
+    std::vector<int> ids;
+    std::string reference;
+  };
+  std::vector<Prompt> prompts_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::vector<int64_t> eos_ids_;
+  std::vector<std::string> stop_strings_;
+  int64_t max_new_tokens_ = 0, batch_size_ = 1;
+};
+
+// The best value of train.best_metric so far and the evaluations since it, fed row by row.
+class BestTracker {
+ public:
+  explicit BestTracker(BestMetric metric, int64_t patience);
+  // A metrics row; rows without the metric's key are ignored. True when it improved the best.
+  bool observe(const nlohmann::json& row);
+  bool active() const { return metric_ != BestMetric::kNone; }
+  bool exhausted() const { return patience_ > 0 && since_best_ >= patience_; }
+  bool has_best() const { return has_best_; }
+  double best() const { return best_; }
+  int64_t best_step() const { return best_step_; }
+  int64_t since_best() const { return since_best_; }
+  const std::string& key() const { return key_; }
+  bool higher_is_better() const;
+
+ private:
+  BestMetric metric_;
+  std::string key_;
+  int64_t patience_;
+  bool has_best_ = false;
+  double best_ = 0.0;
+  int64_t best_step_ = 0, since_best_ = 0;
+};
+
+class ValidationMonitor {
+ public:
+  // Replays metrics.jsonl (already trimmed to the rows of the resumed checkpoint) into the
+  // tracker. Fails when best_metric or eval_generate is set without validation examples.
+  ValidationMonitor(const JobConfig& config, RunDirectory& run, const std::vector<PairedExample>& valid_examples,
+                    const std::string& tokenizer_path, const std::string& metrics_path, int64_t model_eos_id);
+  ~ValidationMonitor();
+
+  // A validation row the trainer logged (valid_ce, valid_loss, ...).
+  void observe(const nlohmann::json& row);
+  // After optimizer step `step` and its validation: generates when due (logs and prints the row),
+  // writes best/ when the best metric improved at this step, and returns true when the patience
+  // has run out (the trainer then saves and ends as at the last step).
+  bool after_step(CausalLMImpl& model, int64_t step, bool last, MetricsLog& metrics, ProgressLine& progress);
+  // Patience already ran out in the replayed rows (a resumed run that had stopped early).
+  bool exhausted() const { return tracker_.exhausted(); }
+  // "early stopping: valid_rougeL has not improved for 3 evaluations (best 0.4321 at step 96)".
+  std::string stop_reason() const;
+
+ private:
+  void save_best(CausalLMImpl& model, int64_t step);
+
+  RunDirectory& run_;
+  std::string tokenizer_path_;
+  int64_t every_ = 0;
+  std::unique_ptr<GenerationValidator> generator_;
+  BestTracker tracker_;
+  bool improved_ = false;  // at the current step, not yet saved
+};
+
+}  // namespace percetrain
