@@ -80,6 +80,7 @@ void describe(DataConfig& s, V& v) {
   v("max_records", s.max_records, at_least(0, "0: all"));
   v("chat_format", s.chat_format);
   v("system_prompt", s.system_prompt);
+  v("user_key", s.user_key);
 }
 
 template <class V>
