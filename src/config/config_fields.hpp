@@ -47,6 +47,7 @@ void describe(LoraSection& s, V& v) {
   v("target_modules", s.target_modules);
   v("use_rslora", s.use_rslora);
   v("per_user", s.per_user);
+  v.path("init_adapter", s.init_adapter);
 }
 
 template <class V>
