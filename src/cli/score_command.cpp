@@ -13,7 +13,7 @@ namespace {
 
 Runner add_score_command(CLI::App& app) {
   struct Options {
-    std::string config, data, golds, out, html;
+    std::string config, data, golds, out, html, adapter, adapters;
     std::vector<std::string> overrides;
     int64_t html_records = 50, limit = 0, batch_size = 0;
     bool resume = false, quiet = false;
@@ -37,6 +37,10 @@ Runner add_score_command(CLI::App& app) {
   cmd->add_flag("--resume", opts->resume, "Keep the complete lines of OUT.tmp from an interrupted run and continue");
   cmd->add_option("--limit", opts->limit, "Score only the first N records (data.max_records)");
   cmd->add_option("--batch-size", opts->batch_size, "Examples per forward pass (default: 2 x train.micro_batch_size)");
+  cmd->add_option("--adapter", opts->adapter, "PEFT LoRA adapter folder to apply (unmerged) on model.path");
+  cmd->add_option("--adapters", opts->adapters,
+                  "Folder of per-user adapters (<user>/, as train with lora.per_user writes to output.dir/adapters): "
+                  "each record is scored with its user's (data.user_key), records of users without one on the base");
   cmd->add_flag("--quiet", opts->quiet, "No progress output");
   return [opts]() {
     JobConfig config = load_job_config(opts->config, opts->overrides);
@@ -57,6 +61,8 @@ Runner add_score_command(CLI::App& app) {
     options.resume = opts->resume;
     options.micro_batch_size = opts->batch_size;
     options.progress = !opts->quiet;
+    options.adapter = opts->adapter;
+    options.adapters = opts->adapters;
     auto result = run_scoring(config, data, golds, options);
     std::cout << result.out << "\n";
     return 0;
