@@ -48,7 +48,8 @@ std::string Checkpointer::save(CausalLMImpl& model, const torch::optim::Optimize
   const fs::path staging = run_.begin_folder(name);
   SaveOptions save;
   save.tokenizer_source = tokenizer_source_;
-  std::vector<std::string> written = write_model_files(model, staging.string(), save);
+  std::vector<std::string> written =
+      model_writer_ ? model_writer_(model, staging.string()) : write_model_files(model, staging.string(), save);
   {
     torch::serialize::OutputArchive archive;
     optimizer.save(archive);

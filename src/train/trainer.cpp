@@ -12,9 +12,11 @@
 #include <nlohmann/json.hpp>
 
 #include "percetrain/model/hf_folder.hpp"
+#include "percetrain/model/lora.hpp"
 #include "percetrain/objective/objective.hpp"
 #include "percetrain/pass/batching.hpp"
 #include "percetrain/tokenizer/tokenizer.hpp"
+#include "percetrain/train/adapters.hpp"
 #include "percetrain/train/checkpoint.hpp"
 #include "percetrain/train/fused_adamw.hpp"
 #include "percetrain/train/master_weights.hpp"
@@ -176,8 +178,10 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
                                const std::vector<PairedExample>& train_examples,
                                const std::vector<PairedExample>& valid_examples, const std::string& tokenizer_path,
                                int64_t pad_id) {
+  if (config.lora.per_user) return train_user_adapters(config, options, train_examples, valid_examples, tokenizer_path, pad_id);
   // ---- set up: run folder, plan, resume point, model, optimizer, logs ------------------------
   const TrainSection& train = config.train;
+  const bool lora = config.lora.trains();  // the base stays frozen; checkpoints and final/ hold the adapter
   ProgressLine progress(options.progress);
   if (train_examples.empty()) fail(config.file + ": data.train_file", "holds no usable training examples");
   const auto device = parse_device(config.model.device);
@@ -197,11 +201,16 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   else if (const std::string made = prepare_model_folder(config.model, tokenizer_path, true); !made.empty())
     progress.line(made);
 
-  LoadedModel loaded = load_causal_lm(resume_from.empty() ? config.model.path : resume_from, device, dtype);
+  LoadedModel loaded = load_causal_lm(resume_from.empty() || lora ? config.model.path : resume_from, device, dtype);
   CausalLMImpl& model = *loaded.model;
   check_token_ids_fit(train_examples, tokenizer_path, -1, loaded.config.vocab_size, loaded.folder);
   model.train();
   model.set_gradient_checkpointing(train.gradient_checkpointing);
+  const std::string adapters = lora ? attach_run_adapters(model, config, resume_from) : "";
+  if (lora)
+    checkpoints.set_model_writer([base = config.model.path](CausalLMImpl& m, const std::string& dir) {
+      return write_adapter_checkpoint_files(m, dir, base);
+    });
   const auto objective = make_objective(config.objective);
   // Mixed precision: a bf16 model computes forward and backward; the optimizer updates fp32
   // master copies and writes them back. Without them, updates below bf16's resolution (8
@@ -219,6 +228,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   int64_t response_tokens = 0;
   for (const auto& e : train_examples) response_tokens += scored_response_tokens(e);
   progress.line(describe_loaded_model(loaded) + (masters.active() ? " (fp32 master weights)" : ""));
+  if (lora) progress.line(adapters);
   progress.line("train: " + std::to_string(train_examples.size()) + " examples (" + std::to_string(response_tokens) +
                 " response tokens), " + std::to_string(total_steps) + " steps of " + std::to_string(train.batch_size) +
                 " (micro-batches of " + std::to_string(train.micro_batch_size) + "), objective " + objective->name() +
@@ -308,10 +318,11 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   const std::string staging = run.begin_folder("final");
   SaveOptions save;
   save.tokenizer_source = tokenizer_path;
-  write_model_files(model, staging, save);
+  if (lora) write_lora_adapter(model, staging, config.model.path);  // a PEFT adapter folder
+  else write_model_files(model, staging, save);
   run.publish_folder("final");
   summary.final_model_dir = run.file("final");
-  progress.line("done: " + std::to_string(total_steps) + " steps; model in " + summary.final_model_dir +
+  progress.line("done: " + std::to_string(total_steps) + (lora ? " steps; adapter in " : " steps; model in ") + summary.final_model_dir +
                 ", metrics in " + metrics.path());
   return summary;
 }
@@ -336,6 +347,10 @@ TrainSummary run_training(const JobConfig& config, const TrainOptions& options) 
   std::vector<PairedExample> valid_examples;
   if (!config.data.valid_file.empty()) valid_examples = load(config.data.valid_file, config.data.valid_golds_file);
   return train_on_examples(config, options, train_examples, valid_examples, tokenizer_file, pad_id);
+}
+
+std::vector<std::string> resume_config_mismatches(const std::string& recorded, const std::string& current) {
+  return config_mismatches(recorded, current);
 }
 
 }  // namespace percetrain
