@@ -11,11 +11,19 @@ set(content "")
 foreach(line IN LISTS lines)
   # Suite lines are unindented "Name." (parameterised: "Prefix/Name."); test lines are indented.
   # DistWorker's tests run only inside ranks that DistLaunch starts through torchrun.
-  if(line MATCHES "^([^ ]+)\\.( |$)" AND NOT line MATCHES "^DistWorker\\.")
+  # (Two tests, not one `A AND NOT B` condition: the failing second MATCHES clears CMAKE_MATCH_1.)
+  if(line MATCHES "^([^ ]+)\\.( |$)")
     set(suite "${CMAKE_MATCH_1}")
+  else()
+    continue()
+  endif()
+  if(NOT suite STREQUAL "DistWorker")
     string(APPEND content
       "add_test([=[${suite}]=] [=[${TEST_BINARY}]=] [=[--gtest_filter=${suite}.*]=])\n"
       "set_tests_properties([=[${suite}]=] PROPERTIES WORKING_DIRECTORY [=[${WORKDIR}]=] TIMEOUT 600 SKIP_RETURN_CODE 77)\n")
   endif()
 endforeach()
+if(content STREQUAL "")
+  message(FATAL_ERROR "no GoogleTest suites found in the listing of ${TEST_BINARY}:\n${listing}")
+endif()
 file(WRITE "${OUT}" "${content}")

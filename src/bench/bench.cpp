@@ -24,6 +24,7 @@
 
 #include "percetrain/config/job_config.hpp"
 #include "percetrain/model/hf_folder.hpp"
+#include "percetrain/model/lora.hpp"
 #include "percetrain/objective/objective.hpp"
 #include "percetrain/train/fused_adamw.hpp"
 #include "percetrain/train/master_weights.hpp"
@@ -69,6 +70,25 @@ double forward_flops(const ModelConfig& c, double T, double R) {
   const double per_layer_params = C * H * D + 2 * C * KV * D + H * D * C + 3 * C * c.intermediate_size;
   const double attention = 2 * 2 * H * D * T * T;  // QK^T and PV over the full (masked) square
   return c.num_hidden_layers * (2 * per_layer_params * T + attention) + 2 * c.vocab_size * C * R;
+}
+
+// The part of a backward pass that computes weight gradients (as much as the forward's products
+// with weights): what a frozen base skips.
+double weight_grad_flops(const ModelConfig& c, double T, double R) {
+  const double C = c.hidden_size, H = c.num_attention_heads, KV = c.num_key_value_heads, D = c.head_dim;
+  const double per_layer_params = C * H * D + 2 * C * KV * D + H * D * C + 3 * C * c.intermediate_size;
+  return c.num_hidden_layers * 2 * per_layer_params * T + 2 * c.vocab_size * C * R;
+}
+
+// Bytes of every tensor the optimizer keeps per parameter (AdamW: exp_avg, exp_avg_sq).
+double optimizer_state_bytes(torch::optim::Optimizer& optimizer) {
+  double bytes = 0;
+  for (const auto& [key, state] : optimizer.state()) {
+    const auto& s = static_cast<const torch::optim::AdamWParamState&>(*state);
+    for (const auto& t : {s.exp_avg(), s.exp_avg_sq(), s.max_exp_avg_sq()})
+      if (t.defined()) bytes += static_cast<double>(t.numel() * t.element_size());
+  }
+  return bytes;
 }
 
 double measure_matmul_peak(const torch::Device& device, c10::ScalarType dtype) {
@@ -162,6 +182,8 @@ json run_variant(const BenchOptions& o, const JobConfig& config) {
   auto& model = *loaded.model;
   model.train();
   model.set_gradient_checkpointing(v.find("checkpointing") != std::string::npos || config.train.gradient_checkpointing);
+  const bool lora = config.lora.enabled();
+  if (lora) attach_lora(model, config.lora, config.train.seed);  // the base frozen, the adapters train
 
   const int64_t L1 = o.with_length, L0 = o.without_length, R = o.response_length;
   const int64_t B = config.train.micro_batch_size;
@@ -194,8 +216,21 @@ json run_variant(const BenchOptions& o, const JobConfig& config) {
     seconds = std::chrono::duration<double>(Clock::now() - t0).count() / o.steps;
   }  // the profiler writes its trace here, outside the measured time
 
+  // Model states after the measured steps, by kind (activations come on top).
+  double parameters = 0, trainable = 0, weight_bytes = 0, gradient_bytes = 0, master_bytes = 0;
+  for (const auto& p : model.parameters()) weight_bytes += static_cast<double>(p.numel() * p.element_size());
+  for (const auto& [name, t] : lora_parameters(model)) weight_bytes += static_cast<double>(t.numel() * t.element_size());
+  for (const auto& p : model.parameters()) parameters += static_cast<double>(p.numel());
+  for (const auto& [name, t] : trainable_parameters(model)) {
+    trainable += static_cast<double>(t.numel());
+    gradient_bytes += static_cast<double>(t.numel() * t.element_size());  // one gradient per trainable weight
+  }
+  if (masters.active())
+    for (const auto& t : masters.parameters()) master_bytes += static_cast<double>(t.numel() * t.element_size());
+  const double optimizer_bytes = optimizer_state_bytes(*optimizer);
   const double tokens = static_cast<double>(B * accumulation * (L1 + (perce ? L0 : 0)));
   double flops = 3 * forward_flops(loaded.config, L1, R);  // forward + backward (2x)
+  if (lora) flops -= weight_grad_flops(loaded.config, L1, R);  // no weight gradients of the frozen base
   if (v.find("checkpointing") != std::string::npos) flops += forward_flops(loaded.config, L1, 0);
   flops += 2 * 2 * loaded.config.vocab_size * loaded.config.hidden_size * R;  // loss recompute in backward
   if (perce) flops += forward_flops(loaded.config, L0, R);
@@ -209,6 +244,13 @@ json run_variant(const BenchOptions& o, const JobConfig& config) {
           {"device", device.str()},
           {"dtype", dtype_name(dtype)},
           {"master_weights", masters.active()},
+          {"lora", lora ? "r" + std::to_string(config.lora.rank) : std::string("-")},
+          {"parameters", parameters},
+          {"trainable_parameters", trainable},
+          {"weight_bytes", weight_bytes},
+          {"gradient_bytes", gradient_bytes},
+          {"master_bytes", master_bytes},
+          {"optimizer_state_bytes", optimizer_bytes},
           {"peak_device_mib", device.is_cuda() ? peak_memory_mib(device) : 0.0}};
 }
 
@@ -325,13 +367,24 @@ int run_bench(BenchOptions& o, const JobConfig& config) {
               (long long)o.with_length, (long long)o.without_length, (long long)o.response_length,
               (long long)config.train.batch_size, (long long)config.train.micro_batch_size);
   const bool on_cuda = !results.empty() && results[0]["device"].get<std::string>().rfind("cuda", 0) == 0;
-  std::printf("%-22s %10s %12s %12s %7s %10s\n", "variant", "ms/step", "tokens/s", "GFLOP/s", "MFU",
-              on_cuda ? "GPU MiB" : "peak MiB");
+  std::printf("%-22s %10s %12s %12s %7s %10s %6s\n", "variant", "ms/step", "tokens/s", "GFLOP/s", "MFU",
+              on_cuda ? "GPU MiB" : "peak MiB", "lora");
   for (const auto& r : results) {
     const double achieved = r["model_flops_per_s"], peak = r["matmul_peak_flops_per_s"];
-    std::printf("%-22s %10.1f %12.0f %12.2f %6.1f%% %10.0f\n", r["variant"].get<std::string>().c_str(),
+    std::printf("%-22s %10.1f %12.0f %12.2f %6.1f%% %10.0f %6s\n", r["variant"].get<std::string>().c_str(),
                 r["ms_per_step"].get<double>(), r["tokens_per_s"].get<double>(), achieved / 1e9,
-                100.0 * achieved / peak, r[on_cuda ? "peak_device_mib" : "peak_rss_mib"].get<double>());
+                100.0 * achieved / peak, r[on_cuda ? "peak_device_mib" : "peak_rss_mib"].get<double>(),
+                r.value("lora", "-").c_str());
+  }
+  if (!results.empty() && results[0].contains("optimizer_state_bytes")) {
+    // Model states per parameter of the model (activations and the allocator's slack come on top).
+    const json& r = results[0];
+    const double n = r["parameters"], mib = 1024.0 * 1024.0;
+    const double w = r["weight_bytes"], g = r["gradient_bytes"], m = r["master_bytes"], o = r["optimizer_state_bytes"];
+    std::printf("model states: %.0f parameters, %.0f trainable (%.3f%%); weights %.1f MiB, gradients %.1f MiB, fp32 "
+                "masters %.1f MiB, optimizer state %.1f MiB = %.2f bytes per parameter\n",
+                n, r["trainable_parameters"].get<double>(), 100.0 * r["trainable_parameters"].get<double>() / n, w / mib,
+                g / mib, m / mib, o / mib, (w + g + m + o) / n);
   }
   if (!results.empty())
     std::printf("matmul peak: %.2f GFLOP/s (%s, %s)\n", results[0]["matmul_peak_flops_per_s"].get<double>() / 1e9,

@@ -34,6 +34,10 @@ Runner add_generate_command(CLI::App& app) {
   cmd->add_flag("--no-profile", o->job.no_profile, "Decode from the prompts without the profile (counterfactual)");
   cmd->add_flag("--resume", o->job.resume, "Continue an interrupted run from OUT.tmp, skipping the ids it holds");
   cmd->add_option("--limit", o->job.limit, "Decode only the first N records of --data");
+  cmd->add_option("--adapter", o->job.adapter, "PEFT LoRA adapter folder to apply (unmerged) on model.path");
+  cmd->add_option("--adapters", o->job.adapters,
+                  "Folder of per-user adapters (<user>/, as train with lora.per_user writes to output.dir/adapters): "
+                  "each record decodes with its user's (data.user_key), records of users without one on the base");
   cmd->add_flag("--no-cache", o->job.no_cache, "Recompute the whole prefix at every step (slow; for checks)");
   cmd->add_flag("--benchmark", o->benchmark,
                 "Measure decode tokens/s with and without the KV cache on random prompts, then exit");

@@ -14,7 +14,7 @@ namespace {
 
 Runner add_score_command(CLI::App& app) {
   struct Options {
-    std::string config, data, golds, out, html, weights_out;
+    std::string config, data, golds, out, html, weights_out, adapter, adapters;
     std::vector<std::string> overrides;
     int64_t html_records = 50, limit = 0, batch_size = 0;
     bool resume = false, quiet = false;
@@ -41,6 +41,10 @@ Runner add_score_command(CLI::App& app) {
   cmd->add_option("--weights-out", opts->weights_out,
                   "Also write the scored records (JSONL, every field kept) with token_weights set to their PerCE "
                   "weights: fixed offline weights for objective weights_from_data");
+  cmd->add_option("--adapter", opts->adapter, "PEFT LoRA adapter folder to apply (unmerged) on model.path");
+  cmd->add_option("--adapters", opts->adapters,
+                  "Folder of per-user adapters (<user>/, as train with lora.per_user writes to output.dir/adapters): "
+                  "each record is scored with its user's (data.user_key), records of users without one on the base");
   cmd->add_flag("--quiet", opts->quiet, "No progress output");
   return [opts]() {
     JobConfig config = load_job_config(opts->config, opts->overrides);
@@ -61,6 +65,8 @@ Runner add_score_command(CLI::App& app) {
     options.resume = opts->resume;
     options.micro_batch_size = opts->batch_size;
     options.progress = !opts->quiet;
+    options.adapter = opts->adapter;
+    options.adapters = opts->adapters;
     auto result = run_scoring(config, data, golds, options);
     std::cout << result.out << "\n";
     if (!opts->weights_out.empty() && result.finished) {

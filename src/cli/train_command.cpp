@@ -1,5 +1,6 @@
 // `percetrain train`: fine-tune a model with PerCE (or a baseline) from a JSON job config.
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 #include "cli/commands.hpp"
@@ -14,7 +15,7 @@ namespace {
 
 Runner add_train_command(CLI::App& app) {
   struct Options {
-    std::string config;
+    std::string config, adapter;
     std::vector<std::string> overrides;
     bool resume = false, overwrite = false, quiet = false;
     int64_t stop_after = 0;
@@ -27,6 +28,8 @@ Runner add_train_command(CLI::App& app) {
       "Writes checkpoints, metrics.jsonl and the final model (Hugging Face layout) to output.dir.\n"
       "Precision: model.dtype auto is float32 on the CPU and bfloat16 on CUDA, where the optimizer keeps fp32 "
       "master weights (train.master_weights; 18 bytes per parameter, README \"Precision\").\n"
+      "LoRA: a \"lora\" section with a rank trains adapters on the frozen model (checkpoints and final/ hold the "
+      "adapter in PEFT's layout); lora.per_user trains one per user into output.dir/adapters/<user>/.\n"
       "Example: percetrain train --config configs/demo.json --set train.lr=1e-3");
   add_job_options(cmd, opts->config, opts->overrides, "model, tokenizer, data, objective, train, output");
   cmd->add_flag("--resume", opts->resume,
@@ -34,14 +37,14 @@ Runner add_train_command(CLI::App& app) {
                 "the one it was written with)");
   cmd->add_flag("--overwrite", opts->overwrite,
                 "Start over in an output.dir that holds an earlier run: removes only the files that run wrote");
+  cmd->add_option("--adapter", opts->adapter,
+                  "Continue training this PEFT LoRA adapter folder on the frozen model.path (sets lora.init_adapter; "
+                  "its adapter_config.json gives rank, alpha, dropout and targets)");
   cmd->add_option("--stop-after", opts->stop_after, "Save a checkpoint and stop after this many optimizer steps");
   cmd->add_flag("--quiet", opts->quiet, "No progress output (metrics.jsonl is still written)");
   return [opts]() {
     JobConfig config = load_job_config(opts->config, opts->overrides);
-    // Until the trainer trains adapters (issue 15, phase 2), a lora section must not quietly
-    // become a full fine-tune.
-    if (config.lora.enabled())
-      fail(config.file + ": lora.rank", "LoRA training is not implemented yet", "remove the lora section or set rank 0");
+    if (!opts->adapter.empty()) config.lora.init_adapter = std::filesystem::absolute(opts->adapter).string();
     // Under torchrun every rank runs this; rank 0 speaks for all.
     const char* rank = std::getenv("RANK");
     const bool root = rank == nullptr || std::string(rank) == "0";

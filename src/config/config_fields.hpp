@@ -47,6 +47,7 @@ void describe(LoraSection& s, V& v) {
   v("target_modules", s.target_modules);
   v("use_rslora", s.use_rslora);
   v("per_user", s.per_user);
+  v.path("init_adapter", s.init_adapter);
 }
 
 template <class V>
@@ -80,6 +81,7 @@ void describe(DataConfig& s, V& v) {
   v("max_records", s.max_records, at_least(0, "0: all"));
   v("chat_format", s.chat_format);
   v("system_prompt", s.system_prompt);
+  v("user_key", s.user_key);
 }
 
 template <class V>

@@ -200,6 +200,11 @@ void validate(const JobConfig& c, const std::string& file) {
   for (const auto& stop : c.generate.stop_strings)
     if (stop.empty()) fail(where("generate.stop_strings"), "must not contain an empty string");
   validate_lora(c.lora, where("lora.target_modules"));
+  if (c.lora.per_user && c.lora.rank == 0)
+    fail(where("lora.per_user"), "needs lora.rank: per-user adapters are LoRA adapters", "e.g. lora.rank 8");
+  if (c.lora.per_user && !c.lora.init_adapter.empty())
+    fail(where("lora.init_adapter"), "cannot be combined with lora.per_user: every user starts from a fresh adapter",
+         "merge the shared adapter into the base with merge-adapter and use the merged model as model.path");
 }
 
 }  // namespace

@@ -18,6 +18,7 @@ std::vector<PairedExample> load_paired_examples(const DataConfig& config, const 
   const bool strict = config.on_bad_record == OnBadRecord::kStrict;
   const PairBuilder builder(config, tokenizer);
   RecordReader reader(file, golds_file);
+  reader.set_user_key(config.user_key);
 
   std::vector<PairedExample> examples;
   Record record;
@@ -62,6 +63,19 @@ std::vector<PairedExample> load_paired_examples(const DataConfig& config, const 
     if (details) details->push_back(std::move(detail));
   }
   return examples;
+}
+
+std::map<std::string, std::vector<size_t>> examples_by_user(const std::vector<PairedExample>& examples,
+                                                            const std::string& file) {
+  std::map<std::string, std::vector<size_t>> out;
+  for (size_t i = 0; i < examples.size(); ++i) {
+    if (examples[i].user.empty())
+      fail(file + ": " + examples[i].id, "names no user",
+           "per-user adapters need each record's user: a \"user_id\" or \"user\" field, or set data.user_key to the "
+           "field that holds it");
+    out[examples[i].user].push_back(i);
+  }
+  return out;
 }
 
 namespace {

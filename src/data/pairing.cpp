@@ -413,6 +413,7 @@ bool PairBuilder::build(const Record& record, PairedExample* out, PairDetail* de
   const Built counterfactual = render(0, drop, false);
 
   out->id = record.id.empty() ? record.where : record.id;
+  out->user = record.user;
   out->personalised.assign(chosen.ids.begin(), chosen.ids.end());
   out->personalised.insert(out->personalised.end(), response.begin(), response.end());
   out->counterfactual.assign(counterfactual.ids.begin(), counterfactual.ids.end());

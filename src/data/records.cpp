@@ -237,6 +237,21 @@ void RecordReader::parse(const std::string& text, const std::string& where, Reco
   *r = Record{};
   r->where = where;
   if (j.contains("id") && !j["id"].is_null()) r->id = value_text(j["id"]);
+  // The user: data.user_key when set; else "user_id", else "user", when a string or number (a
+  // field of another shape there is not taken for an id).
+  if (!user_key_.empty()) {
+    if (j.contains(user_key_) && !j[user_key_].is_null()) {
+      const json& u = j[user_key_];
+      if (!u.is_string() && !u.is_number()) return reject(user_key_, "is not a user id (a string or a number)");
+      r->user = value_text(u);
+    }
+  } else {
+    for (const char* key : {"user_id", "user"})
+      if (j.contains(key) && (j[key].is_string() || j[key].is_number())) {
+        r->user = value_text(j[key]);
+        break;
+      }
+  }
 
   if (!j.contains("input") || j["input"].is_null()) return reject("input", "is missing");
   if (!j["input"].is_string()) return reject("input", "is not a string");

@@ -8,10 +8,12 @@
 #include <chrono>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 
 #include "percetrain/data/dataset.hpp"
 #include "percetrain/generate/generation.hpp"
 #include "percetrain/model/hf_folder.hpp"
+#include "percetrain/model/lora.hpp"
 #include "percetrain/tokenizer/tokenizer.hpp"
 #include "percetrain/util/device.hpp"
 #include "percetrain/pass/batching.hpp"
@@ -44,6 +46,22 @@ void run_generation(const JobConfig& config, const GenerateJobOptions& o) {
   check_token_ids_fit(examples, tokenizer_path(config), tokenizer->vocab_size(), loaded.config.vocab_size,
                       loaded.folder);
   std::cerr << describe_loaded_model(loaded) << "\n";
+  if (!o.adapter.empty() && !o.adapters.empty())
+    fail("--adapters", "cannot be combined with --adapter", "give one adapter for every record, or a folder of per-user ones");
+  if (!o.adapter.empty()) {
+    load_lora_adapter(*loaded.model, o.adapter);
+    std::cerr << "adapter: " << o.adapter << "\n";
+  }
+  std::optional<AdapterLibrary> library;
+  if (!o.adapters.empty()) {
+    library.emplace(o.adapters);
+    examples_by_user(examples, o.data);  // every record names its user
+    std::vector<std::string> users;
+    for (const auto& ex : examples) users.push_back(ex.user);
+    const auto assignment = library->assign(users);
+    for (size_t i = 0; i < requests.size(); ++i) requests[i].group = assignment.groups[i];
+    std::cerr << assignment.summary << "\n";
+  }
   const GenerateSection& g = config.generate;
   GenerationOptions options;
   options.max_new_tokens = g.max_new_tokens;
@@ -67,6 +85,7 @@ void run_generation(const JobConfig& config, const GenerateJobOptions& o) {
   PredictionRunOptions run;
   run.batch_size = g.batch_size;
   run.resume = o.resume;
+  if (library) run.before_batch = [&](const std::string& group) { library->use(*loaded.model, group); };
   const auto t0 = std::chrono::steady_clock::now();
   int64_t first_done = -1;
   run.on_batch = [&](int64_t done, int64_t total) {

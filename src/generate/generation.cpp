@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
@@ -18,6 +19,7 @@
 #include "percetrain/model/decoder.hpp"
 #include "percetrain/tokenizer/tokenizer.hpp"
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/file.hpp"
 
 namespace percetrain {
 
@@ -315,12 +317,25 @@ PredictionRunSummary write_predictions(Generator& generator, const std::vector<G
   std::ofstream out(tmp, std::ios::binary | std::ios::app);
   if (!out) fail(tmp, "cannot open for writing");
 
+  // Group by group (in order of first appearance; without groups that is the request order).
+  std::map<std::string, size_t> group_rank;
+  bool grouped = false;
+  for (const auto& r : requests) {
+    group_rank.emplace(r.group, group_rank.size());
+    grouped |= !r.group.empty();
+  }
   std::vector<GenerationRequest> todo;
   for (const auto& r : requests)
     if (!done.count(r.id)) todo.push_back(r);
-  for (size_t begin = 0; begin < todo.size(); begin += static_cast<size_t>(options.batch_size)) {
-    const size_t end = std::min(todo.size(), begin + static_cast<size_t>(options.batch_size));
+  std::stable_sort(todo.begin(), todo.end(), [&](const GenerationRequest& a, const GenerationRequest& b) {
+    return group_rank.at(a.group) < group_rank.at(b.group);
+  });
+  for (size_t begin = 0, end = 0; begin < todo.size(); begin = end) {
+    end = begin + 1;
+    while (end < todo.size() && end - begin < static_cast<size_t>(options.batch_size) && todo[end].group == todo[begin].group)
+      ++end;
     std::vector<GenerationRequest> batch(todo.begin() + begin, todo.begin() + end);
+    if (options.before_batch) options.before_batch(batch.front().group);
     std::string lines;
     for (const auto& result : generator.generate(batch)) lines += prediction_json_line(result) + "\n";
     out << lines;
@@ -331,6 +346,17 @@ PredictionRunSummary write_predictions(Generator& generator, const std::vector<G
   }
   out.close();
   if (!out) fail(tmp, "writing failed", "is the disk full?");
+  if (grouped) {
+    // Decoded group by group: put the lines back into the order of the requests.
+    std::map<std::string, std::string> lines;
+    {
+      std::ifstream in(tmp, std::ios::binary);
+      for (std::string line; std::getline(in, line);) lines[nlohmann::json::parse(line)["id"].get<std::string>()] = line;
+    }
+    std::string text;
+    for (const auto& r : requests) text += lines.at(r.id) + "\n";
+    write_file_atomic(tmp, text, "the predictions");
+  }
   fs::rename(tmp, out_file);
   return summary;
 }

@@ -573,6 +573,54 @@ LoraSection load_lora_adapter(CausalLMImpl& model, const std::string& dir, uint6
 }
 
 // ---------------------------------------------------------------------------------------------
+AdapterLibrary::AdapterLibrary(const std::string& dir) : dir_(dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    fail(dir, "is not a folder", "give the folder of per-user adapters (OUTPUT/adapters of a lora.per_user run)");
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && fs::exists(entry.path() / "adapter_config.json") && name.find('.') != 0)
+      folders_[name] = entry.path().string();
+  }
+  if (folders_.empty())
+    fail(dir, "holds no adapter folders (<user>/adapter_config.json)",
+         fs::exists(fs::path(dir) / "adapter_config.json") ? "it is one adapter: use --adapter for it"
+                                                          : "give OUTPUT/adapters of a lora.per_user run");
+}
+
+void AdapterLibrary::use(CausalLMImpl& model, const std::string& user) {
+  const std::string wanted = has(user) ? user : "";
+  if (wanted == current_ && (wanted.empty() || has_lora(model))) return;
+  if (has_lora(model)) detach_lora(model);
+  current_.clear();
+  if (wanted.empty()) return;
+  load_lora_adapter(model, folders_.at(wanted));
+  current_ = wanted;
+}
+
+AdapterLibrary::Assignment AdapterLibrary::assign(const std::vector<std::string>& users) const {
+  Assignment a;
+  std::set<std::string> with, without;
+  for (const auto& user : users) {
+    const bool found = has(user);
+    a.groups.push_back(found ? user : "");
+    ++(found ? a.records_with : a.records_without);
+    (found ? with : without).insert(user);
+  }
+  a.users_with = static_cast<int64_t>(with.size());
+  a.users_without = static_cast<int64_t>(without.size());
+  if (a.records_with == 0 && !users.empty())
+    fail(dir_, "holds an adapter for none of the " + std::to_string(without.size()) + " users of the data (e.g. '" +
+                   *without.begin() + "'; its adapters are for users like '" + folders_.begin()->first + "')",
+         "check data.user_key and that this is OUTPUT/adapters of a per-user run on these users");
+  a.summary = "adapters: " + std::to_string(folders_.size()) + " in " + dir_ + "; " + std::to_string(a.records_with) +
+              " records (" + std::to_string(a.users_with) + " users) use their user's, " +
+              std::to_string(a.records_without) + " records (" + std::to_string(a.users_without) +
+              " users) have none and run on the base model";
+  return a;
+}
+
+// ---------------------------------------------------------------------------------------------
 MergedAdapter merge_adapter_folder(const std::string& base_dir, const std::string& adapter_dir,
                                    const std::string& out_dir, c10::ScalarType dtype) {
   std::error_code ec;

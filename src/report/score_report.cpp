@@ -225,6 +225,13 @@ void ScoreSummary::add(const RecordScore& record) {
         token_truth_.emplace_back(t.pir, personal);
         const bool first = record.starts_personal_span(i);
         if (first || !personal) first_truth_.emplace_back(t.pir, first);
+        auto& logp = logp_sums_[first ? 0 : personal ? 1 : 2];
+        logp.first += t.logp_with;
+        ++logp.second;
+        if (first) {  // a first piece is personal too
+          logp_sums_[1].first += t.logp_with;
+          ++logp_sums_[1].second;
+        }
       }
     }
   }
@@ -336,6 +343,13 @@ std::string ScoreSummary::to_json(const std::vector<std::pair<std::string, std::
         {"note", "PIR separating personal-span tokens from the rest; first pieces of spans from tokens outside "
                  "spans; whole words (sum of PIRs) touching a span from the rest. Ties count half; tokens "
                  "without text (EOS) are left out; null where a side is empty"}};
+    auto mean = [&](int k) {
+      return logp_sums_[k].second ? json(logp_sums_[k].first / static_cast<double>(logp_sums_[k].second)) : json(nullptr);
+    };
+    j["ground_truth"]["mean_logp"] = {
+        {"first_pieces", mean(0)}, {"personal", mean(1)}, {"other", mean(2)},
+        {"note", "mean log P(token | profile, input, preceding tokens) over tokens with text (EOS left out): first "
+                 "pieces of personal spans, every personal-span token, the other tokens"}};
   }
   for (const auto& [key, value] : extra) j[key] = json::parse(value);
   return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";

@@ -9,9 +9,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 
 #include "percetrain/data/pairing.hpp"
 #include "percetrain/model/hf_folder.hpp"
+#include "percetrain/model/lora.hpp"
 #include "percetrain/objective/objective.hpp"
 #include "percetrain/tokenizer/tokenizer.hpp"
 #include "percetrain/pass/batching.hpp"
@@ -32,15 +35,25 @@ std::string summary_path_for(const std::string& out) {
 }
 
 std::vector<std::vector<size_t>> scoring_plan(const std::vector<PairedExample>& examples, int64_t micro_batch_size,
-                                              int64_t window) {
+                                              int64_t window, const std::vector<std::string>& groups) {
+  if (!groups.empty() && groups.size() != examples.size()) fail("score", "internal: one group per example is needed");
+  // The examples of each group in file order, the groups in order of first appearance.
+  std::vector<std::vector<size_t>> members;
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < examples.size(); ++i) {
+    const std::string key = groups.empty() ? std::string() : groups[i];
+    auto [it, added] = index.emplace(key, members.size());
+    if (added) members.emplace_back();
+    members[it->second].push_back(i);
+  }
   std::vector<std::vector<size_t>> plan;
   const size_t w = static_cast<size_t>(std::max<int64_t>(1, window));
-  for (size_t start = 0; start < examples.size(); start += w) {
-    std::vector<size_t> group;
-    for (size_t i = start; i < std::min(examples.size(), start + w); ++i) group.push_back(i);
-    for (auto& micro : micro_batches(group, examples, std::max<int64_t>(1, micro_batch_size)))
-      plan.push_back(std::move(micro));
-  }
+  for (const auto& member : members)
+    for (size_t start = 0; start < member.size(); start += w) {
+      std::vector<size_t> group(member.begin() + start, member.begin() + std::min(member.size(), start + w));
+      for (auto& micro : micro_batches(group, examples, std::max<int64_t>(1, micro_batch_size)))
+        plan.push_back(std::move(micro));
+    }
   return plan;
 }
 
@@ -143,10 +156,22 @@ void write_text_atomic(const fs::path& path, const std::string& text) {
 
 ScoreResult score_examples(CausalLMImpl& model, const Tokenizer& tokenizer, const JobConfig& config,
                            const std::vector<PairedExample>& examples, const std::vector<PairDetail>& details,
-                           const ScoreOptions& options) {
+                           const ScoreOptions& options, AdapterLibrary* adapters) {
   if (options.out.empty()) fail("--out", "is required");
   if (details.size() != examples.size()) fail("score", "internal: one PairDetail per example is needed");
   model.eval();
+  ScoreResult result;
+  // Per-user adapters: each record's group is its user when the user has an adapter, else "" (the base).
+  std::vector<std::string> groups;
+  if (adapters) {
+    examples_by_user(examples, "score");  // every record names its user
+    std::vector<std::string> users;
+    for (const auto& e : examples) users.push_back(e.user);
+    auto assignment = adapters->assign(users);
+    groups = std::move(assignment.groups);
+    result.records_without_adapter = assignment.records_without;
+    if (options.progress) std::fprintf(stderr, "%s\n", assignment.summary.c_str());
+  }
   const fs::path out_path(options.out);
   const fs::path tmp_path(options.out + ".tmp");
   if (out_path.has_parent_path()) fs::create_directories(out_path.parent_path());
@@ -170,13 +195,12 @@ ScoreResult score_examples(CausalLMImpl& model, const Tokenizer& tokenizer, cons
     std::fprintf(stderr, "resume: %s does not exist; starting from the first record\n", tmp_path.c_str());
   }
 
-  ScoreResult result;
   result.out = options.out;
   std::ofstream tmp(tmp_path, std::ios::binary | (done > 0 ? std::ios::app : std::ios::trunc));
   if (!tmp) fail(tmp_path.string(), "cannot open for writing");
 
   const int64_t micro = options.micro_batch_size > 0 ? options.micro_batch_size : 2 * config.train.micro_batch_size;
-  const auto plan = scoring_plan(examples, micro, std::max<int64_t>(options.window, micro));
+  const auto plan = scoring_plan(examples, micro, std::max<int64_t>(options.window, micro), groups);
   // Records finish out of order within a window (sorted by length); they are written in file
   // order as soon as every earlier record is ready.
   std::vector<std::string> ready(examples.size());
@@ -193,6 +217,7 @@ ScoreResult score_examples(CausalLMImpl& model, const Tokenizer& tokenizer, cons
     for (size_t i : micro_batch) needed |= i >= done;
     if (!needed) continue;  // every record already in OUT.tmp
     int64_t processed = 0;
+    if (adapters) adapters->use(model, groups[micro_batch.front()]);
     auto scores = score_micro_batch(model, tokenizer, config, examples, &details, micro_batch, &processed);
     result.processed_tokens += processed;
     for (size_t k = 0; k < micro_batch.size(); ++k) {
@@ -268,7 +293,10 @@ ScoreResult score_examples(CausalLMImpl& model, const Tokenizer& tokenizer, cons
   write_text_atomic(result.summary_file,
                     summary.to_json({{"tokens_per_s", rate},
                                      {"micro_batch_size", std::to_string(micro)},
-                                     {"records_scored_by_last_run", std::to_string(result.scored_now)}}));
+                                     {"records_scored_by_last_run", std::to_string(result.scored_now)},
+                                     {"adapters", adapters ? "\"" + adapters->dir() + "\"" : std::string("null")},
+                                     {"records_without_adapter",
+                                      adapters ? std::to_string(result.records_without_adapter) : std::string("null")}}));
   if (!options.html.empty()) {
     HtmlReportOptions html;
     html.source = options.source;
@@ -303,9 +331,19 @@ ScoreResult run_scoring(const JobConfig& config, const std::string& data_file, c
   check_token_ids_fit(examples, tokenizer_path(config), tokenizer->vocab_size(), loaded.config.vocab_size,
                       loaded.folder);
   if (options.progress) std::fprintf(stderr, "%s\n", describe_loaded_model(loaded).c_str());
+  if (!options.adapter.empty() && !options.adapters.empty())
+    fail("--adapters", "cannot be combined with --adapter", "give one adapter for every record, or a folder of per-user ones");
+  std::optional<AdapterLibrary> library;
+  if (!options.adapters.empty()) library.emplace(options.adapters);
+  if (!options.adapter.empty()) {
+    load_lora_adapter(*loaded.model, options.adapter);
+    if (options.progress) std::fprintf(stderr, "adapter: %s\n", options.adapter.c_str());
+  }
   ScoreOptions o = options;
-  if (o.source.empty()) o.source = "model " + config.model.path + " | data " + data_file;
-  return score_examples(*loaded.model, *tokenizer, config, examples, details, o);
+  if (o.source.empty())
+    o.source = "model " + config.model.path + (options.adapter.empty() ? "" : " + adapter " + options.adapter) +
+               (options.adapters.empty() ? "" : " + per-user adapters " + options.adapters) + " | data " + data_file;
+  return score_examples(*loaded.model, *tokenizer, config, examples, details, o, library ? &*library : nullptr);
 }
 
 }  // namespace percetrain

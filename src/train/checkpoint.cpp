@@ -50,7 +50,8 @@ std::string Checkpointer::save(CausalLMImpl& model, const torch::optim::Optimize
   if (with_staging) with_staging(staging.string());
   SaveOptions save;
   save.tokenizer_source = tokenizer_source_;
-  write_model_files(model, staging.string(), save);
+  if (model_writer_) model_writer_(model, staging.string());
+  else write_model_files(model, staging.string(), save);
   if (optimizer) {
     torch::serialize::OutputArchive archive;
     optimizer->save(archive);

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "percetrain/model/decoder.hpp"
+#include "percetrain/model/lora.hpp"
 #include "percetrain/util/error.hpp"
 #include "percetrain/util/file.hpp"
 
@@ -14,6 +15,7 @@ namespace fs = std::filesystem;
 namespace percetrain {
 
 NamedTensors trainable_parameters(CausalLMImpl& model) {
+  if (has_lora(model)) return lora_parameters(model);  // the base is frozen
   NamedTensors out;
   for (const auto& p : model.named_parameters()) out.emplace_back(p.key(), p.value());
   return out;

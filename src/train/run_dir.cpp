@@ -131,13 +131,17 @@ RunDirectory::~RunDirectory() {
 std::string RunDirectory::file(const std::string& relative) const { return (fs::path(path_) / relative).string(); }
 
 std::vector<std::string> RunDirectory::foreign_run_files() const {
-  static const std::regex ours(R"((job_config\.json|metrics\.jsonl|final|best|checkpoint-[0-9]+(\.partial)?))");
+  static const std::regex ours(
+      R"((job_config\.json|metrics\.jsonl|users\.json|final|best|adapters|checkpoint-[0-9]+(\.partial)?))");
   std::vector<std::string> foreign;
   for (const auto& entry : fs::directory_iterator(path_)) {
     const std::string name = entry.path().filename().string();
     if (!std::regex_match(name, ours)) continue;
     const bool is_folder = entry.is_directory();
-    if (is_folder ? !files_.count(name) : !recorded(name)) foreign.push_back(name + (is_folder ? "/" : ""));
+    // A folder of folders (adapters/<user>) is ours when the manifest records one inside it.
+    const auto inside = files_.lower_bound(name + "/");
+    const bool ours_inside = inside != files_.end() && inside->first.rfind(name + "/", 0) == 0;
+    if (is_folder ? !files_.count(name) && !ours_inside : !recorded(name)) foreign.push_back(name + (is_folder ? "/" : ""));
   }
   std::sort(foreign.begin(), foreign.end());
   return foreign;
@@ -214,7 +218,8 @@ void RunDirectory::publish_folder(const std::string& name) {
     fs::remove_all(from, ec);
     std::fprintf(stderr, "%s: kept %s, which percetrain did not write\n", to.c_str(), list(kept).c_str());
   }
-  fsync_path(path_);
+  fsync_path(to.parent_path().string());
+  if (to.parent_path() != fs::path(path_)) fsync_path(path_);
   writing_.erase(std::remove(writing_.begin(), writing_.end(), staging), writing_.end());
   save_manifest();
 }

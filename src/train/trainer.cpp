@@ -17,9 +17,11 @@
 #include "percetrain/dist/communicator.hpp"
 #include "percetrain/dist/grad_reducer.hpp"
 #include "percetrain/model/hf_folder.hpp"
+#include "percetrain/model/lora.hpp"
 #include "percetrain/objective/objective.hpp"
 #include "percetrain/pass/batching.hpp"
 #include "percetrain/tokenizer/tokenizer.hpp"
+#include "percetrain/train/adapters.hpp"
 #include "percetrain/train/checkpoint.hpp"
 #include "percetrain/train/fused_adamw.hpp"
 #include "percetrain/train/master_weights.hpp"
@@ -201,8 +203,13 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
                                const std::vector<PairedExample>& train_examples,
                                const std::vector<PairedExample>& valid_examples, const std::string& tokenizer_path,
                                int64_t pad_id) {
+  if (config.lora.per_user && DistEnv::from_environment().distributed())
+    fail(config.file + ": lora.per_user", "trains users one after another in one process, not on several ranks",
+         "launch it without torchrun");
+  if (config.lora.per_user) return train_user_adapters(config, options, train_examples, valid_examples, tokenizer_path, pad_id);
   // ---- set up: ranks, run folder, plan, resume point, model, optimizer, logs ---------------------
   const TrainSection& train = config.train;
+  const bool lora = config.lora.trains();  // the base stays frozen; checkpoints, best/ and final/ hold the adapter
   if (train_examples.empty()) fail(config.file + ": data.train_file", "holds no usable training examples");
   // One process unless a launcher (torchrun) set WORLD_SIZE > 1; then every rank runs this, and
   // rank 0 alone owns the run folder, the logs and the checkpoints.
@@ -219,6 +226,10 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
                       train.early_stopping_patience > 0))
     fail(config.file + ": train.eval_generate / best_metric / early_stopping_patience",
          "are not available with several ranks yet", "train on one rank to use them, or leave them unset");
+  // Each rank would draw its own dropout masks, and a checkpoint records one generator.
+  if (distributed && lora && config.lora.dropout > 0)
+    fail(config.file + ": lora.dropout", "must be 0 when training adapters on several ranks",
+         "set lora.dropout 0, or train on one rank");
   const int64_t zero = distributed ? train.distributed.zero : 0;
   ProgressLine progress(options.progress && root);
   StepPlan plan(train_examples.size(), train.batch_size, train.seed, train.epochs, train.max_steps);
@@ -256,11 +267,26 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
     progress.line("warning: train.batch_size " + std::to_string(train.batch_size) + " is larger than the " +
                   std::to_string(train_examples.size()) + " training examples: each step sees every example once");
 
-  LoadedModel loaded = load_causal_lm(resume_from.empty() ? config.model.path : resume_from, device, dtype);
+  LoadedModel loaded = load_causal_lm(resume_from.empty() || lora ? config.model.path : resume_from, device, dtype);
   CausalLMImpl& model = *loaded.model;
   check_token_ids_fit(train_examples, tokenizer_path, -1, loaded.config.vocab_size, loaded.folder);
   model.train();
   model.set_gradient_checkpointing(train.gradient_checkpointing);
+  const std::string adapters = lora ? attach_run_adapters(model, config, resume_from) : "";
+  if (lora && checkpoints)
+    checkpoints->set_model_writer([base = config.model.path](CausalLMImpl& m, const std::string& dir) {
+      return write_adapter_checkpoint_files(m, dir, base);
+    });
+  // final/ and best/: a Hugging Face model folder, or for LoRA runs a PEFT adapter folder.
+  auto write_final_model = [&](CausalLMImpl& m, const std::string& dir) {
+    if (lora) {
+      write_lora_adapter(m, dir, config.model.path);
+      return;
+    }
+    SaveOptions save;
+    save.tokenizer_source = tokenizer_path;
+    write_model_files(m, dir, save);
+  };
   const auto objective = make_objective(config.objective);
   LoadedModel reference = load_reference_model(config, *objective, device, dtype, train_examples, tokenizer_path);
   // Mixed precision: a bf16 model computes forward and backward; the optimizer updates fp32
@@ -308,11 +334,13 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
     run->record_file("job_config.json");
     metrics.emplace(run->file("metrics.jsonl"), start_step);
     write_file_atomic(run->file("job_config.json"), effective_config, "the effective config");
-    monitor.emplace(config, *run, valid_examples, tokenizer_path, metrics->path(), loaded.config.eos_token_id);
+    monitor.emplace(config, *run, valid_examples, tokenizer_path, metrics->path(), loaded.config.eos_token_id,
+                    write_final_model);
   }
   int64_t response_tokens = 0;
   for (const auto& e : train_examples) response_tokens += scored_response_tokens(e);
   progress.line(describe_loaded_model(loaded) + (masters.active() ? " (fp32 master weights)" : ""));
+  if (lora) progress.line(adapters);
   if (distributed)
   {
     char line[200];
@@ -451,12 +479,10 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   summary.final_model_dir = (fs::path(out_dir) / "final").string();
   if (root) {
     const std::string staging = run->begin_folder("final");
-    SaveOptions save;
-    save.tokenizer_source = tokenizer_path;
-    write_model_files(model, staging, save);
+    write_final_model(model, staging);
     run->publish_folder("final");
-    progress.line("done: " + std::to_string(summary.steps_done) + " steps; model in " + summary.final_model_dir +
-                  ", metrics in " + metrics->path());
+    progress.line("done: " + std::to_string(summary.steps_done) + (lora ? " steps; adapter in " : " steps; model in ") +
+                  summary.final_model_dir + ", metrics in " + metrics->path());
   }
   return summary;
 }
@@ -484,6 +510,10 @@ TrainSummary run_training(const JobConfig& config, const TrainOptions& options) 
   prepare_examples_for_objective(config, *tokenizer, &train_examples);
   prepare_examples_for_objective(config, *tokenizer, &valid_examples);
   return train_on_examples(config, options, train_examples, valid_examples, tokenizer_file, pad_id);
+}
+
+std::vector<std::string> resume_config_mismatches(const std::string& recorded, const std::string& current) {
+  return config_mismatches(recorded, current);
 }
 
 }  // namespace percetrain

@@ -100,9 +100,9 @@ bool BestTracker::observe(const json& row) {
 ValidationMonitor::ValidationMonitor(const JobConfig& config, RunDirectory& run,
                                      const std::vector<PairedExample>& valid_examples,
                                      const std::string& tokenizer_path, const std::string& metrics_path,
-                                     int64_t model_eos_id)
+                                     int64_t model_eos_id, ModelWriter write_model)
     : run_(run),
-      tokenizer_path_(tokenizer_path),
+      write_model_(std::move(write_model)),
       every_(config.train.eval_generate.every),
       tracker_(config.train.best_metric, config.train.early_stopping_patience) {
   if ((every_ > 0 || tracker_.active()) && valid_examples.empty())
@@ -149,9 +149,7 @@ bool ValidationMonitor::after_step(CausalLMImpl& model, int64_t step, bool last,
 
 void ValidationMonitor::save_best(CausalLMImpl& model, int64_t step) {
   const std::string staging = run_.begin_folder("best");
-  SaveOptions save;
-  save.tokenizer_source = tokenizer_path_;
-  write_model_files(model, staging, save);
+  write_model_(model, staging);
   const json about = {{"metric", tracker_.key()}, {"value", tracker_.best()}, {"step", step}};
   write_file_atomic((std::filesystem::path(staging) / "best_metric.json").string(), about.dump(2) + "\n",
                     "the best model's metric");

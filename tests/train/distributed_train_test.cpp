@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "percetrain/model/hf_folder.hpp"
+#include "percetrain/model/lora.hpp"
 #include "test_util.hpp"
 
 extern char** environ;
@@ -99,6 +100,39 @@ TEST(DistributedTrain, ATwoRankRunResumesExactlyAndOnlyWithItsLayout) {
   r = two_ranks(torchrun, job(dir.path(), "parts", sharded + " --resume"));
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(read_file(dir / "parts" / "final" / "model.safetensors"), read_file(dir / "whole" / "final" / "model.safetensors"));
+}
+
+// LoRA on two ranks: the frozen base is not reduced or sharded, the adapters are; the adapter
+// equals the one-rank run's. Dropout is refused there (each rank would draw its own masks).
+TEST(DistributedTrain, TwoRanksTrainTheAdapterOneRankTrains) {
+  std::string why_not;
+  const std::string torchrun = testing_util::torchrun_command(&why_not);
+  if (torchrun.empty()) GTEST_SKIP() << why_not;
+  ScratchDir dir("dist-lora");
+  const std::string lora = "--set lora.rank=4 --set lora.alpha=8 --set lora.dropout=0 --set train.distributed.timeout_s=60 ";
+  auto r = run_percetrain(job(dir.path(), "one", lora));
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = two_ranks(torchrun, job(dir.path(), "two", lora + "--set train.distributed.zero=1"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto adapter = [&](const std::string& run) {
+    auto loaded = load_causal_lm((dir / "model").string(), torch::kCPU, torch::kFloat32);
+    load_lora_adapter(*loaded.model, (dir / run / "final").string());
+    return lora_parameters(*loaded.model);
+  };
+  const auto one = adapter("one"), two = adapter("two");
+  ASSERT_EQ(one.size(), two.size());
+  ASSERT_FALSE(one.empty());
+  double worst = 0;
+  for (size_t i = 0; i < one.size(); ++i) {
+    ASSERT_EQ(one[i].first, two[i].first);
+    worst = std::max(worst, ((one[i].second - two[i].second).abs().max() / one[i].second.abs().max()).item<double>());
+  }
+  std::printf("LoRA, zero 1: max relative adapter difference 2 ranks vs 1: %.3g\n", worst);
+  EXPECT_LT(worst, 1e-6);
+  r = two_ranks(torchrun, job(dir.path(), "dropout", lora + "--set lora.dropout=0.1"));
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("lora.dropout: must be 0 when training adapters on several ranks"), std::string::npos)
+      << r.output;
 }
 
 // Launched by hand (the variables torchrun would set) so that the test holds both pids: rank 1 is

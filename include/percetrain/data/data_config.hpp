@@ -58,6 +58,11 @@ struct DataConfig {
 
   ChatFormat chat_format = ChatFormat::kNone;
   std::string system_prompt;
+
+  // The record field naming the user a record belongs to (per-user adapters: lora.per_user,
+  // score/generate --adapters). "": a "user_id" field, else a "user" field (the demo set's).
+  // LaMP's records carry none (in its user-based split each record is its own user: "id").
+  std::string user_key;
 };
 
 }  // namespace percetrain

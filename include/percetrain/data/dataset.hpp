@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,6 +19,7 @@ struct PairDetail;
 // construction); the loss covers exactly those.
 struct PairedExample {
   std::string id;
+  std::string user;  // the record's user (DataConfig::user_key); "" when it names none
   std::vector<int32_t> personalised;    // prompt with the retrieved profile, then the response
   std::vector<int32_t> counterfactual;  // the same prompt without the profile, then the response
   int32_t response_length = 0;
@@ -61,6 +63,11 @@ std::vector<PairedExample> load_paired_examples(const DataConfig& config, const 
                                                 const std::string& golds_file,
                                                 const Tokenizer& tokenizer, DatasetStats* stats,
                                                 std::vector<PairDetail>* details = nullptr);
+
+// The examples of each user (PairedExample::user): users in sorted order, each user's indices in
+// file order. An example without a user is an error naming it (`file`) and data.user_key.
+std::map<std::string, std::vector<size_t>> examples_by_user(const std::vector<PairedExample>& examples,
+                                                            const std::string& file);
 
 // Byte spans [start, end) in `example.response_text` of each response token, contiguous from 0
 // to the end of the text (special tokens such as EOS: an empty span where they stand). Found by

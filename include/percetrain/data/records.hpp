@@ -21,6 +21,7 @@ struct ProfileItem {
 struct Record {
   std::string where;  // "file:line" (JSONL) or "file[index]" (JSON array), for messages
   std::string id;     // "" when the record has none; numbers are written as text
+  std::string user;   // the user the record belongs to (see RecordReader::set_user_key); "" = none
   std::string input;
   std::string output;
   std::vector<ProfileItem> profile;
@@ -61,6 +62,10 @@ class RecordReader {
   // (unreadable file, broken array structure) throws percetrain::Error.
   bool next(Record* record, BadRecord* bad, bool* is_bad);
 
+  // The field that names a record's user (as text, like ids); "" (the default): "user_id", else
+  // "user". A record without it has an empty Record::user.
+  void set_user_key(std::string key) { user_key_ = std::move(key); }
+
   const std::string& file() const { return file_; }
 
  private:
@@ -74,6 +79,7 @@ class RecordReader {
   int64_t line_ = 0, index_ = 0;
   std::map<std::string, std::string> golds_;
   bool have_golds_ = false;
+  std::string user_key_;
 };
 
 // Counts the records of a file by streaming it (bad records included).

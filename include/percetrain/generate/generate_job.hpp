@@ -14,6 +14,10 @@ struct GenerateJobOptions {
   bool resume = false;           // continue from OUT.tmp
   bool no_cache = false;         // recompute the whole prefix every step (checks)
   int64_t limit = 0;             // > 0: only the first `limit` records
+  // A PEFT LoRA adapter folder applied to the model (unmerged), or a folder of per-user adapters
+  // (AdapterLibrary): each record decodes with its user's, records of users without one on the
+  // base model. At most one of the two.
+  std::string adapter, adapters;
 };
 
 // Decodes a response for every record of options.data with the prompt built as in training and

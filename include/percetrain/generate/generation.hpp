@@ -30,6 +30,7 @@ struct GenerationOptions {
 struct GenerationRequest {
   std::string id;
   std::vector<int> prompt;  // token ids, not empty
+  std::string group;        // write_predictions: requests of one group decode together (e.g. one adapter)
 };
 
 struct GenerationResult {
@@ -95,6 +96,9 @@ struct PredictionRunOptions {
   bool resume = false;
   // Called after each batch is written and flushed (progress; tests interrupt by throwing).
   std::function<void(int64_t done, int64_t total)> on_batch;
+  // Called before each batch with its requests' group (GenerationRequest::group), e.g. to put the
+  // group's adapter on the model.
+  std::function<void(const std::string& group)> before_batch;
 };
 
 struct PredictionRunSummary {
@@ -105,6 +109,8 @@ struct PredictionRunSummary {
 
 // Decodes `requests` in order, batch by batch, appending one line per request to
 // `out_file`.tmp (flushed after every batch), and renames it to `out_file` when all are done.
+// With groups, the groups are decoded one after another (in order of first appearance), no batch
+// mixes two, and `out_file` still lists the predictions in the order of `requests`.
 PredictionRunSummary write_predictions(Generator& generator, const std::vector<GenerationRequest>& requests,
                                        const std::string& out_file, const PredictionRunOptions& options);
 

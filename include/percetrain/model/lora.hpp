@@ -6,6 +6,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -78,6 +79,35 @@ void save_lora_adapter(CausalLMImpl& model, const std::string& out_dir, const st
 // tensor: not LORA, bias, DoRA, modules_to_save, per-module ranks, unknown modules, a rank or
 // shape that does not fit the config or the base, a missing lora_A / lora_B.
 LoraSection load_lora_adapter(CausalLMImpl& model, const std::string& dir, uint64_t dropout_seed = 0);
+
+// A folder of per-user adapters: one PEFT adapter folder per user, named by the user id (what
+// `train` with lora.per_user writes under output.dir/adapters/). Applied to one model one user at
+// a time: use() swaps adapters only when the user changes, so callers visit records user by user.
+class AdapterLibrary {
+ public:
+  // Lists the subfolders that hold adapter_config.json; an error when `dir` is not a folder or
+  // holds none.
+  explicit AdapterLibrary(const std::string& dir);
+  const std::string& dir() const { return dir_; }
+  size_t size() const { return folders_.size(); }
+  bool has(const std::string& user) const { return folders_.count(user) > 0; }
+  // After this `model` carries `user`'s adapter, or none when the user has none ("" included).
+  void use(CausalLMImpl& model, const std::string& user);
+
+  struct Assignment {
+    std::vector<std::string> groups;  // per record: its user when that user has an adapter, else ""
+    int64_t records_with = 0, records_without = 0, users_with = 0, users_without = 0;
+    std::string summary;  // one line for the log: how many records run on the base
+  };
+  // Which adapter each record (`users`, one per record) gets. An error when none of the users
+  // has one (a wrong data.user_key or folder, most likely).
+  Assignment assign(const std::vector<std::string>& users) const;
+
+ private:
+  std::string dir_;
+  std::map<std::string, std::string> folders_;  // user -> adapter folder
+  std::string current_;                         // whose adapter is attached; "" = none
+};
 
 struct MergedAdapter {
   LoraSection lora;          // as read, target_modules expanded

@@ -24,8 +24,13 @@ struct LoraSection {
   std::vector<std::string> target_modules = {"q_proj", "v_proj"};
   bool use_rslora = false;
   bool per_user = false;  // one adapter per user instead of one for the whole data set
+  // `train`: a PEFT adapter folder to continue training instead of a fresh initialisation (its
+  // adapter_config.json gives rank, alpha, dropout and targets; `train --adapter DIR`).
+  std::string init_adapter;
 
   bool enabled() const { return rank > 0; }
+  // Whether `train` trains adapters (a rank, or an adapter to continue) rather than every weight.
+  bool trains() const { return rank > 0 || !init_adapter.empty(); }
 };
 
 // PEFT's shorthand for every linear layer except the output embedding.

@@ -131,6 +131,7 @@ class ScoreSummary {
   int64_t personal_count_ = 0, other_count_ = 0;
   double personal_sum_ = 0.0, other_sum_ = 0.0;
   std::vector<std::pair<double, bool>> token_truth_, first_truth_, word_truth_;  // (PIR, personal)
+  std::pair<double, int64_t> logp_sums_[3] = {};  // log P with the profile: first pieces, personal, other
 };
 
 std::string html_escape(const std::string& text);

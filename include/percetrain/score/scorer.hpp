@@ -12,6 +12,7 @@
 
 namespace percetrain {
 
+class AdapterLibrary;
 class CausalLMImpl;
 class Tokenizer;
 struct PairDetail;
@@ -27,6 +28,10 @@ struct ScoreOptions {
   bool progress = true;
   std::string source;              // shown in the HTML header (data file, model)
   int64_t stop_after_records = 0;  // testing: stop (leaving OUT.tmp) once this many are written
+  // run_scoring: a PEFT LoRA adapter folder applied to the model (unmerged), or a folder of
+  // per-user adapters (AdapterLibrary) from which each record gets its user's; records of users
+  // without one are scored on the base model. At most one of the two.
+  std::string adapter, adapters;
 };
 
 struct ScoreResult {
@@ -38,13 +43,16 @@ struct ScoreResult {
   double tokens_per_s = 0.0;     // processed_tokens / seconds
   std::string out, summary_file, html;
   bool finished = false;         // false when stopped by stop_after_records
+  int64_t records_without_adapter = 0;  // with per-user adapters: records scored on the base
 };
 
 // The visiting order: windows of `window` examples in file order, each cut into micro-batches
 // sorted by length. It depends only on the examples, so a resumed run batches (and so rounds)
-// exactly like an uninterrupted one.
+// exactly like an uninterrupted one. With `groups` (one key per example, e.g. the adapter it
+// needs) the plan visits the groups in order of first appearance and no micro-batch mixes two.
 std::vector<std::vector<size_t>> scoring_plan(const std::vector<PairedExample>& examples,
-                                              int64_t micro_batch_size, int64_t window);
+                                              int64_t micro_batch_size, int64_t window,
+                                              const std::vector<std::string>& groups = {});
 
 // Scores one micro-batch (`indices` into `examples`) with run_paired_pass and a PerCE objective
 // using config.objective's clip bounds, under inference mode. `details` (may be null) gives the
@@ -54,10 +62,12 @@ std::vector<RecordScore> score_micro_batch(CausalLMImpl& model, const Tokenizer&
                                            const std::vector<PairDetail>* details, const std::vector<size_t>& indices,
                                            int64_t* processed_tokens = nullptr);
 
-// Scores `examples` into options.out (+ OUT.summary.json, + the HTML report when asked).
+// Scores `examples` into options.out (+ OUT.summary.json, + the HTML report when asked), in
+// file order. With `adapters` each record is scored with its user's adapter (swapped in group by
+// group), or on the base when its user has none; a record without a user is an error.
 ScoreResult score_examples(CausalLMImpl& model, const Tokenizer& tokenizer, const JobConfig& config,
                            const std::vector<PairedExample>& examples, const std::vector<PairDetail>& details,
-                           const ScoreOptions& options);
+                           const ScoreOptions& options, AdapterLibrary* adapters = nullptr);
 
 // The whole job: model (created first for demo configs), tokenizer, data through the training
 // pipeline, then score_examples.

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace torch::optim {
 class Optimizer;
@@ -43,6 +44,12 @@ class Checkpointer {
   // `tokenizer_source`: the folder whose tokenizer files each checkpoint's model folder gets.
   Checkpointer(RunDirectory& run, int64_t keep_last, std::string tokenizer_source);
 
+  // What a checkpoint holds of the model, written into its staging folder; returns the file
+  // names. Default: the whole Hugging Face model folder. LoRA runs write the adapter alone
+  // (write_adapter_checkpoint_files in train/adapters.hpp).
+  using ModelWriter = std::function<std::vector<std::string>(CausalLMImpl& model, const std::string& dir)>;
+  void set_model_writer(ModelWriter writer) { model_writer_ = std::move(writer); }
+
   // Published checkpoints this run folder's manifest records, by step (paths).
   std::map<int64_t, std::string> complete() const;
 
@@ -68,6 +75,7 @@ class Checkpointer {
   RunDirectory& run_;
   std::string tokenizer_source_;
   int64_t keep_last_;
+  ModelWriter model_writer_;
 };
 
 // optimizer.pt and master_weights.pt of the checkpoint at `dir` into a run that replicates them.

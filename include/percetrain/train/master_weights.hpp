@@ -22,7 +22,8 @@ void save_archive(const std::string& path, torch::serialize::OutputArchive& arch
 
 using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
-// The parameters a full fine-tune trains: every parameter of the model, by Hugging Face name.
+// The parameters a run trains: every parameter of the model, by Hugging Face name; with LoRA
+// adapters attached, only the adapters' A and B (lora_parameters, PEFT's names).
 NamedTensors trainable_parameters(CausalLMImpl& model);
 
 // For an fp32/fp64 model (or wanted = false) the masters are the parameters themselves and the

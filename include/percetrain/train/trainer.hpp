@@ -35,6 +35,11 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
                                const std::vector<PairedExample>& valid_examples, const std::string& tokenizer_path,
                                int64_t pad_id);
 
+// "train.seed 42 -> 7" for every key of the effective config (JSON texts) that differs between
+// a recorded run and the current one and changes what the run computes (logging, saving and
+// evaluation cadence, devices and paths of output and evaluation files may change).
+std::vector<std::string> resume_config_mismatches(const std::string& recorded, const std::string& current);
+
 // The whole job: tokenizer, data (data.train_file / valid_file through the pairing pipeline),
 // then train_on_examples.
 TrainSummary run_training(const JobConfig& config, const TrainOptions& options);

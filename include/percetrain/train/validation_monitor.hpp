@@ -9,6 +9,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -78,10 +79,13 @@ class BestTracker {
 
 class ValidationMonitor {
  public:
+  // Writes the model's files into a staging folder (best/): a Hugging Face folder, or a LoRA run's adapter.
+  using ModelWriter = std::function<void(CausalLMImpl& model, const std::string& dir)>;
   // Replays metrics.jsonl (already trimmed to the rows of the resumed checkpoint) into the
   // tracker. Fails when best_metric or eval_generate is set without validation examples.
   ValidationMonitor(const JobConfig& config, RunDirectory& run, const std::vector<PairedExample>& valid_examples,
-                    const std::string& tokenizer_path, const std::string& metrics_path, int64_t model_eos_id);
+                    const std::string& tokenizer_path, const std::string& metrics_path, int64_t model_eos_id,
+                    ModelWriter write_model);
   ~ValidationMonitor();
 
   // A validation row the trainer logged (valid_ce, valid_loss, ...).
@@ -99,7 +103,7 @@ class ValidationMonitor {
   void save_best(CausalLMImpl& model, int64_t step);
 
   RunDirectory& run_;
-  std::string tokenizer_path_;
+  ModelWriter write_model_;
   int64_t every_ = 0;
   std::unique_ptr<GenerationValidator> generator_;
   BestTracker tracker_;
