@@ -74,12 +74,6 @@ std::string list_names(const std::vector<std::string>& names) {
   return out;
 }
 
-std::string shape_string(c10::IntArrayRef shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
-  return out + "]";
-}
-
 // Buffers Hugging Face itself ignores when loading (stale rotary caches of old checkpoints).
 bool ignorable_tensor(const std::string& name) {
   const std::string suffix = "rotary_emb.inv_freq";
@@ -87,6 +81,12 @@ bool ignorable_tensor(const std::string& name) {
 }
 
 }  // namespace
+
+std::string shape_string(c10::IntArrayRef shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
 
 LoadedModel random_causal_lm(const std::string& config_json, const c10::Device& device, c10::ScalarType dtype,
                              uint64_t seed) {

@@ -9,6 +9,7 @@
 #include "percetrain/io/safetensors.hpp"
 #include "percetrain/model/fused_ops.hpp"
 #include "percetrain/model/hf_folder.hpp"
+#include "model/reference_adapter.hpp"
 #include "percetrain/model/lora.hpp"
 #include "percetrain/util/error.hpp"
 #include "test_util.hpp"
@@ -397,23 +398,7 @@ TEST(LoraFiles, TheReferenceReadsAnAdapterPercetrainWrote) {
   randomise_b(*loaded.model, 13);
   ScratchDir dir("lora");
   save_lora_adapter(*loaded.model, (dir / "adapter").string(), base.string());
-  SafetensorsFile inputs((base / "golden.safetensors").string());
-  torch::NoGradGuard no_grad;
-  auto ours = loaded.model->next_token_logprobs(inputs.load("input_ids", torch::kLong),
-                                                inputs.load("attention_mask", torch::kLong));
-
-  const auto r = testing_util::run_command("/usr/bin/python3 " + (testing_util::source_dir() / "scripts" / "make_model_goldens.py").string() +
-                                           " --check-adapter " + (dir / "adapter").string() + " --base " + base.string(),
-                                           /*with_stderr=*/false);
-  ASSERT_EQ(r.status, 0) << r.output;
-  const auto result = nlohmann::json::parse(r.output);
-  EXPECT_EQ(result["tensors"], 2 * 3 * 2);
-  const auto theirs = result["logprobs"].get<std::vector<std::vector<double>>>();
-  ASSERT_EQ(theirs.size(), static_cast<size_t>(ours.size(0)));
-  double err = 0.0;
-  for (int64_t b = 0; b < ours.size(0); ++b)
-    for (int64_t t = 0; t < ours.size(1); ++t) err = std::max(err, std::abs(ours[b][t].item<double>() - theirs[b][t]));
-  EXPECT_LT(err, 2e-5);
+  testing_util::expect_reference_reads_adapter(*loaded.model, dir / "adapter", base, 2 * 3 * 2);
 }
 
 // Bad adapters: each a copy of the golden llama adapter with one thing wrong.

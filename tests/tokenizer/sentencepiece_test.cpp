@@ -180,9 +180,11 @@ TEST_P(SentencePieceParity, OutOfRangeIdsAreErrors) {
   EXPECT_TRUE(throws_error([&] { tok_->decode({1, n}, true); }, std::to_string(n)));
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, SentencePieceParity,
-                         ::testing::Values(ModelCase{"llama2", &kLlama2Model, 32000},
-                                           ModelCase{"demo", &kDemoModel, 4000}),
+// Two instantiations, two CTest entries: where ../shared is absent Llama2 is reported skipped and
+// Demo still as passed.
+INSTANTIATE_TEST_SUITE_P(Demo, SentencePieceParity, ::testing::Values(ModelCase{"demo", &kDemoModel, 4000}),
+                         [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(Llama2, SentencePieceParity, ::testing::Values(ModelCase{"llama2", &kLlama2Model, 32000}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 // ---------------------------------------------------------------------------------------------

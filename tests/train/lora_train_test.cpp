@@ -8,12 +8,12 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
-#include <random>
 #include <set>
 
 #include "percetrain/generate/generate_job.hpp"
 #include "percetrain/io/safetensors.hpp"
 #include "percetrain/model/hf_folder.hpp"
+#include "model/reference_adapter.hpp"
 #include "percetrain/model/lora.hpp"
 #include "percetrain/objective/objective.hpp"
 #include "percetrain/score/scorer.hpp"
@@ -24,6 +24,7 @@
 #include "percetrain/train/trainer.hpp"
 #include "percetrain/util/checksum.hpp"
 #include "percetrain/util/error.hpp"
+#include "synthetic_examples.hpp"
 #include "test_util.hpp"
 
 namespace fs = std::filesystem;
@@ -32,29 +33,9 @@ using percetrain::testing_util::ScratchDir;
 
 namespace lora_training_test {
 
-// Examples whose response repeats a per-user token that also sits in the profile; every id is
-// below `vocab`.
+// The trainer tests' synthetic examples with every id below `vocab`.
 std::vector<PairedExample> examples(int count, uint64_t seed, int vocab = 96) {
-  std::mt19937_64 rng(seed);
-  std::vector<PairedExample> out;
-  for (int i = 0; i < count; ++i) {
-    PairedExample e;
-    e.id = "ex" + std::to_string(i);
-    const int user_token = 10 + i % 5;
-    std::vector<int32_t> prompt = {1}, profile(3, user_token), response;
-    for (int k = 0; k < 2 + static_cast<int>(rng() % 4); ++k) prompt.push_back(20 + static_cast<int>(rng() % 30));
-    for (int k = 0; k < 2 + static_cast<int>(rng() % 5); ++k)
-      response.push_back(k % 2 ? user_token : 50 + static_cast<int>(rng() % (vocab - 50)));
-    response.push_back(2);
-    e.personalised = prompt;
-    e.personalised.insert(e.personalised.begin() + 1, profile.begin(), profile.end());
-    e.personalised.insert(e.personalised.end(), response.begin(), response.end());
-    e.counterfactual = prompt;
-    e.counterfactual.insert(e.counterfactual.end(), response.begin(), response.end());
-    e.response_length = static_cast<int32_t>(response.size());
-    out.push_back(e);
-  }
-  return out;
+  return testing_util::synthetic_examples(count, seed, {10, 20, 30, 50, vocab - 50});
 }
 
 JobConfig lora_job(const fs::path& dir) {
@@ -303,23 +284,7 @@ TEST(LoraTraining, TheReferenceReadsTheAdapterTrainingWrote) {
 
   LoadedModel loaded = load_causal_lm(base.string(), torch::kCPU, torch::kFloat32);
   load_lora_adapter(*loaded.model, adapter.string());
-  SafetensorsFile inputs((base / "golden.safetensors").string());
-  torch::NoGradGuard no_grad;
-  auto ours = loaded.model->next_token_logprobs(inputs.load("input_ids", torch::kLong),
-                                                inputs.load("attention_mask", torch::kLong));
-  const auto r = testing_util::run_command("/usr/bin/python3 " +
-                                               (testing_util::source_dir() / "scripts" / "make_model_goldens.py").string() +
-                                               " --check-adapter " + adapter.string() + " --base " + base.string(),
-                                           /*with_stderr=*/false);
-  ASSERT_EQ(r.status, 0) << r.output;
-  const auto result = nlohmann::json::parse(r.output);
-  EXPECT_EQ(result["tensors"], 2 * 3 * 2);
-  const auto theirs = result["logprobs"].get<std::vector<std::vector<double>>>();
-  ASSERT_EQ(theirs.size(), static_cast<size_t>(ours.size(0)));
-  double err = 0.0;
-  for (int64_t b = 0; b < ours.size(0); ++b)
-    for (int64_t t = 0; t < ours.size(1); ++t) err = std::max(err, std::abs(ours[b][t].item<double>() - theirs[b][t]));
-  EXPECT_LT(err, 2e-5);
+  testing_util::expect_reference_reads_adapter(*loaded.model, adapter, base, 2 * 3 * 2);
 }
 
 // lora.per_user on three users of the demo set: one adapter each under adapters/<user>/, recorded

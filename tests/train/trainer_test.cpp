@@ -5,13 +5,13 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <random>
 
 #include "percetrain/model/hf_folder.hpp"
 #include "percetrain/train/checkpoint.hpp"
 #include "percetrain/train/step.hpp"
 #include "percetrain/train/trainer.hpp"
 #include "percetrain/util/error.hpp"
+#include "synthetic_examples.hpp"
 #include "test_util.hpp"
 
 namespace fs = std::filesystem;
@@ -20,30 +20,7 @@ using percetrain::testing_util::ScratchDir;
 
 namespace {
 
-// Examples whose response repeats a per-user token that also sits in the profile.
-std::vector<PairedExample> synthetic_examples(int count, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<PairedExample> out;
-  for (int i = 0; i < count; ++i) {
-    PairedExample e;
-    e.id = "ex" + std::to_string(i);
-    const int user_token = 100 + static_cast<int>(i % 5);
-    std::vector<int32_t> prompt = {1}, profile, response;
-    for (int k = 0; k < 2 + static_cast<int>(rng() % 4); ++k) prompt.push_back(200 + static_cast<int>(rng() % 50));
-    for (int k = 0; k < 3; ++k) profile.push_back(user_token);
-    for (int k = 0; k < 2 + static_cast<int>(rng() % 5); ++k)
-      response.push_back(k % 2 ? user_token : 300 + static_cast<int>(rng() % 50));
-    response.push_back(2);
-    e.personalised = prompt;
-    e.personalised.insert(e.personalised.begin() + 1, profile.begin(), profile.end());
-    e.personalised.insert(e.personalised.end(), response.begin(), response.end());
-    e.counterfactual = prompt;
-    e.counterfactual.insert(e.counterfactual.end(), response.begin(), response.end());
-    e.response_length = static_cast<int32_t>(response.size());
-    out.push_back(e);
-  }
-  return out;
-}
+using testing_util::synthetic_examples;
 
 JobConfig tiny_job(const fs::path& dir, const std::string& objective = "perce") {
   JobConfig c;
