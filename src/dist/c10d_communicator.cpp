@@ -385,6 +385,7 @@ std::string C10dCommunicator::diagnose(int64_t index) const {
     const auto& a = answers[static_cast<size_t>(r)];
     switch (a.kind) {
       case PeerAnswer::kRefused:
+      case PeerAnswer::kClosed:  // killed moments ago: its sockets are being closed
         gone.push_back(r);
         break;
       case PeerAnswer::kUnreachable:
@@ -409,7 +410,7 @@ std::string C10dCommunicator::diagnose(int64_t index) const {
       !env_.agent_store && std::find(gone.begin(), gone.end(), 0) != gone.end();
   if (!gone.empty())
     parts.push_back(rank_list(gone) + (gone.size() == 1 ? " was" : " were") +
-                    " lost (nothing listens on its status port any more: the process exited, was killed or crashed" +
+                    " lost (its status port refuses or drops connections: the process exited, was killed or crashed" +
                     (store_host_gone ? "; rank 0 also hosted the rendezvous store" : "") + ")");
   if (!unreachable.empty())
     parts.push_back(rank_list(unreachable) + " cannot be reached (host down or network cut: " +

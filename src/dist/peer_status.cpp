@@ -165,7 +165,7 @@ std::vector<PeerAnswer> ask_peers(const std::vector<std::string>& endpoints, std
         a.text.append(buffer, static_cast<size_t>(n));
       } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
         if (!a.text.empty() && a.text.back() == '\n') a.text.pop_back();
-        answer = a.text.empty() ? PeerAnswer{PeerAnswer::kSilent, "closed without an answer"}
+        answer = a.text.empty() ? PeerAnswer{PeerAnswer::kClosed, "closed without an answer"}
                                 : PeerAnswer{PeerAnswer::kAnswered, a.text};
         a.done = true;
       }

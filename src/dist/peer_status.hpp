@@ -34,7 +34,10 @@ class PeerStatusServer {
 std::string local_address_towards(const std::string& host, int port);
 
 struct PeerAnswer {
-  enum Kind { kAnswered, kRefused, kSilent, kUnreachable } kind = kUnreachable;
+  // kClosed: the connection was accepted and then closed (or reset) with no status line. A live
+  // rank always answers, so this is a process being torn down: the kernel still completed the
+  // handshake from the listening socket's backlog. kSilent: connected, and nothing within the time.
+  enum Kind { kAnswered, kRefused, kClosed, kSilent, kUnreachable } kind = kUnreachable;
   std::string text;  // the status line, or the reason
 };
 

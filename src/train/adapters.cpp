@@ -205,10 +205,7 @@ TrainSummary train_user_adapters(const JobConfig& config, const TrainOptions& op
     fail(config.file + ": lora.per_user", "cannot continue an adapter (--adapter, lora.init_adapter): every user starts "
          "from a fresh one", "merge the shared adapter into the base with merge-adapter and train on the merged model");
   const auto device = parse_device(config.model.device);
-  const auto dtype = parse_dtype(config.model.dtype, device, "model.dtype");
-  if (dtype == torch::kFloat16)
-    fail(config.file + ": model.dtype", "float16 training needs loss scaling, which percetrain does not do",
-         "use bfloat16: the same memory with float32's exponent range");
+  const auto dtype = training_dtype(config, device);
   const std::string train_file = config.data.train_file.empty() ? "training data" : config.data.train_file;
   const auto by_user = examples_by_user(train_examples, train_file);
   const auto valid_by_user = valid_examples.empty()

@@ -13,6 +13,8 @@
 #include "percetrain/pass/paired_pass.hpp"
 #include "percetrain/train/fused_adamw.hpp"
 #include "percetrain/train/master_weights.hpp"
+#include "percetrain/util/device.hpp"
+#include "percetrain/util/error.hpp"
 
 namespace percetrain {
 
@@ -31,6 +33,14 @@ double learning_rate_at(const TrainSection& train, int64_t step, int64_t total_s
 }
 
 bool is_decayed(const std::string& name, int64_t dim) { return name.find("norm") == std::string::npos && dim >= 2; }
+
+c10::ScalarType training_dtype(const JobConfig& config, const c10::Device& device) {
+  const auto dtype = parse_dtype(config.model.dtype, device, "model.dtype");
+  if (dtype == torch::kFloat16)
+    fail(config.file + ": model.dtype", "float16 training needs loss scaling, which percetrain does not do",
+         "use bfloat16: the same memory with float32's exponent range");
+  return dtype;
+}
 
 std::unique_ptr<FusedAdamW> make_optimizer(const MasterWeights& masters, const TrainSection& train) {
   std::vector<torch::Tensor> decayed, not_decayed;

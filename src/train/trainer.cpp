@@ -216,10 +216,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   const DistEnv env = DistEnv::from_environment();
   const auto device = env.distributed() ? device_for_local_rank(config.model.device, env.local_rank)
                                         : parse_device(config.model.device);
-  const auto dtype = parse_dtype(config.model.dtype, device, "model.dtype");
-  if (dtype == torch::kFloat16)
-    fail(config.file + ": model.dtype", "float16 training needs loss scaling, which percetrain does not do",
-         "use bfloat16: the same memory with float32's exponent range");
+  const auto dtype = training_dtype(config, device);
   const auto comm = make_communicator(env, train.distributed.backend, train.distributed.timeout_s, device);
   const bool root = comm->is_root(), distributed = comm->distributed();
   if (distributed && (train.eval_generate.every > 0 || train.best_metric != BestMetric::kNone ||

@@ -27,6 +27,9 @@ class GradReducer;
 class MasterWeights;
 class Objective;
 
+// model.dtype resolved for training on `device`; float16 is refused (it would need loss scaling).
+c10::ScalarType training_dtype(const JobConfig& config, const c10::Device& device);
+
 // Learning rate before optimizer step `step` (0-based) of `total_steps`.
 double learning_rate_at(const TrainSection& train, int64_t step, int64_t total_steps);
 
