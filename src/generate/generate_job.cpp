@@ -39,7 +39,7 @@ void run_generation(const JobConfig& config, const GenerateJobOptions& o) {
     const auto& sequence = o.no_profile ? ex.counterfactual : ex.personalised;
     const auto prompt_length = static_cast<int64_t>(sequence.size()) - ex.response_length;
     if (prompt_length < 1) fail(o.data + ": " + ex.id, "the prompt has no tokens");
-    requests.push_back({ex.id, std::vector<int>(sequence.begin(), sequence.begin() + prompt_length)});
+    requests.push_back({ex.id, std::vector<int>(sequence.begin(), sequence.begin() + prompt_length), ""});
   }
 
   LoadedModel loaded = load_causal_lm(config.model.path, device, dtype);
@@ -138,7 +138,7 @@ void run_decode_benchmark(const DecodeBenchmarkOptions& o) {
   std::vector<GenerationRequest> requests;
   uint64_t state = o.seed * 0x9E3779B97F4A7C15ull + 1;
   for (int64_t b = 0; b < o.batch_size; ++b) {
-    GenerationRequest r{"bench-" + std::to_string(b), {}};
+    GenerationRequest r{"bench-" + std::to_string(b), {}, ""};
     for (int64_t t = 0; t < o.prompt_tokens; ++t) {
       state = state * 6364136223846793005ull + 1442695040888963407ull;
       r.prompt.push_back(static_cast<int>((state >> 33) % static_cast<uint64_t>(c.vocab_size)));

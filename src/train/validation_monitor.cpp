@@ -60,7 +60,7 @@ GenerationScores GenerationValidator::run(CausalLMImpl& model) const {
   for (size_t start = 0; start < prompts_.size(); start += static_cast<size_t>(batch_size_)) {
     std::vector<GenerationRequest> batch;
     for (size_t i = start; i < std::min(prompts_.size(), start + static_cast<size_t>(batch_size_)); ++i)
-      batch.push_back({std::to_string(i), prompts_[i].ids});
+      batch.push_back({std::to_string(i), prompts_[i].ids, ""});
     for (const auto& r : generator.generate(batch)) {
       const size_t i = std::stoul(r.id);
       join.examples.push_back({r.id, r.prediction, prompts_[i].reference});
