@@ -13,6 +13,7 @@
 #include "config/json_reader.hpp"
 #include "percetrain/util/error.hpp"
 #include "percetrain/util/interrupt.hpp"
+#include "percetrain/util/text.hpp"
 
 namespace percetrain::cli {
 
@@ -34,12 +35,6 @@ std::vector<std::string> command_names(CLI::App& app) {
   std::vector<std::string> names;
   for (const auto* sub : app.get_subcommands({})) names.push_back(sub->get_name());
   return names;
-}
-
-std::string join(const std::vector<std::string>& names) {
-  std::string out;
-  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
-  return out;
 }
 
 // The long option names of a command ("--config", ...), its help flag included.

@@ -65,16 +65,24 @@ std::vector<PairedExample> load_paired_examples(const DataConfig& config, const 
   return examples;
 }
 
-std::map<std::string, std::vector<size_t>> examples_by_user(const std::vector<PairedExample>& examples,
-                                                            const std::string& file) {
-  std::map<std::string, std::vector<size_t>> out;
-  for (size_t i = 0; i < examples.size(); ++i) {
-    if (examples[i].user.empty())
-      fail(file + ": " + examples[i].id, "names no user",
+std::vector<std::string> example_users(const std::vector<PairedExample>& examples, const std::string& file) {
+  std::vector<std::string> users;
+  users.reserve(examples.size());
+  for (const auto& e : examples) {
+    if (e.user.empty())
+      fail(file + ": " + e.id, "names no user",
            "per-user adapters need each record's user: a \"user_id\" or \"user\" field, or set data.user_key to the "
            "field that holds it");
-    out[examples[i].user].push_back(i);
+    users.push_back(e.user);
   }
+  return users;
+}
+
+std::map<std::string, std::vector<size_t>> examples_by_user(const std::vector<PairedExample>& examples,
+                                                            const std::string& file) {
+  const auto users = example_users(examples, file);
+  std::map<std::string, std::vector<size_t>> out;
+  for (size_t i = 0; i < users.size(); ++i) out[users[i]].push_back(i);
   return out;
 }
 

@@ -7,10 +7,10 @@
 #include <regex>
 
 #include "percetrain/data/dataset.hpp"
-
 #include "percetrain/tokenizer/chat_format.hpp"
 #include "percetrain/tokenizer/tokenizer.hpp"
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/text.hpp"
 
 namespace percetrain {
 namespace {
@@ -100,12 +100,6 @@ std::string utf8_suffix(const std::string& s, size_t bytes) {
   size_t begin = s.size() > bytes ? s.size() - bytes : 0;
   while (begin < s.size() && is_continuation_byte(s[begin])) ++begin;
   return s.substr(begin);
-}
-
-std::string join(const std::vector<std::string>& parts, const std::string& sep) {
-  std::string out;
-  for (size_t i = 0; i < parts.size(); ++i) out += (i ? sep : "") + parts[i];
-  return out;
 }
 
 }  // namespace

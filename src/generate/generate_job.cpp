@@ -55,10 +55,7 @@ void run_generation(const JobConfig& config, const GenerateJobOptions& o) {
   std::optional<AdapterLibrary> library;
   if (!o.adapters.empty()) {
     library.emplace(o.adapters);
-    examples_by_user(examples, o.data);  // every record names its user
-    std::vector<std::string> users;
-    for (const auto& ex : examples) users.push_back(ex.user);
-    const auto assignment = library->assign(users);
+    const auto assignment = library->assign(example_users(examples, o.data));
     for (size_t i = 0; i < requests.size(); ++i) requests[i].group = assignment.groups[i];
     std::cerr << assignment.summary << "\n";
   }

@@ -72,12 +72,6 @@ std::string in_quotes(const std::string& name) {
   return "'" + name.substr(0, kMaxShown) + "...'";
 }
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
-  return out + "]";
-}
-
 // JSON numbers arrive as int64, uint64 or double (nlohmann falls back to double for integers
 // beyond uint64), so only the two integer kinds with a non-negative value are accepted.
 bool as_u64(const json& value, uint64_t* out) {
@@ -179,11 +173,11 @@ TensorEntry parse_entry(const std::string& where, const std::string& name, const
   uint64_t bytes = c10::elementSize(type);
   for (int64_t dim : entry.shape)
     if (__builtin_mul_overflow(bytes, static_cast<uint64_t>(dim), &bytes))
-      fail(where, tensor + " has shape " + shape_text(entry.shape) + " whose byte count overflows",
+      fail(where, tensor + " has shape " + shape_string(entry.shape) + " whose byte count overflows",
            corrupt);
   if (bytes != entry.data_end - entry.data_begin)
     fail(where,
-         tensor + " has shape " + shape_text(entry.shape) + " of " + entry.dtype +
+         tensor + " has shape " + shape_string(entry.shape) + " of " + entry.dtype +
              ", which needs " + std::to_string(bytes) + " bytes, but its data_offsets [" +
              std::to_string(entry.data_begin) + ", " + std::to_string(entry.data_end) + ") span " +
              std::to_string(entry.data_end - entry.data_begin),
@@ -253,6 +247,12 @@ void sync_parent_folder(const std::string& path) {
 }
 
 }  // namespace
+
+std::string shape_string(c10::IntArrayRef shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
 
 c10::ScalarType scalar_type_from_safetensors(const std::string& dtype, const std::string& where) {
   if (const DtypeInfo* d = find_dtype_by_name(dtype)) return d->type;

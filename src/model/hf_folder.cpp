@@ -82,12 +82,6 @@ bool ignorable_tensor(const std::string& name) {
 
 }  // namespace
 
-std::string shape_string(c10::IntArrayRef shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
-  return out + "]";
-}
-
 LoadedModel random_causal_lm(const std::string& config_json, const c10::Device& device, c10::ScalarType dtype,
                              uint64_t seed) {
   std::ifstream in(config_json, std::ios::binary);

@@ -164,10 +164,7 @@ ScoreResult score_examples(CausalLMImpl& model, const Tokenizer& tokenizer, cons
   // Per-user adapters: each record's group is its user when the user has an adapter, else "" (the base).
   std::vector<std::string> groups;
   if (adapters) {
-    examples_by_user(examples, "score");  // every record names its user
-    std::vector<std::string> users;
-    for (const auto& e : examples) users.push_back(e.user);
-    auto assignment = adapters->assign(users);
+    auto assignment = adapters->assign(example_users(examples, "score"));
     groups = std::move(assignment.groups);
     result.records_without_adapter = assignment.records_without;
     if (options.progress) std::fprintf(stderr, "%s\n", assignment.summary.c_str());

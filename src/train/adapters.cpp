@@ -24,6 +24,7 @@
 #include "percetrain/util/file.hpp"
 #include "percetrain/util/interrupt.hpp"
 #include "percetrain/util/json.hpp"
+#include "percetrain/util/text.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -32,12 +33,6 @@ namespace percetrain {
 namespace {
 
 constexpr const char* kDropoutFile = "lora_dropout.pt";
-
-std::string join(const std::vector<std::string>& names) {
-  std::string out;
-  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
-  return out;
-}
 
 std::string describe_adapters(CausalLMImpl& model, const std::string& origin) {
   const LoraSection s = lora_settings(model);
@@ -149,14 +144,6 @@ uint64_t user_seed(uint64_t seed, const std::string& user) {
   return seed ^ h;
 }
 
-std::map<std::string, std::string> train_data_checksums(const JobConfig& config) {
-  std::map<std::string, std::string> out;
-  if (config.data.train_file.empty()) return out;  // examples handed over in memory (tests)
-  out["data.train_file"] = sha256_file(config.data.train_file);
-  if (!config.data.train_golds_file.empty()) out["data.train_golds_file"] = sha256_file(config.data.train_golds_file);
-  return out;
-}
-
 std::vector<PairedExample> subset(const std::vector<PairedExample>& examples, const std::vector<size_t>& indices) {
   std::vector<PairedExample> out;
   out.reserve(indices.size());
@@ -230,7 +217,7 @@ TrainSummary train_user_adapters(const JobConfig& config, const TrainOptions& op
 
   RunDirectory run(config.output.dir);
   const std::string effective_config = job_config_to_json(config);
-  const auto data_sha = train_data_checksums(config);
+  const auto data_sha = data_checksums(config);
   json state = {{"format", kUsersFormat},
                 {"base_model", config.model.path},
                 {"job_config", json::parse(effective_config)},
@@ -253,9 +240,7 @@ TrainSummary train_user_adapters(const JobConfig& config, const TrainOptions& op
     for (size_t u = 0; u < start; ++u) state["users"][users[u]] = recorded["users"][users[u]];
   } else {
     if (options.resume) fail(run.path(), "--resume was given but there is no per-user run to resume");
-    if (const auto foreign = run.foreign_run_files(); !foreign.empty())
-      fail(run.path(), "holds files that percetrain did not record writing (" + join(foreign) + ")",
-           "choose another output.dir, or move them away");
+    run.refuse_foreign_run_files();
     if (run.holds_run()) {
       if (!options.overwrite && train.resume != ResumePolicy::kAuto)
         fail(run.path(), "holds an earlier run",

@@ -17,6 +17,7 @@
 #include "percetrain/util/error.hpp"
 #include "percetrain/util/file.hpp"
 #include "percetrain/util/json.hpp"
+#include "percetrain/util/text.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -145,6 +146,12 @@ std::vector<std::string> RunDirectory::foreign_run_files() const {
   }
   std::sort(foreign.begin(), foreign.end());
   return foreign;
+}
+
+void RunDirectory::refuse_foreign_run_files() const {
+  if (const auto foreign = foreign_run_files(); !foreign.empty())
+    fail(path_, "holds files that percetrain did not record writing (" + join(foreign) + ")",
+         "choose another output.dir, or move them away");
 }
 
 void RunDirectory::remove_recorded_run() {

@@ -35,6 +35,7 @@
 #include "percetrain/util/error.hpp"
 #include "percetrain/util/file.hpp"
 #include "percetrain/util/interrupt.hpp"
+#include "percetrain/util/text.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -53,15 +54,6 @@ double quantile(std::vector<float> values, double q) {
   return values[k];
 }
 
-// The data files whose bytes define the run, by config key.
-std::map<std::string, std::string> data_checksums(const JobConfig& config) {
-  std::map<std::string, std::string> out;
-  if (config.data.train_file.empty()) return out;  // examples handed over in memory (tests)
-  out["data.train_file"] = sha256_file(config.data.train_file);
-  if (!config.data.train_golds_file.empty()) out["data.train_golds_file"] = sha256_file(config.data.train_golds_file);
-  return out;
-}
-
 // Keys of the effective config that may change between a checkpoint and its resumption: they do
 // not change what the optimizer steps compute.
 bool may_change_on_resume(const std::string& key) {
@@ -73,30 +65,6 @@ bool may_change_on_resume(const std::string& key) {
   return key.rfind("generate.", 0) == 0 || std::find(free.begin(), free.end(), key) != free.end();
 }
 
-// "train.seed 42 -> 7" for every key that differs between the recorded and the current config.
-std::vector<std::string> config_mismatches(const std::string& recorded_text, const std::string& current_text) {
-  const json recorded = json::parse(recorded_text), current = json::parse(current_text);
-  std::vector<std::string> out;
-  std::function<void(const json&, const std::string&)> compare = [&](const json& node, const std::string& prefix) {
-    for (const auto& [key, value] : node.items()) {
-      const std::string name = prefix.empty() ? key : prefix + "." + key;
-      if (value.is_object()) {
-        compare(value, name);
-        continue;
-      }
-      if (may_change_on_resume(name)) continue;
-      std::string pointer = "/" + name;
-      std::replace(pointer.begin(), pointer.end(), '.', '/');
-      // A key the checkpoint's config lacks came with a later percetrain: nothing to compare.
-      if (!recorded.contains(json::json_pointer(pointer))) continue;
-      const json before = recorded.at(json::json_pointer(pointer));
-      if (before != value) out.push_back(name + " " + before.dump() + " -> " + value.dump());
-    }
-  };
-  compare(current, "");
-  return out;
-}
-
 // Where the run starts: {0, ""} fresh, else the checkpoint to resume from.
 std::pair<int64_t, std::string> choose_start(const JobConfig& config, const TrainOptions& options, RunDirectory& run,
                                              const Checkpointer& checkpoints) {
@@ -105,12 +73,7 @@ std::pair<int64_t, std::string> choose_start(const JobConfig& config, const Trai
   const auto found = checkpoints.complete();
   if (!resume || found.empty()) {
     // A fresh run: nothing in the folder may look like a run that is not recorded as ours.
-    if (const auto foreign = run.foreign_run_files(); !foreign.empty()) {
-      std::string names;
-      for (const auto& f : foreign) names += (names.empty() ? "" : ", ") + f;
-      fail(out_dir, "holds files that percetrain did not record writing (" + names + ")",
-           "choose another output.dir, or move them away");
-    }
+    run.refuse_foreign_run_files();
     if (options.resume) fail(out_dir, "--resume was given but there is no checkpoint to resume from");
     if (run.holds_run()) {
       if (!options.overwrite && found.empty() && config.train.resume == ResumePolicy::kAuto) {
@@ -156,13 +119,10 @@ void check_resume_matches(const JobConfig& config, const Checkpointer& checkpoin
          "sharded optimizer state resumes only with the same number of ranks and zero stage; relaunch with " +
              std::to_string(state.world_size) + " ranks");
   if (!state.job_config.empty()) {
-    const auto mismatches = config_mismatches(state.job_config, job_config_to_json(config));
-    if (!mismatches.empty()) {
-      std::string list;
-      for (const auto& m : mismatches) list += (list.empty() ? "" : ", ") + m;
-      fail(dir, "was written by a run with other settings: " + list,
+    const auto mismatches = resume_config_mismatches(state.job_config, job_config_to_json(config));
+    if (!mismatches.empty())
+      fail(dir, "was written by a run with other settings: " + join(mismatches),
            "resume with the settings it was written with, or start a new run in another output.dir (or --overwrite)");
-    }
   }
   for (const auto& [key, sha] : data_checksums(config)) {
     const auto it = state.data_sha256.find(key);
@@ -203,7 +163,10 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
                                const std::vector<PairedExample>& train_examples,
                                const std::vector<PairedExample>& valid_examples, const std::string& tokenizer_path,
                                int64_t pad_id) {
-  if (config.lora.per_user && DistEnv::from_environment().distributed())
+  // One process unless a launcher (torchrun) set WORLD_SIZE > 1; then every rank runs this, and
+  // rank 0 alone owns the run folder, the logs and the checkpoints.
+  const DistEnv env = DistEnv::from_environment();
+  if (config.lora.per_user && env.distributed())
     fail(config.file + ": lora.per_user", "trains users one after another in one process, not on several ranks",
          "launch it without torchrun");
   if (config.lora.per_user) return train_user_adapters(config, options, train_examples, valid_examples, tokenizer_path, pad_id);
@@ -211,9 +174,6 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   const TrainSection& train = config.train;
   const bool lora = config.lora.trains();  // the base stays frozen; checkpoints, best/ and final/ hold the adapter
   if (train_examples.empty()) fail(config.file + ": data.train_file", "holds no usable training examples");
-  // One process unless a launcher (torchrun) set WORLD_SIZE > 1; then every rank runs this, and
-  // rank 0 alone owns the run folder, the logs and the checkpoints.
-  const DistEnv env = DistEnv::from_environment();
   const auto device = env.distributed() ? device_for_local_rank(config.model.device, env.local_rank)
                                         : parse_device(config.model.device);
   const auto dtype = training_dtype(config, device);
@@ -509,8 +469,35 @@ TrainSummary run_training(const JobConfig& config, const TrainOptions& options) 
   return train_on_examples(config, options, train_examples, valid_examples, tokenizer_file, pad_id);
 }
 
-std::vector<std::string> resume_config_mismatches(const std::string& recorded, const std::string& current) {
-  return config_mismatches(recorded, current);
+std::map<std::string, std::string> data_checksums(const JobConfig& config) {
+  std::map<std::string, std::string> out;
+  if (config.data.train_file.empty()) return out;  // examples handed over in memory (tests)
+  out["data.train_file"] = sha256_file(config.data.train_file);
+  if (!config.data.train_golds_file.empty()) out["data.train_golds_file"] = sha256_file(config.data.train_golds_file);
+  return out;
+}
+
+std::vector<std::string> resume_config_mismatches(const std::string& recorded_text, const std::string& current_text) {
+  const json recorded = json::parse(recorded_text), current = json::parse(current_text);
+  std::vector<std::string> out;
+  std::function<void(const json&, const std::string&)> compare = [&](const json& node, const std::string& prefix) {
+    for (const auto& [key, value] : node.items()) {
+      const std::string name = prefix.empty() ? key : prefix + "." + key;
+      if (value.is_object()) {
+        compare(value, name);
+        continue;
+      }
+      if (may_change_on_resume(name)) continue;
+      std::string pointer = "/" + name;
+      std::replace(pointer.begin(), pointer.end(), '.', '/');
+      // A key the checkpoint's config lacks came with a later percetrain: nothing to compare.
+      if (!recorded.contains(json::json_pointer(pointer))) continue;
+      const json before = recorded.at(json::json_pointer(pointer));
+      if (before != value) out.push_back(name + " " + before.dump() + " -> " + value.dump());
+    }
+  };
+  compare(current, "");
+  return out;
 }
 
 }  // namespace percetrain

@@ -64,8 +64,12 @@ std::vector<PairedExample> load_paired_examples(const DataConfig& config, const 
                                                 const Tokenizer& tokenizer, DatasetStats* stats,
                                                 std::vector<PairDetail>* details = nullptr);
 
-// The examples of each user (PairedExample::user): users in sorted order, each user's indices in
-// file order. An example without a user is an error naming it (`file`) and data.user_key.
+// The user of each example (PairedExample::user), in order. An example without one is an error
+// naming it (`file`) and data.user_key.
+std::vector<std::string> example_users(const std::vector<PairedExample>& examples, const std::string& file);
+
+// The examples of each user: users in sorted order, each user's indices in file order (the same
+// error as example_users for an example without a user).
 std::map<std::string, std::vector<size_t>> examples_by_user(const std::vector<PairedExample>& examples,
                                                             const std::string& file);
 

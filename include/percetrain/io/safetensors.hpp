@@ -3,6 +3,7 @@
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/ScalarType.h>
+#include <c10/util/ArrayRef.h>
 
 #include <cstdint>
 #include <map>
@@ -52,6 +53,9 @@ class SafetensorsFile {
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
 };
+
+// "[4096, 512]": a tensor shape as error lines print it.
+std::string shape_string(c10::IntArrayRef shape);
 
 // Element type names of the format <-> torch scalar types. Unknown names are an error.
 c10::ScalarType scalar_type_from_safetensors(const std::string& dtype, const std::string& where);

@@ -3,7 +3,6 @@
 
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
-#include <c10/util/ArrayRef.h>
 
 #include <cstdint>
 #include <string>
@@ -31,9 +30,6 @@ LoadedModel load_causal_lm(const std::string& folder, const c10::Device& device,
 
 // "model /abs/path: llama, 1.23M parameters, float32 on cpu": what every command says it loaded.
 std::string describe_loaded_model(const LoadedModel& loaded);
-
-// "[4096, 512]": a tensor shape as error lines print it.
-std::string shape_string(c10::IntArrayRef shape);
 
 // A model with random weights (init_weights, `seed`) from a Hugging Face config.json alone, in
 // memory only: for benchmarks of real shapes without writing (or having) their weights.

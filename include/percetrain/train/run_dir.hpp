@@ -28,6 +28,8 @@ class RunDirectory {
   // Names percetrain writes (job_config.json, metrics.jsonl, checkpoint-*, final) that exist here
   // but are not in the manifest: somebody else's, never touched.
   std::vector<std::string> foreign_run_files() const;
+  // A fresh run starts only where there are none: otherwise one error line lists them.
+  void refuse_foreign_run_files() const;
   // --overwrite: removes every file the manifest lists (and the folders they leave empty).
   void remove_recorded_run();
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,10 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
 // a recorded run and the current one and changes what the run computes (logging, saving and
 // evaluation cadence, devices and paths of output and evaluation files may change).
 std::vector<std::string> resume_config_mismatches(const std::string& recorded, const std::string& current);
+
+// The data files whose bytes define a run, by config key ("data.train_file" -> SHA-256): what a
+// checkpoint or a per-user run records, and what a resumption must find unchanged.
+std::map<std::string, std::string> data_checksums(const JobConfig& config);
 
 // The whole job: tokenizer, data (data.train_file / valid_file through the pairing pipeline),
 // then train_on_examples.
