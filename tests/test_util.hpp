@@ -83,15 +83,16 @@ inline CommandResult run_percetrain(const std::string& args, bool with_stderr = 
 // tests then skip). PERCETRAIN_TORCHRUN overrides it.
 inline std::string torchrun_command(std::string* why_not) {
   if (const char* custom = std::getenv("PERCETRAIN_TORCHRUN")) return custom;
+  const std::string python = PERCETRAIN_TEST_PYTHON;  // set by CMake: the Python whose torch matches this build
   // find_spec locates torch without importing it (an import alone takes seconds here).
   const auto probe = run_command(
-      "/usr/bin/python3 -c \"import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None)\"");
+      python + " -c \"import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None)\"");
   if (probe.status != 0) {
-    *why_not = "python3-torch is not installed (apt-get install python3-torch, or bash scripts/setup.sh): the "
-               "distributed tests start their ranks with torchrun";
+    *why_not = python + " has no torch (apt-get install python3-torch, or bash scripts/setup.sh; for the CUDA "
+               "build bash scripts/setup.sh --venv): the distributed tests start their ranks with torchrun";
     return "";
   }
-  return "/usr/bin/python3 -m torch.distributed.run";
+  return python + " -m torch.distributed.run";
 }
 
 // Options every two-rank launch shares. Debian's torchrun 1.13 on Python 3.11 crashes on a

@@ -11,6 +11,7 @@
 
 #include "cli/commands.hpp"
 #include "config/json_reader.hpp"
+#include "percetrain/util/device.hpp"
 #include "percetrain/util/error.hpp"
 #include "percetrain/util/interrupt.hpp"
 #include "percetrain/util/text.hpp"
@@ -110,7 +111,7 @@ int main(int argc, char** argv) {
       "causal LMs on LibTorch.\n\nRun 'percetrain <command> --help' for a command's options. Exit status: 0 done, "
       "1 the job failed, 2 a command-line mistake, 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP after saving "
       "(continue with --resume)."};
-  app.set_version_flag("--version", std::string("percetrain ") + PERCETRAIN_VERSION);
+  app.set_version_flag("--version", [] { return std::string("percetrain ") + PERCETRAIN_VERSION + " (" + percetrain::build_summary() + ")"; });
   app.require_subcommand(1);
 
   std::map<CLI::App*, Runner> runners;

@@ -3,8 +3,13 @@
 
 #include <sys/resource.h>
 #include <torch/cuda.h>
+#include <torch/version.h>
 #ifdef PERCETRAIN_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <cuda.h>
+#endif
+#ifdef PERCETRAIN_WITH_NCCL
+#include <nccl.h>
 #endif
 
 #include "percetrain/util/error.hpp"
@@ -72,6 +77,24 @@ void reset_peak_memory(const c10::Device& device) {
 #ifdef PERCETRAIN_WITH_CUDA
   if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
 #endif
+}
+
+std::string build_summary() {
+  auto text = "LibTorch " + std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+              std::to_string(TORCH_VERSION_PATCH);
+#ifdef PERCETRAIN_WITH_CUDA
+  text += ", CUDA " + std::to_string(CUDA_VERSION / 1000) + "." + std::to_string(CUDA_VERSION % 1000 / 10) +
+          " compiled in";
+#ifdef PERCETRAIN_WITH_NCCL
+  text += " with NCCL " + std::to_string(NCCL_MAJOR) + "." + std::to_string(NCCL_MINOR) + "." + std::to_string(NCCL_PATCH);
+#else
+  text += " without NCCL";
+#endif
+  text += ", " + std::to_string(torch::cuda::device_count()) + " GPU(s) visible";
+#else
+  text += ", CPU only (no CUDA compiled in)";
+#endif
+  return text;
 }
 
 }  // namespace percetrain

@@ -25,4 +25,8 @@ std::string dtype_name(c10::ScalarType type);
 double peak_memory_mib(const c10::Device& device);
 void reset_peak_memory(const c10::Device& device);
 
+// What this binary was built against and what it sees, for --version: the LibTorch version,
+// whether CUDA (and NCCL) were compiled in and with which versions, and the visible GPUs.
+std::string build_summary();
+
 }  // namespace percetrain
