@@ -50,17 +50,30 @@ int64_t get_token_id(const json& j, const char* key, const std::string& where) {
   fail(where, std::string("field '") + key + "' must be an integer or a list of integers");
 }
 
+// The RoPE settings object: transformers >= 5 writes "rope_parameters" (with rope_theta inside)
+// instead of "rope_scaling" and a top-level rope_theta. As transformers reads it, a non-empty
+// "rope_scaling" wins over "rope_parameters". Returns its key, or nullptr when there is none.
+const char* rope_settings_key(const json& j, const std::string& where) {
+  for (const char* key : {"rope_scaling", "rope_parameters"}) {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) continue;
+    if (!it->is_object()) fail(where, std::string("field '") + key + "' must be an object or null");
+    if (!it->empty()) return key;
+  }
+  return nullptr;
+}
+
 RopeScaling parse_rope_scaling(const json& j, const std::string& where) {
   RopeScaling rs;
-  auto it = j.find("rope_scaling");
-  if (it == j.end() || it->is_null()) return rs;
-  if (!it->is_object()) fail(where, "field 'rope_scaling' must be an object or null");
-  const json& r = *it;
+  const char* key = rope_settings_key(j, where);
+  if (!key) return rs;
+  const json& r = j[key];
+  const std::string w = where + ": " + key;
   std::string type;
   if (r.contains("rope_type") && r["rope_type"].is_string()) type = r["rope_type"];
   else if (r.contains("type") && r["type"].is_string()) type = r["type"];
-  else fail(where + ": rope_scaling", "no 'rope_type' (or 'type') given");
-  const std::string w = where + ": rope_scaling";
+  else if (std::string(key) == "rope_parameters") type = "default";  // transformers' default too
+  else fail(w, "no 'rope_type' (or 'type') given");
   if (type == "default") return rs;
   if (type != "llama3" && type != "linear")
     fail(w, "rope_type '" + type + "' is not implemented",
@@ -124,6 +137,9 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
 
   c.rms_norm_eps = get_double(j, "rms_norm_eps", where, 1e-6);
   c.rope_theta = get_double(j, "rope_theta", where, 10000.0);
+  // A rope_theta inside the RoPE settings takes precedence, as in transformers.
+  if (const char* key = rope_settings_key(j, where))
+    c.rope_theta = get_double(j[key], "rope_theta", where + ": " + key, c.rope_theta);
   // Both enter a square root or a power: a negative value makes every log-prob NaN.
   if (!(c.rms_norm_eps > 0)) fail(where, "'rms_norm_eps' must be positive, not " + std::to_string(c.rms_norm_eps));
   if (!(c.rope_theta > 0)) fail(where, "'rope_theta' must be positive, not " + std::to_string(c.rope_theta));
