@@ -10,10 +10,10 @@
 #include "percetrain/model/fused_ops.hpp"
 #include "percetrain/util/error.hpp"
 
-// LibTorch >= 2.1 has scaled_dot_product_attention with a `scale` argument; older ones (Debian's
-// 1.13) take the grouped matmul attention below, which wants the queries scaled and laid out by
-// RoPE's kernel.
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+// LibTorch >= 2.5 has scaled_dot_product_attention with `scale` and `enable_gqa` (query heads read
+// their key/value head without K and V being repeated); older ones (Debian's 1.13) take the
+// grouped matmul attention below, which wants the queries scaled and laid out by RoPE's kernel.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
 #define PERCETRAIN_SDPA 1
 #else
 #define PERCETRAIN_SDPA 0
@@ -83,12 +83,13 @@ torch::Tensor AttentionImpl::attend(const torch::Tensor& q, const torch::Tensor&
   const int64_t groups = heads_ / kv_heads_;
   auto k = k_in, v = v_in;
 #if PERCETRAIN_SDPA
+  (void)S;
   const int64_t T = q.size(2);
-  if (groups > 1) {  // query head h reads kv head h / groups
-    k = k.repeat_interleave(groups, 1);
-    v = v.repeat_interleave(groups, 1);
-  }
-  auto out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, attention_scale());  // [B, H, T, D]
+  // An undefined mask means plain causal attention (see causal_mask_is_exact): is_causal lets the
+  // fused kernels skip the blocks above the diagonal and, on CUDA, take flash attention, which
+  // takes no explicit mask. enable_gqa: query head h reads kv head h / groups (HF's repeat_kv).
+  const auto out = at::scaled_dot_product_attention(q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt,
+                                                    0.0, !mask.defined(), attention_scale(), groups > 1);  // [B, H, T, D]
   return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * D}));
 #else
   // q: [B, KV, T * G, D], scaled, row t * G + g for query head kv * G + g (Hugging Face's
@@ -239,6 +240,10 @@ std::vector<at::Generator*> adapter_generators(DecoderLayerImpl& layer) {
 // runs the layer again with autograd on and back-propagates through that recomputation, which
 // accumulates the parameter gradients exactly as the plain path does (LibTorch has no built-in).
 // Random draws (adapter dropout) are replayed from the generator states forward started from.
+// Function::apply records every tensor argument (2.x asks each for its device), so the "no mask:
+// causal" case (see causal_mask_is_exact) travels through it as an empty tensor.
+torch::Tensor causal_if_empty(const torch::Tensor& mask) { return mask.numel() == 0 ? torch::Tensor() : mask; }
+
 struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
   // x: [B, T, C] -> [B, T, C]
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor x, torch::Tensor cos, torch::Tensor sin,
@@ -251,7 +256,7 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     std::vector<torch::Tensor> states;
     for (at::Generator* g : adapter_generators(*layer)) states.push_back(g->get_state());
     ctx->saved_data["rng_states"] = states;
-    return layer->forward(x, Rope{cos, sin}, mask);  // autograd is off inside Function::forward
+    return layer->forward(x, Rope{cos, sin}, causal_if_empty(mask));  // autograd is off inside Function::forward
   }
 
   static torch::autograd::tensor_list backward(AutogradContext* ctx, torch::autograd::tensor_list grads) {
@@ -268,7 +273,7 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     torch::Tensor y;
     {
       torch::AutoGradMode enable(true);
-      y = layer->forward(x, rope, ctx->saved_data["mask"].toTensor());
+      y = layer->forward(x, rope, causal_if_empty(ctx->saved_data["mask"].toTensor()));
     }
     for (size_t i = 0; i < generators.size(); ++i) generators[i]->set_state(current[i]);
     torch::autograd::backward({y}, {grads[0]});
@@ -283,8 +288,8 @@ torch::Tensor checkpointed_layer_forward(DecoderLayerImpl& layer, const torch::T
   // Autograd calls backward only for an input that requires grad: with a frozen base (adapters)
   // the first layer's input does not, and the adapters inside would get no gradient.
   const bool needs_input_grad = torch::GradMode::is_enabled() && !x.requires_grad();
-  return CheckpointedLayer::apply(needs_input_grad ? x.detach().requires_grad_(true) : x, rope.cos, rope.sin, mask,
-                                  &layer);
+  return CheckpointedLayer::apply(needs_input_grad ? x.detach().requires_grad_(true) : x, rope.cos, rope.sin,
+                                  mask.defined() ? mask : torch::empty({0}, x.options()), &layer);
 }
 
 CausalLMImpl::CausalLMImpl(const ModelConfig& c) : config_(c) {
@@ -333,6 +338,17 @@ torch::Tensor additive_mask(const torch::Tensor& attention_mask, int64_t start, 
 
 }  // namespace
 
+// True when SDPA's is_causal equals the additive mask at every real (unpadded) query: no window
+// narrower than the sequence, and every row's padding on the right (training and scoring batches
+// pad there), since then a real query's causal keys are all real. Pad queries differ, but nothing
+// reads them (losses select real positions). Left padding (generation) keeps the mask.
+bool CausalLMImpl::causal_mask_is_exact(const torch::Tensor& attention_mask, int64_t T) const {
+  if (!PERCETRAIN_SDPA) return false;  // the grouped attention always takes its mask
+  if (config_.sliding_window > 0 && config_.sliding_window < T) return false;
+  const auto m = attention_mask.ne(0).to(torch::kInt);
+  return T < 2 || m.narrow(1, 1, T - 1).le(m.narrow(1, 0, T - 1)).all().item<bool>();
+}
+
 torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids,
                                           const torch::Tensor& attention_mask,
                                           const torch::Tensor& position_ids) {
@@ -344,8 +360,11 @@ torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids,
 
   const Rope rope = rope_tables(inv_freq_, position_ids, dtype, device);
   // One additive mask [B, 1, T, T] for all layers. A finite minimum keeps fully masked rows
-  // (queries on left padding) finite.
-  const auto mask = additive_mask(attention_mask, 0, T, config_.sliding_window, dtype, device);
+  // (queries on left padding) finite. Where plain causal attention gives the same result at every
+  // real position, no mask at all (SDPA's is_causal).
+  const auto mask = causal_mask_is_exact(attention_mask, T)
+                        ? torch::Tensor()
+                        : additive_mask(attention_mask, 0, T, config_.sliding_window, dtype, device);
 
   const bool checkpoint = gradient_checkpointing_ && torch::GradMode::is_enabled();
   for (const auto& layer : *model->layers) {

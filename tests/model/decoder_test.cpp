@@ -115,6 +115,39 @@ TEST_P(ArchTest, SequenceScoresTheSameAloneAndInLeftOrRightPaddedBatch) {
   EXPECT_EQ(batch[0].slice(0, 0, pad).abs().sum().item<double>(), 0.0) << "padding gets no score";
 }
 
+// Training and scoring batches pad on the right, where LibTorch 2.x runs attention without a mask
+// tensor (SDPA's is_causal; the decoder's causal_mask_is_exact). The same rows inside a batch that
+// also holds a left-padded row take the masked path: both must give the same log-probs and the
+// same gradients (the left-padded row is left out of the loss). On 1.13 both take the mask.
+TEST_P(ArchTest, RightPaddedBatchGivesTheMaskedResultInValueAndGradient) {
+  auto model = random_model(GetParam());
+  const int64_t T = 12;
+  auto ids = torch::randint(3, 101, {3, T}, torch::kLong);
+  auto mask = torch::ones({3, T}, torch::kLong);
+  mask[0].slice(0, 7, T).fill_(0);  // row 0 right padded, row 1 full
+  mask[2].slice(0, 0, 5).fill_(0);  // row 2 left padded: forces the mask
+  auto run = [&](int64_t rows) {
+    model->zero_grad();
+    auto lp = model->next_token_logprobs(ids.slice(0, 0, rows), mask.slice(0, 0, rows));
+    lp.slice(0, 0, 2).sum().backward();
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : model->parameters()) grads.push_back(p.grad().clone());
+    return std::make_pair(lp.slice(0, 0, 2).detach(), grads);
+  };
+  for (const bool checkpointing : {false, true}) {  // checkpointing carries the mask through its own Function
+    model->set_gradient_checkpointing(checkpointing);
+    const auto [causal, causal_grads] = run(2);
+    const auto [masked, masked_grads] = run(3);
+    EXPECT_LT((causal - masked).abs().max().item<double>(), 1e-5) << "checkpointing " << checkpointing;
+    double worst = 0;
+    for (size_t i = 0; i < causal_grads.size(); ++i)
+      worst = std::max(worst, ((causal_grads[i] - masked_grads[i]).abs().max() /
+                               masked_grads[i].abs().max().clamp_min(1e-12)).item<double>());
+    EXPECT_LT(worst, 1e-4) << "worst gradient difference relative to the tensor's largest entry, checkpointing "
+                           << checkpointing;
+  }
+}
+
 // bf16 is what GPU users train in: a padded batch must run (masks need bf16's own lowest value)
 // and follow the fp32 model within bf16's precision, forward and backward.
 TEST_P(ArchTest, Bfloat16FollowsFloat32ForwardAndBackward) {
@@ -332,6 +365,34 @@ TEST(ModelConfig, UnsupportedTypesAndValuesAreErrors) {
                "use_sliding_window");
   expect_error("{not json", "not valid JSON");
   expect_error(R"({"model_type":"llama","vocab_size":10})", "missing required field 'hidden_size'");
+}
+
+// transformers >= 5 writes "rope_parameters" (rope_theta inside) instead of rope_theta and
+// rope_scaling; read as transformers reads it, a non-empty rope_scaling still winning.
+TEST(ModelConfig, ReadsTransformers5RopeParameters) {
+  const std::string base =
+      R"({"model_type":"llama","vocab_size":10,"hidden_size":8,"intermediate_size":16,)"
+      R"("num_hidden_layers":1,"num_attention_heads":2,)";
+  auto c = parse_model_config(base + R"("rope_parameters":{"rope_type":"llama3","rope_theta":500000.0,"factor":8.0,)"
+                                     R"("low_freq_factor":1.0,"high_freq_factor":4.0,)"
+                                     R"("original_max_position_embeddings":64}})",
+                              "config.json");
+  EXPECT_EQ(c.rope_theta, 500000.0);
+  EXPECT_EQ(c.rope_scaling.type, "llama3");
+  EXPECT_EQ(c.rope_scaling.factor, 8.0);
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 64);
+  c = parse_model_config(base + R"("rope_parameters":{"rope_type":"default","rope_theta":1000000.0}})", "config.json");
+  EXPECT_EQ(c.rope_theta, 1000000.0);
+  EXPECT_EQ(c.rope_scaling.type, "default");
+  c = parse_model_config(base + R"("rope_theta":20000.0,"rope_scaling":{"rope_type":"linear","factor":2.0},)"
+                                R"("rope_parameters":{"rope_type":"default","rope_theta":1000000.0}})",
+                         "config.json");
+  EXPECT_EQ(c.rope_theta, 20000.0);
+  EXPECT_EQ(c.rope_scaling.type, "linear");
+  // What percetrain writes back reads the same.
+  const auto again = parse_model_config(model_config_to_json(c), "config.json");
+  EXPECT_EQ(again.rope_theta, 20000.0);
+  EXPECT_EQ(again.rope_scaling.factor, 2.0);
 }
 
 }  // namespace

@@ -180,6 +180,9 @@ class CausalLMImpl : public torch::nn::Module {
   torch::nn::Linear lm_head{nullptr};  // absent (null) when tie_word_embeddings
 
  private:
+  // Whether plain causal attention (no mask tensor) is exact for this batch; see decoder.cpp.
+  bool causal_mask_is_exact(const torch::Tensor& attention_mask, int64_t T) const;
+
   ModelConfig config_;
   torch::Tensor inv_freq_;
   bool gradient_checkpointing_ = false;  // [head_dim / 2] fp32, on the CPU; moved per forward
