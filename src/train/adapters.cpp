@@ -287,7 +287,10 @@ TrainSummary train_user_adapters(const JobConfig& config, const TrainOptions& op
                                                           : subset(valid_examples, valid_it->second);
     const uint64_t seed = user_seed(train.seed, user);
     attach_lora(model, config.lora, seed);
-    if (u == start) progress.line(describe_adapters(model, "one per user, seeded by train.seed and the user id"));
+    if (u == start) {
+      progress.line(describe_adapters(model, "one per user, seeded by train.seed and the user id"));
+      if (const std::string warning = vllm_rank_warning(config.lora.rank); !warning.empty()) progress.line(warning);
+    }
     MasterWeights masters(trainable_parameters(model), train.master_weights);
     const auto optimizer = make_optimizer(masters, train);
     TrainStep step(model, *objective, masters, *optimizer, settings);

@@ -297,7 +297,11 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   int64_t response_tokens = 0;
   for (const auto& e : train_examples) response_tokens += scored_response_tokens(e);
   progress.line(describe_loaded_model(loaded) + (masters.active() ? " (fp32 master weights)" : ""));
-  if (lora) progress.line(adapters);
+  if (lora) {
+    progress.line(adapters);
+    if (const std::string warning = vllm_rank_warning(lora_settings(model).rank); !warning.empty())
+      progress.line(warning);
+  }
   if (distributed)
   {
     char line[200];

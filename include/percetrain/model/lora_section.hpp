@@ -68,4 +68,19 @@ inline std::vector<std::string> expand_target_modules(const std::vector<std::str
   return out;
 }
 
+// vLLM serves LoRA adapters up to its --max-lora-rank, which must be one of these values; an
+// adapter of another rank loads in PEFT and percetrain but needs a larger max_lora_rank there (and
+// above the largest, vLLM cannot serve it at all). Worth a warning, not an error: the adapter is
+// valid PEFT. Returns the one warning line for `rank`, or "" when vLLM serves that rank as it is.
+inline std::string vllm_rank_warning(int64_t rank) {
+  static const std::vector<int64_t> served = {1, 8, 16, 32, 64, 128, 256, 320, 512};
+  if (std::find(served.begin(), served.end(), rank) != served.end()) return "";
+  std::string list;
+  for (const int64_t r : served) list += (list.empty() ? "" : ", ") + std::to_string(r);
+  const auto next = std::upper_bound(served.begin(), served.end(), rank);
+  return "warning: LoRA rank " + std::to_string(rank) + " is not one of the ranks vLLM serves (" + list + "); " +
+         (next == served.end() ? std::string("vLLM cannot serve this adapter")
+                               : "vLLM needs --max-lora-rank " + std::to_string(*next) + " or more for it");
+}
+
 }  // namespace percetrain
