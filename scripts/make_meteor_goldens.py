@@ -1,59 +1,29 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Writes the METEOR / Porter / WordNet goldens the C++ eval tests compare against.
 
-Reference: NLTK 3.8's nltk.translate.meteor_score and PorterStemmer (Debian python3-nltk) on
-Debian's WordNet 3.0 (wordnet-base). Run with Debian's interpreter from the repository root:
+Reference: NLTK's nltk.translate.meteor_score and PorterStemmer (the pinned NLTK 3.10.4 of the
+project's .venv; NLTK 3.8, which wrote them first, gives the same bytes) on Debian's WordNet 3.0
+(wordnet-base). Run from the repository root with the project's environment:
 
-    bash scripts/setup.sh --reference && /usr/bin/python3 scripts/make_meteor_goldens.py
+    bash scripts/setup.sh --venv && .venv/bin/python scripts/make_meteor_goldens.py [--check]
 
-NLTK's servers are not used: the script assembles an nltk_data folder under .cache/ (git-ignored)
-whose corpora/wordnet/ links Debian's files and adds the `lexnames` file NLTK's reader needs,
-generated from the lexnames(5WN) man page shipped in the same package.
+--check compares with the committed files instead of writing them (Reference.metrics does the same
+through golden_files()). NLTK's servers are not used: the nltk_data folder (under .cache/,
+git-ignored) is made from Debian's files by tests/reference/eval_util.py.
 """
-import gzip
 import json
 import os
 import random
-import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WORDNET_DIR = "/usr/share/wordnet"
-LEXNAMES_MAN = "/usr/share/man/man5/lexnames.5WN.gz"
+sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+import eval_util  # noqa: E402
+
+WORDNET_DIR = str(eval_util.WORDNET_DIR)
 OUT_DIR = os.path.join(ROOT, "tests", "golden", "eval")
 NLTK_DATA = os.path.join(ROOT, ".cache", "nltk_data")
-
-
-def build_nltk_data():
-    target = os.path.join(NLTK_DATA, "corpora", "wordnet")
-    os.makedirs(target, exist_ok=True)
-    for name in os.listdir(WORDNET_DIR):
-        link = os.path.join(target, name)
-        if not os.path.lexists(link):
-            os.symlink(os.path.join(WORDNET_DIR, name), link)
-    # lexnames: "NN<TAB>name<TAB>syntactic category" from the man page's table.
-    category = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
-    rows = []
-    with gzip.open(LEXNAMES_MAN, "rt") as f:
-        for line in f:
-            m = re.match(r"^(\d\d)\t(\S+)\s", line)
-            if m:
-                rows.append((int(m.group(1)), m.group(2)))
-    assert [r[0] for r in rows] == list(range(len(rows))) and len(rows) == 45, rows
-    with open(os.path.join(target, "lexnames"), "w") as f:
-        for index, name in rows:
-            f.write("%02d\t%s\t%d\n" % (index, name, category[name.split(".")[0]]))
-
-
-build_nltk_data()
-import nltk  # noqa: E402
-
-nltk.data.path[:] = [NLTK_DATA]
-from nltk.corpus import wordnet  # noqa: E402
-from nltk.stem.porter import PorterStemmer  # noqa: E402
-from nltk.translate.meteor_score import meteor_score, single_meteor_score  # noqa: E402
-
-assert nltk.__version__ == "3.8", nltk.__version__
+NLTK_VERSION = "3.10.4"
 
 # ---------------------------------------------------------------------------------------------
 # Hand-written pairs (reference, hypothesis), whitespace-tokenized. They cover: identity, case,
@@ -252,24 +222,29 @@ def make_pairs():
     return pairs
 
 
-def main():
-    os.makedirs(OUT_DIR, exist_ok=True)
+def golden_files(wordnet):
+    """{file name: text} of every golden, from NLTK's functions with `wordnet` as the WordNet."""
+    from nltk.stem.porter import PorterStemmer
+    from nltk.translate.meteor_score import meteor_score, single_meteor_score
+
     stemmer = PorterStemmer()
     pairs = make_pairs()
-    with open(os.path.join(OUT_DIR, "meteor_pairs.jsonl"), "w") as f:
-        for reference, hypothesis in pairs:
-            ref, hyp = reference.split(), hypothesis.split()
-            score = single_meteor_score(ref, hyp)
-            assert score == meteor_score([ref], hyp)
-            f.write(json.dumps({"reference": ref, "hypothesis": hyp, "meteor": repr(score)},
-                               ensure_ascii=False) + "\n")
+    files = {}
+    lines = []
+    for reference, hypothesis in pairs:
+        ref, hyp = reference.split(), hypothesis.split()
+        score = single_meteor_score(ref, hyp, wordnet=wordnet)
+        assert score == meteor_score([ref], hyp, wordnet=wordnet)
+        lines.append(json.dumps({"reference": ref, "hypothesis": hyp, "meteor": repr(score)}, ensure_ascii=False))
+    files["meteor_pairs.jsonl"] = "".join(line + "\n" for line in lines)
     # Multi-reference: meteor_score takes the best single score.
-    with open(os.path.join(OUT_DIR, "meteor_multi.jsonl"), "w") as f:
-        for k in range(0, len(pairs) - 2, 9):
-            refs = [pairs[k][0].split(), pairs[k + 1][0].split(), pairs[k + 2][0].split()]
-            hyp = pairs[k][1].split()
-            f.write(json.dumps({"references": refs, "hypothesis": hyp,
-                                "meteor": repr(meteor_score(refs, hyp))}, ensure_ascii=False) + "\n")
+    lines = []
+    for k in range(0, len(pairs) - 2, 9):
+        refs = [pairs[k][0].split(), pairs[k + 1][0].split(), pairs[k + 2][0].split()]
+        hyp = pairs[k][1].split()
+        lines.append(json.dumps({"references": refs, "hypothesis": hyp,
+                                 "meteor": repr(meteor_score(refs, hyp, wordnet=wordnet))}, ensure_ascii=False))
+    files["meteor_multi.jsonl"] = "".join(line + "\n" for line in lines)
 
     # Porter: every word of the pairs, the paper's examples, NLTK's special cases, and a sample
     # of WordNet's vocabulary (every 23rd single-word lemma of each index file).
@@ -290,9 +265,7 @@ def main():
         with open(os.path.join(WORDNET_DIR, "index." + suffix)) as f:
             lemmas = [line.split()[0] for line in f if not line.startswith(" ")]
         words.update(w for w in lemmas[::23] if "_" not in w)
-    with open(os.path.join(OUT_DIR, "porter_words.tsv"), "w") as f:
-        for w in sorted(words):
-            f.write("%s\t%s\n" % (w, stemmer.stem(w)))
+    files["porter_words.tsv"] = "".join("%s\t%s\n" % (w, stemmer.stem(w)) for w in sorted(words))
 
     # WordNet: the synonym set meteor builds for a word (lemma names without "_", plus the word).
     probe = set()
@@ -302,11 +275,35 @@ def main():
             probe.add(stemmer.stem(w.lower()))
     probe.update(["geese", "mice", "ran", "better", "best", "worse", "ponies", "boxes", "churches",
                   "men", "women", "fishes", "glasses", "abaci", "corpora", "hotdog", "xyzzy", ""])
-    with open(os.path.join(OUT_DIR, "wordnet_synonyms.jsonl"), "w") as f:
-        for w in sorted(probe):
-            names = [l.name() for s in wordnet.synsets(w) for l in s.lemmas()]
-            f.write(json.dumps({"word": w, "lemma_names": names}, ensure_ascii=False) + "\n")
-    print("wrote %d pairs, %d words, %d synonym probes to %s" % (len(pairs), len(words), len(probe), OUT_DIR))
+    lines = []
+    for w in sorted(probe):
+        names = [l.name() for s in wordnet.synsets(w) for l in s.lemmas()]
+        lines.append(json.dumps({"word": w, "lemma_names": names}, ensure_ascii=False))
+    files["wordnet_synonyms.jsonl"] = "".join(line + "\n" for line in lines)
+    return files
+
+
+def main():
+    import nltk
+
+    assert nltk.__version__ == NLTK_VERSION, f"want the pinned NLTK {NLTK_VERSION}, got {nltk.__version__}"
+    check = sys.argv[1:] == ["--check"]
+    wordnet = eval_util.open_wordnet(eval_util.build_nltk_data(NLTK_DATA))
+    files = golden_files(wordnet)
+    if check:
+        differ = []
+        for name, text in files.items():
+            with open(os.path.join(OUT_DIR, name), encoding="utf-8") as f:
+                if f.read() != text:
+                    differ.append(name)
+        print("goldens differ: " + ", ".join(differ) if differ else "goldens unchanged: " + ", ".join(files))
+        return 1 if differ else 0
+    os.makedirs(OUT_DIR, exist_ok=True)
+    for name, text in files.items():
+        with open(os.path.join(OUT_DIR, name), "w", encoding="utf-8") as f:
+            f.write(text)
+    print("wrote %s to %s" % (", ".join(files), OUT_DIR))
+    return 0
 
 
 if __name__ == "__main__":

@@ -424,11 +424,23 @@ std::vector<std::string> meteor_tokenize(std::string_view text) {
   for (const std::string& chunk : split_whitespace(text)) {
     size_t begin = 0, end = chunk.size();
     std::vector<std::string> leading, trailing;
-    while (begin < end && is_ascii_punct(chunk[begin])) leading.emplace_back(1, chunk[begin++]);
+    // A run of dots and "--" stay one token on either side, as Treebank's ellipsis and
+    // double-dash rules keep them ("...and" -> "..." "and", "--" -> "--").
+    while (begin < end && is_ascii_punct(chunk[begin])) {
+      size_t stop = begin + 1;
+      if (chunk[begin] == '.')
+        while (stop < end && chunk[stop] == '.') ++stop;
+      else if (chunk[begin] == '-' && stop < end && chunk[stop] == '-')
+        ++stop;
+      leading.push_back(chunk.substr(begin, stop - begin));
+      begin = stop;
+    }
     while (end > begin && is_ascii_punct(chunk[end - 1])) {
       size_t start = end - 1;
-      if (chunk[start] == '.')  // "..." stays one token
+      if (chunk[start] == '.')
         while (start > begin && chunk[start - 1] == '.') --start;
+      else if (chunk[start] == '-' && start > begin && chunk[start - 1] == '-')
+        --start;
       trailing.insert(trailing.begin(), chunk.substr(start, end - start));
       end = start;
     }

@@ -139,6 +139,9 @@ TEST(MeteorTokenize, SplitsPunctuationAndClitics) {
             (Tokens{"I", "do", "n't", "know", ",", "it", "'s", "fine", "...", "(", "really", ")", "!"}));
   EXPECT_EQ(meteor_tokenize("  "), Tokens{});
   EXPECT_EQ(meteor_tokenize("U.S. state-of-the-art"), (Tokens{"U.S", ".", "state-of-the-art"}));
+  // Dot runs and "--" stay whole on both sides of a word and on their own, as in word_tokenize.
+  EXPECT_EQ(meteor_tokenize("... wait -- ...and--so.. --now ---"),
+            (Tokens{"...", "wait", "--", "...", "and--so", "..", "--", "now", "--", "-"}));
 }
 
 }  // namespace
