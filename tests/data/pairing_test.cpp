@@ -441,23 +441,12 @@ TEST(DemoSetRealTokenizers, ResponseIdsIdenticalLlama2) {
 }
 
 TEST(DemoSetRealTokenizers, ResponseIdsIdenticalByteLevelBpe) {
-  const fs::path root = source_dir() / ".cache" / "reference-tokenizers";
-  std::error_code ec;
-  if (!fs::is_directory(root, ec)) GTEST_SKIP() << root << " is absent (the setup step fetches Qwen3's tokenizer.json)";
-  int tested = 0;
-  for (const auto& entry : fs::directory_iterator(root)) {
-    if (!fs::exists(entry.path() / "tokenizer.json") || fs::exists(entry.path() / "tokenizer.model")) continue;
-    std::unique_ptr<Tokenizer> tok;
-    try {
-      tok = load_tokenizer(entry.path().string());
-    } catch (const Error& e) {
-      GTEST_SKIP() << "load_tokenizer cannot read " << entry.path() << " yet: " << e.what();
-    }
-    SCOPED_TRACE(entry.path().string());
-    check_demo_set(*tok);
-    ++tested;
+  for (const char* name : {"qwen3-tokenizer", "llama3-tokenizer"}) {
+    const fs::path dir = testing_util::shared_fixtures_dir() / name;
+    if (!fs::exists(dir / "tokenizer.json")) GTEST_SKIP() << dir << " is absent (a real byte-level BPE tokenizer.json)";
+    SCOPED_TRACE(dir.string());
+    check_demo_set(*load_tokenizer(dir.string()));
   }
-  if (tested == 0) GTEST_SKIP() << "no byte-level BPE tokenizer.json folder under " << root;
 }
 
 TEST(DemoSet, TokenSpansCoverTheResponseAndPersonalWords) {

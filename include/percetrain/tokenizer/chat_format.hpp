@@ -29,7 +29,8 @@ ChatFormat parse_chat_format(const std::string& name, const std::string& where);
 
 // The prompt text, without BOS: encode it with add_special=true, so that the tokenizer adds the
 // BOS its model expects (Llama 2 and 3) or none (Qwen). An empty system prompt writes no system
-// turn. llama3 and llama2 strip the messages' surrounding whitespace, as their templates do.
+// turn. llama3 and llama2 strip the messages' surrounding whitespace (Unicode whitespace too, as
+// Python's str.strip()), as their templates do.
 std::string format_chat_prompt(ChatFormat format, const std::string& system, const std::string& user);
 
 // The text that ends an assistant turn: <|im_end|> (chatml, qwen3), <|eot_id|> (llama3),
