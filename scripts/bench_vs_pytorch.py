@@ -1,9 +1,16 @@
-#!/usr/bin/python3
-"""The same Llama-shaped training step in plain PyTorch (Debian's python3-torch, the LibTorch
-underneath percetrain), written the way a user would: nn.Modules, Hugging Face's eager attention
-with repeat_kv, full [B, T, V] logits and F.cross_entropy over the response positions, AdamW.
-Prints one JSON line with ms/step. Run by scripts/bench_vs_pytorch.sh, which runs percetrain's
-`bench --variants ce` on the same shapes and prints the ratio."""
+#!/usr/bin/env python3
+"""One training step of a Llama-shaped model in PyTorch, as people write it, for comparison with
+`percetrain bench` on the same shape (scripts/bench_vs_pytorch.sh alternates them):
+  --impl transformers  Hugging Face transformers' LlamaForCausalLM (what people fine-tune with):
+                       default attention (SDPA), logits for every position, loss on the response
+  --impl plain         a plain PyTorch loop: nn.Modules, eager attention with repeat_kv, full
+                       [B, T, V] logits, F.cross_entropy
+  --objective ce       token-averaged cross-entropy on the response tokens
+  --objective perce    PerCE: one more forward without the profile under no_grad, weights
+                       clip(log p_with - log p_without, 0.8, 5.0), weighted CE / response tokens
+AdamW, fp32, random token ids; the shape comes from a Hugging Face config.json (--config). Prints
+one JSON line: ms/step and tokens/s (with and without-profile tokens, as percetrain counts them).
+Run it with the project's .venv (torch 2.x); the plain model also runs on Debian's torch 1.13."""
 import argparse
 import json
 import math
@@ -15,7 +22,7 @@ import torch.nn.functional as F
 
 
 class RMSNorm(nn.Module):
-    def __init__(self, dim, eps=1e-6):
+    def __init__(self, dim, eps):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(dim))
         self.eps = eps
@@ -33,8 +40,9 @@ def rotate_half(x):
 class Layer(nn.Module):
     def __init__(self, c):
         super().__init__()
-        self.h, self.kv, self.d = c["heads"], c["kv_heads"], c["hidden"] // c["heads"]
-        hid, inter = c["hidden"], c["intermediate"]
+        self.h, self.kv = c["num_attention_heads"], c["num_key_value_heads"]
+        hid, inter = c["hidden_size"], c["intermediate_size"]
+        self.d = hid // self.h
         self.q = nn.Linear(hid, self.h * self.d, bias=False)
         self.k = nn.Linear(hid, self.kv * self.d, bias=False)
         self.v = nn.Linear(hid, self.kv * self.d, bias=False)
@@ -42,7 +50,7 @@ class Layer(nn.Module):
         self.gate = nn.Linear(hid, inter, bias=False)
         self.up = nn.Linear(hid, inter, bias=False)
         self.down = nn.Linear(inter, hid, bias=False)
-        self.n1, self.n2 = RMSNorm(hid), RMSNorm(hid)
+        self.n1, self.n2 = RMSNorm(hid, c["rms_norm_eps"]), RMSNorm(hid, c["rms_norm_eps"])
 
     def forward(self, x, cos, sin, mask):
         B, T, _ = x.shape
@@ -61,20 +69,20 @@ class Layer(nn.Module):
         return x + self.down(F.silu(self.gate(h)) * self.up(h))
 
 
-class Model(nn.Module):
+class PlainModel(nn.Module):
     def __init__(self, c):
         super().__init__()
-        self.embed = nn.Embedding(c["vocab"], c["hidden"])
-        self.layers = nn.ModuleList(Layer(c) for _ in range(c["layers"]))
-        self.norm = RMSNorm(c["hidden"])
-        self.head = nn.Linear(c["hidden"], c["vocab"], bias=False)
-        d = c["hidden"] // c["heads"]
-        self.register_buffer("inv_freq", 1.0 / (10000.0 ** (torch.arange(0, d, 2).float() / d)), persistent=False)
+        self.embed = nn.Embedding(c["vocab_size"], c["hidden_size"])
+        self.layers = nn.ModuleList(Layer(c) for _ in range(c["num_hidden_layers"]))
+        self.norm = RMSNorm(c["hidden_size"], c["rms_norm_eps"])
+        self.head = nn.Linear(c["hidden_size"], c["vocab_size"], bias=False)
+        d = c["hidden_size"] // c["num_attention_heads"]
+        theta = c.get("rope_theta", 10000.0)
+        self.register_buffer("inv_freq", 1.0 / (theta ** (torch.arange(0, d, 2).float() / d)), persistent=False)
 
-    def forward(self, ids):
+    def forward(self, ids):  # -> logits [B, T, V]
         B, T = ids.shape
-        pos = torch.arange(T, dtype=torch.float32)
-        freqs = pos[:, None] * self.inv_freq[None]
+        freqs = torch.arange(T, dtype=torch.float32)[:, None] * self.inv_freq[None]
         emb = torch.cat((freqs, freqs), -1)
         cos, sin = emb.cos()[None, None], emb.sin()[None, None]
         mask = torch.full((T, T), torch.finfo(torch.float32).min).triu(1)[None, None]
@@ -84,16 +92,29 @@ class Model(nn.Module):
         return self.head(self.norm(x))
 
 
+def make_model(impl, c):
+    if impl == "plain":
+        return PlainModel(c), lambda model, ids: model(ids)
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    model = LlamaForCausalLM(LlamaConfig(**{k: v for k, v in c.items() if k not in ("architectures", "model_type")}))
+    return model, lambda model, ids: model(input_ids=ids).logits
+
+
+def response_logprobs(logits, ids, response):
+    """log P of the last `response` tokens of each row: [B, response], in fp32."""
+    pred = logits[:, -response - 1 : -1].float()
+    return pred.log_softmax(-1).gather(-1, ids[:, -response:, None]).squeeze(-1)
+
+
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--hidden", type=int, default=512)
-    p.add_argument("--intermediate", type=int, default=1408)
-    p.add_argument("--layers", type=int, default=6)
-    p.add_argument("--heads", type=int, default=8)
-    p.add_argument("--kv-heads", type=int, default=4)
-    p.add_argument("--vocab", type=int, default=4000)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", required=True, help="Hugging Face config.json of the shape")
+    p.add_argument("--impl", choices=["transformers", "plain"], default="transformers")
+    p.add_argument("--objective", choices=["ce", "perce"], default="ce")
     p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--length", type=int, default=256)
+    p.add_argument("--length", type=int, default=256, help="tokens per sequence with the profile")
+    p.add_argument("--without-length", type=int, default=129, help="tokens per sequence without it (perce)")
     p.add_argument("--response", type=int, default=128)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
@@ -102,18 +123,27 @@ def main():
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    c = dict(hidden=a.hidden, intermediate=a.intermediate, layers=a.layers, heads=a.heads,
-             kv_heads=a.kv_heads, vocab=a.vocab)
-    model = Model(c)
+    with open(a.config) as f:
+        c = json.load(f)
+    model, logits_of = make_model(a.impl, c)
+    model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    ids = torch.randint(3, a.vocab, (a.batch, a.length))
-    labels = ids.clone()
-    labels[:, : a.length - a.response] = -100  # loss on the response tokens only
+    V = c["vocab_size"]
+    ids = torch.randint(3, V, (a.batch, a.length))
+    # The profile-free prompt keeps the query and response: the last without_length tokens.
+    without = ids[:, -a.without_length :].clone()
 
     def step():
         opt.zero_grad()
-        logits = model(ids)[:, :-1].float()
-        loss = F.cross_entropy(logits.reshape(-1, a.vocab), labels[:, 1:].reshape(-1), ignore_index=-100)
+        if a.objective == "perce":
+            with torch.no_grad():
+                base = response_logprobs(logits_of(model, without), without, a.response)
+        logp = response_logprobs(logits_of(model, ids), ids, a.response)
+        if a.objective == "ce":
+            loss = -logp.mean()
+        else:
+            weights = (logp.detach() - base).clamp(0.8, 5.0)
+            loss = -(weights * logp).sum() / logp.numel()
         loss.backward()
         opt.step()
 
@@ -123,8 +153,9 @@ def main():
     for _ in range(a.steps):
         step()
     ms = (time.perf_counter() - t0) / a.steps * 1000
-    print(json.dumps({"implementation": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
-                      "ms_per_step": ms, "tokens_per_s": a.batch * a.length / ms * 1000}))
+    tokens = a.batch * (a.length + (a.without_length if a.objective == "perce" else 0))
+    print(json.dumps({"implementation": a.impl, "objective": a.objective, "torch": torch.__version__,
+                      "threads": torch.get_num_threads(), "ms_per_step": ms, "tokens_per_s": tokens / ms * 1000}))
 
 
 if __name__ == "__main__":

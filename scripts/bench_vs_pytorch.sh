@@ -1,38 +1,64 @@
 #!/usr/bin/env bash
-# One Llama-shaped training step (hidden 512, 6 layers, GQA 8/4, vocabulary 4000, batch 4 x 256
-# tokens, loss on the last 128) in plain PyTorch and in percetrain, alternating ROUNDS times
-# (default 3) so that both see the same load on a shared machine, and the median of each.
-# Needs build/percetrain and Debian's python3-torch (bash scripts/setup.sh --reference).
+# The performance anchor: one training step (fp32, AdamW, batch 4 x 256 tokens, loss on the last
+# 128; PerCE adds 4 x 129 tokens without the profile) of a Llama shape in
+#   transformers   Hugging Face LlamaForCausalLM on PyTorch 2.x (.venv)
+#   plain          a plain PyTorch 2.x loop (.venv; scripts/bench_vs_pytorch.py)
+#   percetrain-1   percetrain on Debian's LibTorch 1.13 (build/)
+#   percetrain-2   percetrain on LibTorch 2.x from the same torch wheel (build-cuda/, run on the CPU)
+# for CE and PerCE, alternating ROUNDS times (default 3) so that every implementation sees the
+# same load on a shared machine; prints one Markdown table of medians and each one's speed-up
+# over transformers. Shapes: SHAPES (default the medium preset's, configs/shapes/llama-medium-config.json,
+# and configs/shapes/llama-large-config.json). Needs bash scripts/setup.sh --venv and both builds.
+#   ROUNDS=3 STEPS=3 bash scripts/bench_vs_pytorch.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps="${STEPS:-3}"
 rounds="${ROUNDS:-3}"
-results=()
-for ((i = 0; i < rounds; i++)); do
-  results+=("$(/usr/bin/python3 scripts/bench_vs_pytorch.py --steps "$steps" | tail -n 1)")
-  results+=("$(build/percetrain bench --config configs/demo.json --variants ce --steps "$steps" --json \
-    --set model.path=../build/bench/medium --set model.init_preset=medium \
-    --set train.batch_size=4 --set train.micro_batch_size=4 \
-    --with-length 256 --without-length 129 --response-length 128)")
+shapes="${SHAPES:-configs/shapes/llama-medium-config.json configs/shapes/llama-large-config.json}"
+python=.venv/bin/python
+for f in "$python" build/percetrain build-cuda/percetrain; do
+  [[ -x "$f" ]] || { echo "bench_vs_pytorch: $f is missing (bash scripts/setup.sh --venv; bash scripts/build.sh; bash scripts/build.sh --cuda)" >&2; exit 1; }
 done
-/usr/bin/python3 - "${results[@]}" <<'PY'
-import json, statistics, sys
-py, pt = [], []
-for text in sys.argv[1:]:
-    j = json.loads(text)
-    if "results" in j:
-        pt.append(j["results"][0])
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+lengths=(--with-length 256 --without-length 129 --response-length 128)
+for shape in $shapes; do
+  for ((i = 0; i < rounds; i++)); do
+    echo "bench_vs_pytorch: $shape, round $((i + 1)) of $rounds" >&2
+    for objective in ce perce; do
+      for impl in transformers plain; do
+        echo "{\"shape\": \"$shape\", \"round\": $i, \"run\": $("$python" scripts/bench_vs_pytorch.py --config "$shape" \
+          --impl "$impl" --objective "$objective" --steps "$steps" | tail -n 1)}" >>"$results"
+      done
+    done
+    for build in build build-cuda; do
+      json=$("$build/percetrain" bench --config configs/demo.json --random-config "$shape" --variants ce,perce \
+        --steps "$steps" --json --set train.batch_size=4 --set train.micro_batch_size=4 "${lengths[@]}" | tr -d '\n')
+      echo "{\"shape\": \"$shape\", \"round\": $i, \"build\": \"$build\", \"bench\": $json}" >>"$results"
+    done
+  done
+done
+"$python" - "$results" <<'PY'
+import collections, json, statistics, sys
+ms = collections.defaultdict(list)
+torch_versions = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if "run" in r:
+        run = r["run"]
+        ms[(r["shape"], run["objective"], run["implementation"])].append(run["ms_per_step"])
+        torch_versions[run["implementation"]] = run["torch"]
     else:
-        py.append(j)
-for k, (a, b) in enumerate(zip(py, pt)):
-    print(f"round {k + 1}: plain PyTorch {a['ms_per_step']:.1f} ms/step, percetrain {b['ms_per_step']:.1f} ms/step "
-          f"({100 * b['model_flops_per_s'] / b['matmul_peak_flops_per_s']:.1f}% MFU of a "
-          f"{b['matmul_peak_flops_per_s'] / 1e9:.1f} GFLOP/s matmul): {a['ms_per_step'] / b['ms_per_step']:.2f}x")
-a = statistics.median(r["ms_per_step"] for r in py)
-b = statistics.median(r["ms_per_step"] for r in pt)
-mfu = statistics.median(r["model_flops_per_s"] / r["matmul_peak_flops_per_s"] for r in pt)
-ratios = sorted(x["ms_per_step"] / y["ms_per_step"] for x, y in zip(py, pt))
-print(f"median: plain PyTorch {py[0]['torch']} {a:.1f} ms/step, percetrain {b:.1f} ms/step, "
-      f"percetrain MFU {100 * mfu:.1f}%; speed-up {a / b:.2f}x (median of the rounds' ratios "
-      f"{statistics.median(ratios):.2f}x, range {ratios[0]:.2f}-{ratios[-1]:.2f}x)")
+        name = "percetrain 1.13" if r["build"] == "build" else "percetrain 2.x"
+        for v in r["bench"]["results"]:
+            ms[(r["shape"], v["variant"], name)].append(v["ms_per_step"])
+tokens = {"ce": 4 * 256, "perce": 4 * (256 + 129)}
+print("| shape | objective | implementation | ms/step (median; rounds) | tokens/s | vs transformers |")
+print("|---|---|---|---|---|---|")
+for (shape, objective, impl), values in sorted(ms.items(), key=lambda kv: (kv[0][0], kv[0][1], ["transformers", "plain", "percetrain 1.13", "percetrain 2.x"].index(kv[0][2]))):
+    m = statistics.median(values)
+    ref = statistics.median(ms[(shape, objective, "transformers")])
+    label = impl if not impl in torch_versions else f"{impl} (torch {torch_versions[impl]})"
+    print(f"| {shape.split('/')[-1].replace('-config.json', '')} | {objective} | {label} | {m:.0f} "
+          f"({', '.join(f'{v:.0f}' for v in values)}) | {tokens[objective] / m * 1000:.0f} | {ref / m:.2f}x |")
 PY
