@@ -47,7 +47,7 @@ if ((venv)); then
   root="$(cd "$(dirname "$0")/.." && pwd)"
   stamp="$root/.venv/requirements.txt"  # what the environment was last made from
   if ! cmp -s "$root/requirements.txt" "$stamp" 2>/dev/null; then
-    echo "setup: installing the Python environment $root/.venv from requirements.txt (~1.3 GB download)"
+    echo "setup: installing the Python environment $root/.venv from requirements.txt (~800 MB download, ~1.9 GB installed)"
     start=$SECONDS
     [[ -x "$root/.venv/bin/python" ]] || python3 -m venv "$root/.venv"
     # --no-deps: requirements.txt lists every package pinned, dependencies included (see its header).
