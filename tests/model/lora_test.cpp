@@ -194,8 +194,9 @@ TEST(Lora, TrainableParametersAreExactlyWhatTheConfigImplies) {
 
 TEST(Lora, RanksVllmDoesNotServeGetAWarning) {
   for (const int64_t r : {1, 8, 16, 32, 64, 128, 256, 320, 512}) EXPECT_EQ(vllm_rank_warning(r), "") << r;
-  EXPECT_NE(vllm_rank_warning(4).find("needs --max-lora-rank 8 or more"), std::string::npos) << vllm_rank_warning(4);
-  EXPECT_NE(vllm_rank_warning(300).find("needs --max-lora-rank 320 or more"), std::string::npos);
+  EXPECT_NE(vllm_rank_warning(4).find("serves it with --max-lora-rank 8 or more (its default, 16, does)"),
+            std::string::npos) << vllm_rank_warning(4);
+  EXPECT_NE(vllm_rank_warning(300).find("--max-lora-rank 320 or more (its default, 16, is too small)"), std::string::npos);
   EXPECT_NE(vllm_rank_warning(1024).find("cannot serve"), std::string::npos);
   EXPECT_EQ(vllm_rank_warning(2).rfind("warning: LoRA rank 2 ", 0), 0u) << vllm_rank_warning(2);
 }

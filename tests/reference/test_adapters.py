@@ -20,12 +20,13 @@ try:
 except ImportError as e:
     skip(f"{e.name} is not installed in the reference environment; bash scripts/setup.sh installs it")
 
-from peft_util import load_base, load_peft, make_base, model_logprobs, percetrain_logprobs, random_ids
+from hf_models import load_model
+from peft_util import load_peft, make_base, model_logprobs, percetrain_logprobs, random_ids
 
 ALL_SEVEN = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 LOGPROB_TOL = 1e-5
 WEIGHT_TOL = 1e-6  # merged fp32 weights: W + s * B A computed in another order, ~1 ulp of the sum
-VLLM_WARNING = "is not one of the ranks vLLM serves"
+VLLM_WARNING = "is not one of vLLM's --max-lora-rank values"
 
 torch.set_num_threads(1)
 transformers.utils.logging.set_verbosity_error()
@@ -43,7 +44,7 @@ def compare_adapter(name, base_dir, adapter_dir):
     want = model_logprobs(load_peft(base_dir, adapter_dir), ids)
     got = percetrain_logprobs(base_dir, ids, adapter=adapter_dir)
     checks.close(f"{name}: log-probs, percetrain --adapter vs PeftModel", got, want, LOGPROB_TOL)
-    return float(np.abs(want - model_logprobs(load_base(base_dir), ids)).max())
+    return float(np.abs(want - model_logprobs(load_model(base_dir), ids)).max())
 
 
 def check_moves(name, shift):
@@ -170,7 +171,7 @@ with Workdir("adapters") as work:
         torch.manual_seed(11 + len(written))
         config = peft.LoraConfig(r=4, lora_alpha=12, target_modules=ALL_SEVEN, lora_dropout=0.0,
                                  use_rslora=rslora, task_type="CAUSAL_LM")
-        model = peft.get_peft_model(load_base(base_dir), config)
+        model = peft.get_peft_model(load_model(base_dir), config)
         with torch.no_grad():
             for key, p in model.named_parameters():
                 if ".lora_B." in key:

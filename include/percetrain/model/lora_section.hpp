@@ -68,19 +68,23 @@ inline std::vector<std::string> expand_target_modules(const std::vector<std::str
   return out;
 }
 
-// vLLM serves LoRA adapters up to its --max-lora-rank, which must be one of these values; an
-// adapter of another rank loads in PEFT and percetrain but needs a larger max_lora_rank there (and
-// above the largest, vLLM cannot serve it at all). Worth a warning, not an error: the adapter is
-// valid PEFT. Returns the one warning line for `rank`, or "" when vLLM serves that rank as it is.
+// vLLM serves a LoRA adapter whose rank is at most its --max-lora-rank (default 16), and that
+// setting must be one of these values. The ask, kept: a rank outside the list gets a
+// warning (not an error: the adapter is valid PEFT) that says which --max-lora-rank serves it,
+// and whether vLLM's default does; above the largest value vLLM cannot serve it at all. Returns
+// the one warning line for `rank`, or "" for a rank in the list.
 inline std::string vllm_rank_warning(int64_t rank) {
-  static const std::vector<int64_t> served = {1, 8, 16, 32, 64, 128, 256, 320, 512};
-  if (std::find(served.begin(), served.end(), rank) != served.end()) return "";
+  static const std::vector<int64_t> values = {1, 8, 16, 32, 64, 128, 256, 320, 512};
+  constexpr int64_t kVllmDefault = 16;
+  if (std::find(values.begin(), values.end(), rank) != values.end()) return "";
   std::string list;
-  for (const int64_t r : served) list += (list.empty() ? "" : ", ") + std::to_string(r);
-  const auto next = std::upper_bound(served.begin(), served.end(), rank);
-  return "warning: LoRA rank " + std::to_string(rank) + " is not one of the ranks vLLM serves (" + list + "); " +
-         (next == served.end() ? std::string("vLLM cannot serve this adapter")
-                               : "vLLM needs --max-lora-rank " + std::to_string(*next) + " or more for it");
+  for (const int64_t r : values) list += (list.empty() ? "" : ", ") + std::to_string(r);
+  const auto next = std::upper_bound(values.begin(), values.end(), rank);
+  const std::string head = "warning: LoRA rank " + std::to_string(rank) + " is not one of vLLM's --max-lora-rank values (" +
+                           list + "); ";
+  if (next == values.end()) return head + "vLLM cannot serve this adapter";
+  return head + "vLLM serves it with --max-lora-rank " + std::to_string(*next) + " or more" +
+         (*next <= kVllmDefault ? " (its default, 16, does)" : " (its default, 16, is too small)");
 }
 
 }  // namespace percetrain
