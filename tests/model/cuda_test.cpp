@@ -52,29 +52,33 @@ class CudaTest : public ::testing::TestWithParam<std::string> {
 
 TEST_P(CudaTest, LogprobsAndGradientsEqualTheCpu) {
   REQUIRE_CUDA();
-  auto cpu = cuda_test_model(GetParam());
-  auto gpu = cuda_test_model(GetParam());
-  gpu->to(torch::Device(torch::kCUDA, 0));
-  const auto [ids, mask] = padded_batch();
-  auto lp_cpu = cpu->next_token_logprobs(ids, mask);
-  auto lp_gpu = gpu->next_token_logprobs(ids.cuda(), mask.cuda());
-  const double worst = (lp_gpu.cpu() - lp_cpu).abs().max().item<double>();
-  std::printf("%s: log-probs CUDA vs CPU, worst |diff| %.3g\n", GetParam().c_str(), worst);
-  EXPECT_LT(worst, 1e-4);
+  const auto [all_ids, all_mask] = padded_batch();
+  // Rows 0-1 alone are right padded (SDPA's is_causal path); with row 2, the mask's path.
+  for (const int64_t rows : {int64_t{2}, int64_t{3}}) {
+    auto cpu = cuda_test_model(GetParam());
+    auto gpu = cuda_test_model(GetParam());
+    gpu->to(torch::Device(torch::kCUDA, 0));
+    const auto ids = all_ids.slice(0, 0, rows), mask = all_mask.slice(0, 0, rows);
+    auto lp_cpu = cpu->next_token_logprobs(ids, mask);
+    auto lp_gpu = gpu->next_token_logprobs(ids.cuda(), mask.cuda());
+    const double worst = (lp_gpu.cpu() - lp_cpu).abs().max().item<double>();
+    std::printf("%s, %lld rows: log-probs CUDA vs CPU, worst |diff| %.3g\n", GetParam().c_str(),
+                static_cast<long long>(rows), worst);
+    EXPECT_LT(worst, 1e-4);
 
-  lp_cpu.sum().backward();
-  lp_gpu.sum().backward();
-  const auto p_cpu = cpu->named_parameters();
-  const auto p_gpu = gpu->named_parameters();
-  double worst_grad = 0;
-  for (const auto& p : p_cpu) {
-    const auto& g = p.value().grad();
-    const auto diff = (p_gpu[p.key()].grad().cpu() - g).abs().max() / g.abs().max().clamp_min(1e-12);
-    worst_grad = std::max(worst_grad, diff.item<double>());
+    lp_cpu.sum().backward();
+    lp_gpu.sum().backward();
+    const auto p_gpu = gpu->named_parameters();
+    double worst_grad = 0;
+    for (const auto& p : cpu->named_parameters()) {
+      const auto& g = p.value().grad();
+      const auto diff = (p_gpu[p.key()].grad().cpu() - g).abs().max() / g.abs().max().clamp_min(1e-12);
+      worst_grad = std::max(worst_grad, diff.item<double>());
+    }
+    std::printf("%s, %lld rows: gradients CUDA vs CPU, worst difference relative to each tensor's largest entry %.3g\n",
+                GetParam().c_str(), static_cast<long long>(rows), worst_grad);
+    EXPECT_LT(worst_grad, 1e-3);
   }
-  std::printf("%s: gradients CUDA vs CPU, worst difference relative to each tensor's largest entry %.3g\n",
-              GetParam().c_str(), worst_grad);
-  EXPECT_LT(worst_grad, 1e-3);
 }
 
 TEST_P(CudaTest, Bfloat16FollowsFloat32) {
