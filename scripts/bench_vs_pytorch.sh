@@ -27,8 +27,10 @@ for shape in $shapes; do
     echo "bench_vs_pytorch: $shape, round $((i + 1)) of $rounds" >&2
     for objective in ce perce; do
       for impl in transformers plain; do
-        echo "{\"shape\": \"$shape\", \"round\": $i, \"run\": $("$python" scripts/bench_vs_pytorch.py --config "$shape" \
-          --impl "$impl" --objective "$objective" --steps "$steps" | tail -n 1)}" >>"$results"
+        # Assigned first: set -e stops on a failed substitution here, not inside an echo's arguments.
+        run=$("$python" scripts/bench_vs_pytorch.py --config "$shape" --impl "$impl" --objective "$objective" \
+          --steps "$steps" | tail -n 1)
+        echo "{\"shape\": \"$shape\", \"round\": $i, \"run\": $run}" >>"$results"
       done
     done
     for build in build build-cuda; do

@@ -2,7 +2,7 @@
 # Fetches, here, the few Debian packages that building percetrain needs beyond what the GPU
 # machines have (they hold PyTorch 2.x, transformers, CMake, ninja and nvcc, but reach no package
 # registry): headers and libraries of SentencePiece, JSON, CLI11, GoogleTest, Gloo, PCRE2,
-# utf8proc, OpenSSL, and pkg-config. Into .cache/gpu-debs/ (git-ignored), ~12 MB; they travel
+# utf8proc, OpenSSL, and pkg-config. Into .cache/gpu-debs/ (git-ignored), 20 files, 8 MB; they travel
 # with the working tree (carry .cache/gpu-debs) and scripts/gpu_check.sh unpacks them into a
 # folder of their own there, never into /. Uses this machine's configured apt sources.
 set -euo pipefail
@@ -16,5 +16,7 @@ packages=(
 mkdir -p "$out"
 cd "$out"
 rm -f ./*.deb
-apt-get -o APT::Sandbox::User=root download "${packages[@]}" >/dev/null
+# A machine whose package lists were never fetched knows no package: fetch them once, then retry.
+apt-get -o APT::Sandbox::User=root download "${packages[@]}" >/dev/null 2>&1 ||
+  { apt-get update -qq && apt-get -o APT::Sandbox::User=root download "${packages[@]}" >/dev/null; }
 echo "fetch_gpu_debs: $(ls ./*.deb | wc -l) packages, $(du -sm . | cut -f1) MB in $out"

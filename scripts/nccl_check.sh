@@ -7,11 +7,12 @@
 #   PERCETRAIN_BINARY=build-gpu/percetrain TORCHRUN="python3 -m torch.distributed.run" bash scripts/nccl_check.sh
 # DEVICE=cpu BACKEND=gloo runs the same check on the CPU (how the script itself is tested here).
 set -euo pipefail
+bin="$(realpath "${PERCETRAIN_BINARY:-$(dirname "$0")/../build-gpu/percetrain}")"  # before the cd
 cd "$(dirname "$0")/.."
-bin="${PERCETRAIN_BINARY:-build-gpu/percetrain}"
 torchrun="${TORCHRUN:-torchrun}"
 python="${PYTHON:-python3}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/nccl_check.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
 device="${DEVICE:-cuda}"
 backend="${BACKEND:-nccl}"
 common=(--config configs/demo.json --quiet --set model.device="$device" --set model.dtype=float32
@@ -27,4 +28,3 @@ worst = max(((one[k].double() - two[k].double()).abs().max() / one[k].double().a
 print(f"{sys.argv[3]}: 2 ranks vs 1 after 3 steps, worst difference relative to each tensor's magnitude {worst:.2e}")
 sys.exit(0 if worst < 1e-5 else 1)
 PY
-rm -rf "$work"

@@ -7,7 +7,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 py="${PERCETRAIN_REFERENCE_PYTHON:-$root/.venv/bin/python}"
 if [[ ! -x "$py" ]]; then
-  echo "SKIP: the reference environment $py is absent; bash scripts/setup.sh installs it (requirements.txt)"
+  echo "SKIP: the reference environment $py is absent; bash scripts/setup.sh --venv installs it (requirements.txt)"
   exit 77
 fi
 exec "$py" "$@"
