@@ -6,6 +6,8 @@
 #include <cmath>
 #include <unordered_map>
 
+#include "percetrain/util/text.hpp"
+
 
 namespace percetrain {
 namespace {
@@ -85,34 +87,6 @@ std::vector<double> bm25_scores(const std::vector<std::string>& query_terms,
 
 namespace {
 
-// Python's str.isspace() for one code point (Unicode White_Space minus U+180E, plus the ASCII
-// information separators 0x1C-0x1F, which Python counts as whitespace).
-bool is_python_space(char32_t c) {
-  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
-}
-
-// The code point starting at text[i] and its length in bytes; a malformed sequence counts as one
-// non-space byte (records are checked for valid UTF-8 before they get here).
-char32_t decode_at(const std::string& text, size_t i, size_t* length) {
-  const auto b0 = static_cast<unsigned char>(text[i]);
-  size_t n = b0 < 0x80 ? 1 : (b0 >> 5) == 0x6 ? 2 : (b0 >> 4) == 0xE ? 3 : (b0 >> 3) == 0x1E ? 4 : 0;
-  if (n == 0 || i + n > text.size()) {
-    *length = 1;
-    return 0xFFFD;
-  }
-  char32_t c = n == 1 ? b0 : n == 2 ? (b0 & 0x1F) : n == 3 ? (b0 & 0x0F) : (b0 & 0x07);
-  for (size_t k = 1; k < n; ++k) {
-    const auto b = static_cast<unsigned char>(text[i + k]);
-    if ((b & 0xC0) != 0x80) {
-      *length = 1;
-      return 0xFFFD;
-    }
-    c = (c << 6) | (b & 0x3F);
-  }
-  *length = n;
-  return c;
-}
 
 // numpy's comparison for floats: NaN sorts after every number.
 bool numpy_less(double a, double b) { return a < b || (b != b && a == a); }
@@ -148,23 +122,6 @@ void numpy_heap_argsort(const double* v, int64_t* tosort, int64_t n) {
 
 }  // namespace
 
-std::vector<std::string> python_split(const std::string& text) {
-  std::vector<std::string> out;
-  size_t i = 0, start = std::string::npos;
-  while (i < text.size()) {
-    size_t length = 1;
-    const char32_t c = decode_at(text, i, &length);
-    if (is_python_space(c)) {
-      if (start != std::string::npos) out.push_back(text.substr(start, i - start));
-      start = std::string::npos;
-    } else if (start == std::string::npos) {
-      start = i;
-    }
-    i += length;
-  }
-  if (start != std::string::npos) out.push_back(text.substr(start));
-  return out;
-}
 
 std::vector<double> bm25_okapi_scores(const std::vector<std::string>& query_terms,
                                       const std::vector<std::vector<std::string>>& documents,
@@ -371,8 +328,8 @@ std::vector<RankedItem> rank_profile(Retrieval method, int64_t top_k, const std:
   } else if (method == Retrieval::kBm25Lamp) {
     std::vector<std::vector<std::string>> docs;
     docs.reserve(n);
-    for (const auto& t : item_texts) docs.push_back(python_split(t));
-    const auto scores = bm25_okapi_scores(python_split(query), docs);
+    for (const auto& t : item_texts) docs.push_back(split_python_whitespace(t));
+    const auto scores = bm25_okapi_scores(split_python_whitespace(query), docs);
     const auto ascending = numpy_argsort(scores);
     for (int64_t i = 0; i < n; ++i) {
       const int64_t index = ascending[static_cast<size_t>(n - 1 - i)];

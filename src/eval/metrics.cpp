@@ -12,6 +12,7 @@
 
 #include "percetrain/eval/porter.hpp"
 #include "percetrain/eval/text.hpp"
+#include "percetrain/util/text.hpp"
 #include "percetrain/eval/wordnet.hpp"
 
 namespace percetrain::eval {
@@ -202,7 +203,7 @@ bool is_13a_symbol(char c) {
 }  // namespace
 
 std::vector<std::string> bleu_tokenize_13a(std::string_view segment) {
-  std::string line(rstrip_python_whitespace(segment));
+  std::string line(strip_python_whitespace(segment, /*left=*/false));
   replace_all(&line, "<skipped>", "");
   replace_all(&line, "-\n", "");
   replace_all(&line, "\n", " ");

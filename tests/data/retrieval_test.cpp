@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "percetrain/data/retrieval.hpp"
+#include "percetrain/util/text.hpp"
 #include "test_util.hpp"
 
 namespace percetrain {
@@ -78,9 +79,9 @@ TEST(RankProfile, RecencyFirstAll) {
 
 TEST(PythonSplit, UnicodeWhitespaceCaseAndPunctuationKept) {
   // str.split(): tabs, newlines, U+00A0 and U+3000 separate; "Cat," stays one term, case kept.
-  EXPECT_EQ(python_split(" Cat,\tcat\n\xC2\xA0" "dog\xE3\x80\x80" "caf\xC3\xA9 \x1F x "),
+  EXPECT_EQ(split_python_whitespace(" Cat,\tcat\n\xC2\xA0" "dog\xE3\x80\x80" "caf\xC3\xA9 \x1F x "),
             (std::vector<std::string>{"Cat,", "cat", "dog", "caf\xC3\xA9", "x"}));
-  EXPECT_TRUE(python_split(" \t\n").empty());
+  EXPECT_TRUE(split_python_whitespace(" \t\n").empty());
 }
 
 TEST(Bm25Okapi, MatchesHandComputedScoresWithTheIdfFloor) {

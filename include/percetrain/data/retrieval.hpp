@@ -24,9 +24,8 @@ std::vector<double> bm25_scores(const std::vector<std::string>& query_terms,
 
 // ---- LaMP's retrieval (rank_bm25 0.2.2 BM25Okapi, numpy 1.24 argsort, LaMP's corpus and query) ----
 
-// Python's str.split() with no argument: runs of Unicode whitespace (str.isspace) separate
-// terms; case and punctuation are kept ("Cat," and "cat" are different terms).
-std::vector<std::string> python_split(const std::string& text);
+// LaMP's terms are Python's str.split() with no argument (split_python_whitespace, util/text.hpp):
+// runs of Unicode whitespace separate terms; case and punctuation are kept ("Cat," and "cat" differ).
 
 struct Bm25OkapiParams {
   double k1 = 1.5, b = 0.75, epsilon = 0.25;  // rank_bm25's defaults, which LaMP never changes
@@ -71,7 +70,7 @@ struct RankedItem {
 
 // Ranks profile items and keeps the first `top_k` (all of them for method "all").
 //   bm25:    by score, highest first; ties by original position (earlier first).
-//   bm25_lamp: python_split terms, bm25_okapi_scores with rank_bm25's defaults (k1 and b are
+//   bm25_lamp: split_python_whitespace terms, bm25_okapi_scores with rank_bm25's defaults (k1 and b are
 //            ignored), order = numpy_argsort(scores) reversed, as LaMP's get_top_n: with up to 16
 //            items tied items come out in reverse file order (later first).
 //   recency: by `dates[i]`, newest first; dates compare as sequences of integers ("2014-04-23",

@@ -19,10 +19,6 @@ std::string lower(std::string_view text);
 // Splits on runs of whitespace (Python's str.split() with no argument, ASCII whitespace).
 std::vector<std::string> split_whitespace(std::string_view text);
 
-// Python's str.isspace() for a code point, and str.split() / str.rstrip() with no argument on
-// UTF-8 text (Unicode whitespace: U+0085, U+00A0, U+2000-U+200A, U+3000, ... as well as ASCII).
-bool is_python_space(char32_t c);
-std::vector<std::string> split_python_whitespace(std::string_view text);
-std::string_view rstrip_python_whitespace(std::string_view text);
+// Python's str.isspace(), str.split() and str.strip() on UTF-8 text: util/text.hpp.
 
 }  // namespace percetrain::eval

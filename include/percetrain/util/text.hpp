@@ -1,7 +1,8 @@
-// Small string helpers shared by error lines and prompt building.
+// Small string helpers shared by error lines, prompt building, retrieval and the metrics.
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace percetrain {
@@ -11,6 +12,59 @@ inline std::string join(const std::vector<std::string>& parts, const std::string
   std::string out;
   for (size_t i = 0; i < parts.size(); ++i) out += (i ? separator : "") + parts[i];
   return out;
+}
+
+// Python's str.isspace() for one code point (Unicode White_Space minus U+180E, plus the ASCII
+// information separators 0x1C-0x1F, which Python counts as whitespace).
+inline bool is_python_space(char32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+// The code point that starts at text[i] and its length in bytes; a malformed sequence is one
+// byte of U+FFFD (so never whitespace).
+inline char32_t utf8_code_point_at(std::string_view text, size_t i, size_t* length) {
+  const auto b0 = static_cast<unsigned char>(text[i]);
+  const size_t n = b0 < 0x80 ? 1 : (b0 >> 5) == 0x6 ? 2 : (b0 >> 4) == 0xE ? 3 : (b0 >> 3) == 0x1E ? 4 : 0;
+  *length = 1;
+  if (n == 0 || i + n > text.size()) return 0xFFFD;
+  char32_t c = n == 1 ? b0 : n == 2 ? (b0 & 0x1F) : n == 3 ? (b0 & 0x0F) : (b0 & 0x07);
+  for (size_t k = 1; k < n; ++k) {
+    const auto b = static_cast<unsigned char>(text[i + k]);
+    if ((b & 0xC0) != 0x80) return 0xFFFD;
+    c = (c << 6) | (b & 0x3F);
+  }
+  *length = n;
+  return c;
+}
+
+// Python's str.split() with no argument on UTF-8 text: runs of Unicode whitespace separate words.
+inline std::vector<std::string> split_python_whitespace(std::string_view text) {
+  std::vector<std::string> out;
+  size_t i = 0, start = std::string_view::npos, length = 1;
+  for (; i < text.size(); i += length) {
+    const bool space = is_python_space(utf8_code_point_at(text, i, &length));
+    if (space && start != std::string_view::npos) {
+      out.emplace_back(text.substr(start, i - start));
+      start = std::string_view::npos;
+    } else if (!space && start == std::string_view::npos) {
+      start = i;
+    }
+  }
+  if (start != std::string_view::npos) out.emplace_back(text.substr(start));
+  return out;
+}
+
+// Python's str.strip() (or, with left = false, str.rstrip()) with no argument on UTF-8 text.
+inline std::string_view strip_python_whitespace(std::string_view text, bool left = true) {
+  size_t i = 0, first = std::string_view::npos, end = 0, length = 1;
+  for (; i < text.size(); i += length) {
+    if (is_python_space(utf8_code_point_at(text, i, &length))) continue;
+    if (first == std::string_view::npos) first = i;
+    end = i + length;
+  }
+  if (first == std::string_view::npos) return text.substr(0, 0);
+  return left ? text.substr(first, end - first) : text.substr(0, end);
 }
 
 }  // namespace percetrain
