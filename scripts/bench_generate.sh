@@ -10,7 +10,7 @@ work="${BENCH_DIR:-build/bench-generate}"
 device="${DEVICE:-cpu}"
 mkdir -p "$work"
 
-"$bin" init-model --arch llama --preset tiny --tokenizer data/tokenizer --out "$work/tiny-llama" >/dev/null
+"$bin" init-model --arch llama --preset tiny --tokenizer data/tokenizer --out "$work/tiny-llama" --overwrite >/dev/null
 echo "== demo-sized model: percetrain init-model --arch llama --preset tiny"
 "$bin" generate --benchmark --model "$work/tiny-llama" --device "$device" \
   --prompt-tokens "${DEMO_PROMPT:-64}" --new-tokens "${DEMO_NEW:-64}"

@@ -15,15 +15,19 @@ Runner add_bench_command(CLI::App& app) {
       "overhead next to the theory 1 + L0 / (3 L1). Each variant runs in its own process.\n"
       "Example: percetrain bench --config configs/demo.json --with-length 512 --without-length 128");
   add_job_options(cmd, o->config, o->overrides, "model, train.micro_batch_size, batch_size, objective");
-  cmd->add_option("--steps", o->steps, "Measured optimizer steps per variant")->capture_default_str();
-  cmd->add_option("--warmup", o->warmup, "Unmeasured steps first")->capture_default_str();
+  cmd->add_option("--steps", o->steps, "Measured optimizer steps per variant")->capture_default_str()->check(at_least(1));
+  cmd->add_option("--warmup", o->warmup, "Unmeasured steps first")->capture_default_str()->check(at_least(0));
   cmd->add_option("--rounds", o->rounds,
                   "Run the variants this many times, alternating, and report each one's median round "
                   "(steadier numbers on a shared machine)")
-      ->capture_default_str();
-  cmd->add_option("--with-length", o->with_length, "Tokens per sequence with the profile (default data.max_length)");
-  cmd->add_option("--without-length", o->without_length, "Tokens per sequence without it (default a quarter)");
-  cmd->add_option("--response-length", o->response_length, "Response tokens (default half the shorter one)");
+      ->capture_default_str()
+      ->check(at_least(1));
+  cmd->add_option("--with-length", o->with_length, "Tokens per sequence with the profile (default data.max_length)")
+      ->check(at_least(1));
+  cmd->add_option("--without-length", o->without_length, "Tokens per sequence without it (default a quarter)")
+      ->check(at_least(1));
+  cmd->add_option("--response-length", o->response_length, "Response tokens (default half the shorter one)")
+      ->check(at_least(1));
   cmd->add_option("--random-config", o->random_config,
                   "A Hugging Face config.json: bench that shape with random weights (nothing written) instead "
                   "of model.path")

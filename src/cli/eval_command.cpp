@@ -8,6 +8,7 @@
 #include "cli/commands.hpp"
 #include "percetrain/eval/evaluation.hpp"
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/file.hpp"
 
 namespace percetrain::cli {
 namespace {
@@ -29,13 +30,22 @@ Runner add_eval_command(CLI::App& app) {
   cmd->add_option("--predictions", opts->predictions,
                   "JSONL with {\"id\", \"prediction\"} per line, or a LaMP predictions file")
       ->required();
-  cmd->add_option("--references", opts->references,
+  auto* references = cmd->add_option("--references", opts->references,
                   "Dataset file (JSONL or JSON array with \"id\" and \"output\") or LaMP golds file; required "
                   "unless --write-lamp is given");
-  cmd->add_option("--write-lamp", opts->write_lamp,
+  auto* write_lamp = cmd->add_option("--write-lamp", opts->write_lamp,
                   "Write the predictions as LaMP's {\"task\", \"golds\": [{\"id\", \"output\"}]} JSON (what "
                   "LaMP's eval_task.py reads); with --references, also score them");
-  cmd->add_option("--task", opts->task, "Task name for --write-lamp, as LaMP's evaluation expects it (e.g. LaMP_4)");
+  auto* task =
+      cmd->add_option("--task", opts->task, "Task name for --write-lamp, as LaMP's evaluation expects it (e.g. LaMP_4)");
+  // LaMP's evaluation checks the task name, so --write-lamp and --task come together.
+  task->needs(write_lamp);
+  write_lamp->needs(task);
+  cmd->parse_complete_callback([references, write_lamp]() {
+    if (references->count() == 0 && write_lamp->count() == 0)
+      throw CLI::RequiredError("--references is required (or --write-lamp to convert the predictions)",
+                               CLI::ExitCodes::RequiredError);
+  });
   cmd->add_option("--out", opts->out, "Write means and per-example scores as JSON (atomically)");
   cmd->add_flag("--json", opts->json, "Print the JSON report (without per-example scores) instead of the table");
   cmd->add_option("--compare", opts->compare,
@@ -48,12 +58,11 @@ Runner add_eval_command(CLI::App& app) {
                   "WordNet 3.0 database folder (default $PERCETRAIN_WORDNET, else /usr/share/wordnet "
                   "from Debian's wordnet-base)");
   return [opts]() {
-    if (opts->references.empty() && opts->write_lamp.empty())
-      fail("eval", "--references is required", "give the references to score against, or --write-lamp to convert");
-    if (!opts->write_lamp.empty() && opts->task.empty())
-      fail("--write-lamp", "needs --task", "name the LaMP task, e.g. --task LaMP_4 (LaMP's evaluation checks it)");
-    if (opts->write_lamp.empty() && !opts->task.empty())
-      fail("--task", "is only used with --write-lamp", "add --write-lamp OUT.json or drop --task");
+    refuse_outputs_onto_inputs({{opts->write_lamp, "--write-lamp"}, {opts->out, "--out"}},
+                               {{opts->predictions, "--predictions"},
+                                {opts->references, "--references"},
+                                {opts->compare, "--compare"},
+                                {opts->wordnet, "--wordnet", true}});
     std::string predictions_task, references_task;
     const auto predictions = eval::load_predictions(opts->predictions, &predictions_task);
     if (!opts->write_lamp.empty()) {

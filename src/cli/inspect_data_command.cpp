@@ -27,7 +27,9 @@ Runner add_inspect_data_command(CLI::App& app) {
   add_job_options(cmd, opts->config, opts->overrides, "its data and tokenizer sections are used");
   cmd->add_option("--data", opts->data, "Records to read (default: data.train_file)");
   cmd->add_option("--golds", opts->golds, "LaMP golds file for --data (default: the one paired with the file)");
-  cmd->add_option("--limit", opts->limit, "Records to print in full")->capture_default_str();
+  cmd->add_option("--limit", opts->limit, "Records to print in full (0: only the counts)")
+      ->capture_default_str()
+      ->check(at_least(0));
   return [opts]() {
     const JobConfig job = load_job_config(opts->config, opts->overrides);
     const DataConfig& c = job.data;

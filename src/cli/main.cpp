@@ -142,6 +142,9 @@ int main(int argc, char** argv) {
   } catch (const percetrain::Interrupted& e) {
     std::cerr << "percetrain: " << e.what() << "\npercetrain: continue with: " << resume_command(argc, argv) << "\n";
     return 128 + e.signal();
+  } catch (const percetrain::UsageError& e) {
+    std::cerr << "percetrain: error: " << e.what() << "\n";
+    return kUsageError;
   } catch (const percetrain::Error& e) {
     std::cerr << "percetrain: error: " << e.what() << "\n";
     return 1;

@@ -2,7 +2,9 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
+#include "cli/job_options.hpp"
 #include "percetrain/model/lora.hpp"
+#include "percetrain/train/adapters.hpp"
 #include "percetrain/util/device.hpp"
 
 namespace percetrain::cli {
@@ -11,6 +13,7 @@ namespace {
 Runner add_merge_adapter_command(CLI::App& app) {
   struct Options {
     std::string model, adapter, out, dtype = "auto";
+    bool overwrite = false;
   };
   auto opts = std::make_shared<Options>();
   auto* cmd = app.add_subcommand(
@@ -21,13 +24,20 @@ Runner add_merge_adapter_command(CLI::App& app) {
   cmd->add_option("--model", opts->model, "Base Hugging Face model folder")->required();
   cmd->add_option("--adapter", opts->adapter, "PEFT adapter folder (adapter_config.json, adapter_model.safetensors)")
       ->required();
-  cmd->add_option("--out", opts->out, "Output folder (replaced atomically if it exists)")->required();
+  cmd->add_option("--out", opts->out,
+                  "Output folder: new or empty (written whole, then renamed into place), or see --overwrite")
+      ->required();
+  cmd->add_flag("--overwrite", opts->overwrite,
+                "Write over a folder that holds files (a finished model): replaces its model files (weights, "
+                "config.json, tokenizer files) and keeps the others; never --model or --adapter");
   cmd->add_option("--dtype", opts->dtype, "Stored dtype: float32, bfloat16, float16 or auto (the base's)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(dtype_spec());
   return [opts]() {
     const auto dtype = opts->dtype == "auto" ? c10::ScalarType::Undefined
                                              : parse_dtype(opts->dtype, c10::Device(c10::kCPU), "--dtype");
-    const MergedAdapter merged = merge_adapter_folder(opts->model, opts->adapter, opts->out, dtype);
+    verify_recorded_adapter(opts->adapter);
+    const MergedAdapter merged = merge_adapter_folder(opts->model, opts->adapter, opts->out, dtype, opts->overwrite);
     std::cout << "merged " << opts->adapter << " (r " << merged.lora.rank << ", alpha " << merged.lora.alpha << ", "
               << merged.modules << " projections) into " << opts->model << ": wrote " << opts->out << " ("
               << dtype_name(merged.dtype) << ")\n";

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "cli/commands.hpp"
+#include "cli/job_options.hpp"
 #include "percetrain/data/dataset.hpp"
 #include "percetrain/io/safetensors.hpp"
 #include "percetrain/model/hf_folder.hpp"
@@ -18,8 +19,10 @@
 #include "percetrain/pass/batching.hpp"
 #include "percetrain/pass/paired_pass.hpp"
 #include "percetrain/tokenizer/tokenizer.hpp"
+#include "percetrain/train/adapters.hpp"
 #include "percetrain/util/device.hpp"
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/file.hpp"
 
 namespace percetrain::cli {
 namespace {
@@ -28,6 +31,7 @@ Runner add_init_model_command(CLI::App& app) {
   struct Options {
     std::string arch, preset = "tiny", tokenizer, out, dtype = "float32";
     uint64_t seed = 0;
+    bool overwrite = false;
   };
   auto opts = std::make_shared<Options>();
   auto* cmd = app.add_subcommand(
@@ -39,13 +43,21 @@ Runner add_init_model_command(CLI::App& app) {
       ->required()
       ->check(CLI::IsMember({"llama", "mistral", "qwen2", "qwen3"}));
   cmd->add_option("--preset", opts->preset, "Size preset: tiny (64 hidden, 2 layers), small (256 hidden, 4 layers) or medium (512 hidden, 6 layers)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::IsMember({"tiny", "small", "medium"}));
   cmd->add_option("--tokenizer", opts->tokenizer,
                   "Tokenizer folder or tokenizer.model; sets the vocabulary size and is copied into --out")
       ->required();
-  cmd->add_option("--out", opts->out, "Output folder (replaced atomically if it exists)")->required();
-  cmd->add_option("--seed", opts->seed, "Seed of the random initialisation")->capture_default_str();
-  cmd->add_option("--dtype", opts->dtype, "Stored dtype: float32, bfloat16 or float16")->capture_default_str();
+  cmd->add_option("--out", opts->out,
+                  "Output folder: new or empty (written whole, then renamed into place), or see --overwrite")
+      ->required();
+  cmd->add_flag("--overwrite", opts->overwrite,
+                "Write over a folder that holds files: replaces its model files (weights, config.json, tokenizer "
+                "files) and keeps the others; never the --tokenizer folder");
+  cmd->add_option("--seed", opts->seed, "Seed of the random initialisation")->capture_default_str()->check(at_least(0));
+  cmd->add_option("--dtype", opts->dtype, "Stored dtype: float32, bfloat16 or float16")
+      ->capture_default_str()
+      ->check(dtype_spec());
   // Shape options override the preset; CLI11 fills the optionals only when given.
   struct Shape {
     int64_t hidden = 0, layers = 0, heads = 0, kv_heads = 0, intermediate = 0, head_dim = 0;
@@ -60,6 +72,7 @@ Runner add_init_model_command(CLI::App& app) {
   auto* intermediate = cmd->add_option("--intermediate-size", shape->intermediate, "MLP width (overrides the preset)");
   auto* head_dim = cmd->add_option("--head-dim", shape->head_dim,
                                    "Head dimension, even (default hidden / heads; for qwen3 twice that)");
+  for (auto* option : {hidden, layers, heads, kv_heads, intermediate, head_dim}) option->check(at_least(1));
   return [opts, shape, hidden, layers, heads, kv_heads, intermediate, head_dim]() {
     ModelShapeOverrides overrides;
     auto take = [](CLI::Option* option, int64_t value, std::optional<int64_t>* field) {
@@ -72,7 +85,8 @@ Runner add_init_model_command(CLI::App& app) {
     take(intermediate, shape->intermediate, &overrides.intermediate_size);
     take(head_dim, shape->head_dim, &overrides.head_dim);
     const int64_t params = write_random_model(opts->arch, opts->preset, opts->tokenizer, opts->out, opts->seed,
-                                              parse_dtype(opts->dtype, c10::Device(c10::kCPU), "--dtype"), overrides);
+                                              parse_dtype(opts->dtype, c10::Device(c10::kCPU), "--dtype"), overrides,
+                                              opts->overwrite);
     const ModelConfig config = load_model_config(opts->out + "/config.json");
     std::cout << "wrote " << opts->arch << " (" << opts->preset << ", hidden " << config.hidden_size << ", "
               << config.num_hidden_layers << " layers, " << config.num_attention_heads << "/"
@@ -140,8 +154,14 @@ Runner add_logprobs_command(CLI::App& app) {
                               "batch");
   text->excludes(ids);
   ids->excludes(text);
-  cmd->add_option("--device", opts->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
-  cmd->add_option("--dtype", opts->dtype, "float32, bfloat16, float16 or auto (float32 on CPU)")->capture_default_str();
+  cmd->parse_complete_callback([text, ids]() {
+    if (text->count() == 0 && ids->count() == 0)
+      throw CLI::RequiredError("--text or --ids is required", CLI::ExitCodes::RequiredError);
+  });
+  cmd->add_option("--device", opts->device, "cpu, cuda, cuda:N or auto")->capture_default_str()->check(device_spec());
+  cmd->add_option("--dtype", opts->dtype, "float32, bfloat16, float16 or auto (float32 on CPU)")
+      ->capture_default_str()
+      ->check(dtype_spec());
   cmd->add_flag("--json", opts->json, "Print one JSON object (one line per row) instead of a table");
   auto* loss_grad = cmd->add_option(
       "--loss-grad", opts->loss_grad,
@@ -154,10 +174,10 @@ Runner add_logprobs_command(CLI::App& app) {
   weights->needs(loss_grad);
   weights->needs(ids);
   return [opts, text, ids, loss_grad, weights]() {
-    if (text->count() == 0 && ids->count() == 0) fail("logprobs", "give --text or --ids");
     const bool with_grad = loss_grad->count() > 0;
     if (with_grad && !opts->adapter.empty())
       fail("--loss-grad", "does not apply to an adapter", "give the base model without --adapter");
+    refuse_outputs_onto_inputs({{opts->loss_grad, "--loss-grad"}}, {{opts->model, "--model", true}});
     const auto device = parse_device(opts->device);
     const auto dtype = parse_dtype(opts->dtype, device, "--dtype");
     auto tokenizer = load_tokenizer(opts->model);
@@ -189,7 +209,10 @@ Runner add_logprobs_command(CLI::App& app) {
       }
     }
     LoadedModel loaded = load_causal_lm(opts->model, device, dtype);
-    if (!opts->adapter.empty()) load_lora_adapter(*loaded.model, opts->adapter);
+    if (!opts->adapter.empty()) {
+      verify_recorded_adapter(opts->adapter);
+      load_lora_adapter(*loaded.model, opts->adapter);
+    }
     std::cerr << describe_loaded_model(loaded) << (opts->adapter.empty() ? "" : " + adapter " + opts->adapter) << "\n";
     for (const auto& row : rows)
       for (int id : row.personalised)
@@ -233,6 +256,8 @@ Runner add_logprobs_command(CLI::App& app) {
       flat = torch::empty({0});
     }
     flat = flat.to(torch::kCPU, torch::kFloat32).contiguous();
+    require_finite_logprobs(flat, "logprobs",
+                            "model " + opts->model + (opts->adapter.empty() ? "" : " + adapter " + opts->adapter));
 
     int64_t offset = 0;
     for (size_t b = 0; b < rows.size(); ++b) {

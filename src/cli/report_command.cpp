@@ -6,6 +6,7 @@
 
 #include "cli/commands.hpp"
 #include "percetrain/report/run_report.hpp"
+#include "percetrain/util/file.hpp"
 
 namespace percetrain::cli {
 namespace {
@@ -26,6 +27,15 @@ Runner add_report_command(CLI::App& app) {
   return [opts]() {
     const std::string out =
         opts->out.empty() ? (std::filesystem::path(opts->run_dir) / "report.html").string() : opts->out;
+    // The run's own files are inputs of the page (or another job's): the page goes beside them.
+    std::vector<JobInput> inputs;
+    std::error_code ec;
+    for (const char* name : {"metrics.jsonl", "job_config.json", "percetrain-run.json", "users.json", ".percetrain.lock"})
+      inputs.push_back({(std::filesystem::path(opts->run_dir) / name).string(), std::string("the run's ") + name});
+    if (std::filesystem::is_directory(opts->run_dir, ec))
+      for (const auto& entry : std::filesystem::directory_iterator(opts->run_dir, ec))
+        if (entry.is_directory()) inputs.push_back({entry.path().string(), "the run's folder", true});
+    refuse_outputs_onto_inputs({{out, "--out"}}, inputs);
     std::cout << write_run_report(opts->run_dir, out) << "\n";
     return 0;
   };

@@ -33,18 +33,23 @@ Runner add_score_command(CLI::App& app) {
                   "LaMP golds file for --data (default: data.test_golds_file when --data is not given)");
   cmd->add_option("--out", opts->out, "JSONL output (written as OUT.tmp, renamed when complete)")->required();
   cmd->add_option("--html", opts->html, "Also write a self-contained HTML report here");
-  cmd->add_option("--html-records", opts->html_records, "Records shown in the HTML report (the first N)")
-      ->capture_default_str();
+  cmd->add_option("--html-records", opts->html_records, "Records shown in the HTML report (the first N; 0: none)")
+      ->capture_default_str()
+      ->check(at_least(0));
   cmd->add_flag("--resume", opts->resume, "Keep the complete lines of OUT.tmp from an interrupted run and continue");
-  cmd->add_option("--limit", opts->limit, "Score only the first N records (data.max_records)");
-  cmd->add_option("--batch-size", opts->batch_size, "Examples per forward pass (default: 2 x train.micro_batch_size)");
+  cmd->add_option("--limit", opts->limit, "Score only the first N records, N >= 1 (data.max_records; default all)")
+      ->check(at_least(1));
+  cmd->add_option("--batch-size", opts->batch_size, "Examples per forward pass (default: 2 x train.micro_batch_size)")
+      ->check(at_least(1));
   cmd->add_option("--weights-out", opts->weights_out,
                   "Also write the scored records (JSONL, every field kept) with token_weights set to their PerCE "
                   "weights: fixed offline weights for objective weights_from_data");
-  cmd->add_option("--adapter", opts->adapter, "PEFT LoRA adapter folder to apply (unmerged) on model.path");
+  auto* adapter =
+      cmd->add_option("--adapter", opts->adapter, "PEFT LoRA adapter folder to apply (unmerged) on model.path");
   cmd->add_option("--adapters", opts->adapters,
                   "Folder of per-user adapters (<user>/, as train with lora.per_user writes to output.dir/adapters): "
-                  "each record is scored with its user's (data.user_key), records of users without one on the base");
+                  "each record is scored with its user's (data.user_key), records of users without one on the base")
+      ->excludes(adapter);
   cmd->add_flag("--quiet", opts->quiet, "No progress output");
   return [opts]() {
     JobConfig config = load_job_config(opts->config, opts->overrides);
@@ -57,7 +62,18 @@ Runner add_score_command(CLI::App& app) {
       if (data.empty())
         fail(config.file + ": data.test_file", "is not set and no --data was given", "pass --data FILE");
     }
-    if (opts->html_records < 0) fail("--html-records", "must be >= 0");
+    // Before any work: no output (side files included) may land on what the job reads.
+    auto inputs = job_config_inputs(config);
+    inputs.push_back({data, "--data"});
+    inputs.push_back({golds, "--golds"});
+    inputs.push_back({opts->adapter, "--adapter", true});
+    inputs.push_back({opts->adapters, "--adapters", true});
+    refuse_outputs_onto_inputs({{opts->out, "--out"},
+                                {opts->out + ".tmp", "OUT.tmp (from --out)"},
+                                {summary_path_for(opts->out), "OUT.summary.json (from --out)"},
+                                {opts->html, "--html"},
+                                {opts->weights_out, "--weights-out"}},
+                               inputs);
     ScoreOptions options;
     options.out = opts->out;
     options.html = opts->html;

@@ -48,13 +48,15 @@ Runner add_tokenize_command(CLI::App& app) {
   auto* text = cmd->add_option("--text", opts->text, "One text to encode");
   auto* input = cmd->add_option("--input", opts->input, "JSONL file with a \"text\" field per line");
   text->excludes(input);
+  cmd->parse_complete_callback([text, input]() {
+    if (text->count() == 0 && input->count() == 0)
+      throw CLI::RequiredError("--text or --input is required", CLI::ExitCodes::RequiredError);
+  });
   cmd->add_flag("--no-special", opts->no_special,
                 "Do not add the model's special tokens (BOS/EOS), like add_special_tokens=False");
   cmd->add_flag("--bench", opts->bench,
                 "Instead of ids, print encode throughput (MB/s over all texts, loading excluded)");
-  return [opts, text, input]() {
-    if (text->count() == 0 && input->count() == 0)
-      fail("tokenize", "give --text or --input", "e.g. --text 'Hello world' or --input texts.jsonl");
+  return [opts]() {
     const auto tokenizer = load_tokenizer(opts->tokenizer);
     const std::vector<std::string> texts = opts->input.empty() ? std::vector<std::string>{opts->text}
                                                                : read_texts(opts->input);

@@ -6,6 +6,7 @@
 #include "cli/commands.hpp"
 #include "cli/job_options.hpp"
 #include "percetrain/config/job_config.hpp"
+#include "percetrain/train/run_dir.hpp"
 #include "percetrain/train/trainer.hpp"
 #include "percetrain/util/error.hpp"
 #include "percetrain/util/interrupt.hpp"
@@ -32,24 +33,30 @@ Runner add_train_command(CLI::App& app) {
       "adapter in PEFT's layout); lora.per_user trains one per user into output.dir/adapters/<user>/.\n"
       "Example: percetrain train --config configs/demo.json --set train.lr=1e-3");
   add_job_options(cmd, opts->config, opts->overrides, "model, tokenizer, data, objective, train, output");
-  cmd->add_flag("--resume", opts->resume,
+  auto* resume = cmd->add_flag("--resume", opts->resume,
                 "Continue the run in output.dir from its newest intact checkpoint, exactly (the config must match "
                 "the one it was written with)");
   cmd->add_flag("--overwrite", opts->overwrite,
-                "Start over in an output.dir that holds an earlier run: removes only the files that run wrote");
+                "Start over in an output.dir that holds an earlier run: removes only the files that run wrote")
+      ->excludes(resume);
   cmd->add_option("--adapter", opts->adapter,
                   "Continue training this PEFT LoRA adapter folder on the frozen model.path (sets lora.init_adapter; "
                   "its adapter_config.json gives rank, alpha, dropout and targets)");
-  cmd->add_option("--stop-after", opts->stop_after, "Save a checkpoint and stop after this many optimizer steps");
+  cmd->add_option("--stop-after", opts->stop_after, "Save a checkpoint and stop after this many optimizer steps (>= 1)")
+      ->check(at_least(1));
   cmd->add_flag("--quiet", opts->quiet, "No progress output (metrics.jsonl is still written)");
   return [opts]() {
     JobConfig config = load_job_config(opts->config, opts->overrides);
     if (!opts->adapter.empty()) config.lora.init_adapter = std::filesystem::absolute(opts->adapter).string();
+    // Before any work: output.dir may be neither an input nor inside a folder the job reads, and may
+    // not hold an input under a name the run writes (final/ as model.path, a data file named
+    // metrics.jsonl), which --overwrite or publishing would replace.
+    refuse_outputs_onto_inputs({{config.output.dir, "output.dir (" + config.file + ")", true, run_folder_writes, false}},
+                               job_config_inputs(config));
     // Under torchrun every rank runs this; rank 0 speaks for all.
     const char* rank = std::getenv("RANK");
     const bool root = rank == nullptr || std::string(rank) == "0";
     if (!opts->quiet && root) std::cerr << "effective config:\n" << job_config_to_json(config);
-    if (opts->resume && opts->overwrite) fail("--overwrite", "cannot be combined with --resume");
     install_interrupt_handlers();
     TrainOptions options;
     options.resume = opts->resume;

@@ -273,4 +273,21 @@ std::string tokenizer_path(const JobConfig& config) {
   return config.model.path;
 }
 
+std::vector<JobInput> job_config_inputs(const JobConfig& config) {
+  const std::string in = " (" + config.file + ")";
+  std::error_code ec;
+  const bool tokenizer_folder = fs::is_directory(config.tokenizer.path, ec);
+  return {{config.file, "the config file"},
+          {config.model.path, "model.path" + in, true},
+          {config.tokenizer.path, "tokenizer.path" + in, tokenizer_folder},
+          {config.data.train_file, "data.train_file" + in},
+          {config.data.valid_file, "data.valid_file" + in},
+          {config.data.test_file, "data.test_file" + in},
+          {config.data.train_golds_file, "data.train_golds_file" + in},
+          {config.data.valid_golds_file, "data.valid_golds_file" + in},
+          {config.data.test_golds_file, "data.test_golds_file" + in},
+          {config.objective.reference_model, "objective.reference_model" + in, true},
+          {config.lora.init_adapter, "lora.init_adapter" + in, true}};
+}
+
 }  // namespace percetrain

@@ -4,7 +4,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <regex>
+#include <new>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 #include "percetrain/data/dataset.hpp"
 #include "percetrain/tokenizer/chat_format.hpp"
@@ -199,9 +202,16 @@ std::string PairProblem::message() const {
   return where + (field.empty() ? "" : ": " + field) + ": " + what;
 }
 
+// data.query_pattern runs on PCRE2's interpreter, not std::regex: libstdc++'s std::regex recurses
+// once per character matched by `[\s\S]*`, so a record with ~40 KB after the marker overflowed
+// the stack (SIGSEGV, whatever on_bad_record said). PCRE2 (>= 10.30) keeps its backtracking state
+// on the heap, bounded by its match and heap limits, which end a match with an error code instead.
+// Options keep std::regex's ECMAScript meaning on bytes: ASCII case folding, '.' matches neither
+// CR nor LF, '$' only at the very end.
 struct PairBuilder::Impl {
-  std::regex query;
+  pcre2_code* query = nullptr;
   bool has_query = false;
+  ~Impl() { pcre2_code_free(query); }
 };
 
 PairBuilder::PairBuilder(const DataConfig& config, const Tokenizer& tokenizer)
@@ -225,12 +235,23 @@ PairBuilder::PairBuilder(const DataConfig& config, const Tokenizer& tokenizer)
     fail("data.prompt_template", "needs exactly one {profile} and one {input} slot",
          "without {profile} both prompts are the same and every PIR is zero");
   if (!config_.query_pattern.empty()) {
-    try {
-      impl_->query = std::regex(config_.query_pattern, std::regex::ECMAScript | std::regex::icase);
-    } catch (const std::regex_error& e) {
-      fail("data.query_pattern", std::string("not a valid regular expression: ") + e.what());
+    pcre2_compile_context* context = pcre2_compile_context_create(nullptr);
+    pcre2_set_newline(context, PCRE2_NEWLINE_ANYCRLF);
+    int err = 0;
+    PCRE2_SIZE offset = 0;
+    impl_->query = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(config_.query_pattern.data()),
+                                 config_.query_pattern.size(), PCRE2_CASELESS | PCRE2_DOLLAR_ENDONLY, &err, &offset,
+                                 context);
+    pcre2_compile_context_free(context);
+    if (!impl_->query) {
+      PCRE2_UCHAR msg[256];
+      pcre2_get_error_message(err, msg, sizeof msg);
+      fail("data.query_pattern", std::string("not a valid regular expression: ") + reinterpret_cast<char*>(msg) +
+                                     " at offset " + std::to_string(offset));
     }
-    if (impl_->query.mark_count() < 1)
+    uint32_t groups = 0;
+    pcre2_pattern_info(impl_->query, PCRE2_INFO_CAPTURECOUNT, &groups);
+    if (groups < 1)
       fail("data.query_pattern", "has no capture group", "capture the query part of input, e.g. \"article: (.*)\"");
     impl_->has_query = true;
   }
@@ -269,8 +290,23 @@ bool PairBuilder::build(const Record& record, PairedExample* out, PairDetail* de
 
   std::string query = record.input;
   if (impl_->has_query) {
-    std::smatch m;
-    if (std::regex_search(record.input, m, impl_->query)) query = m[1].str();
+    pcre2_match_data* m = pcre2_match_data_create_from_pattern(impl_->query, nullptr);
+    if (!m) throw std::bad_alloc();
+    const int rc = pcre2_match(impl_->query, reinterpret_cast<PCRE2_SPTR>(record.input.data()), record.input.size(), 0,
+                               0, m, nullptr);
+    if (rc >= 0) {
+      // An unset group 1 (in an alternative that did not match) is empty, as std::regex had it.
+      const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(m);
+      query = rc > 1 && ov[2] != PCRE2_UNSET ? record.input.substr(ov[2], ov[3] - ov[2]) : std::string();
+    }
+    pcre2_match_data_free(m);
+    if (rc < 0 && rc != PCRE2_ERROR_NOMATCH) {
+      PCRE2_UCHAR msg[256];
+      pcre2_get_error_message(rc, msg, sizeof msg);
+      return reject(PairProblem::kBadRecord, "input",
+                    std::string("data.query_pattern cannot be matched on it (") + reinterpret_cast<char*>(msg) +
+                        "); simplify data.query_pattern or skip the record");
+    }
   }
   // bm25_lamp searches what LaMP's code searches for the preset's task (raw fields, its query),
   // not the rendered items; without a LaMP preset it ranks the rendered items.

@@ -9,6 +9,7 @@
 
 #include "percetrain/util/error.hpp"
 #include "percetrain/util/json.hpp"
+#include "percetrain/util/text.hpp"
 
 namespace percetrain {
 namespace {
@@ -260,7 +261,7 @@ void RecordReader::parse(const std::string& text, const std::string& where, Reco
   if (have_golds_) {
     if (r->id.empty()) return reject("id", "is missing, and the output must be joined from the golds file by id");
     const auto it = golds_.find(r->id);
-    if (it == golds_.end()) return reject("output", "no gold output for id '" + r->id + "' in the golds file");
+    if (it == golds_.end()) return reject("output", "no gold output for id " + quote_name(r->id) + " in the golds file");
     r->output = it->second;
   } else {
     if (!j.contains("output") || j["output"].is_null())

@@ -15,6 +15,7 @@
 #include "percetrain/model/hf_folder.hpp"
 #include "percetrain/model/lora.hpp"
 #include "percetrain/tokenizer/tokenizer.hpp"
+#include "percetrain/train/adapters.hpp"
 #include "percetrain/util/device.hpp"
 #include "percetrain/pass/batching.hpp"
 #include "percetrain/util/error.hpp"
@@ -49,12 +50,13 @@ void run_generation(const JobConfig& config, const GenerateJobOptions& o) {
   if (!o.adapter.empty() && !o.adapters.empty())
     fail("--adapters", "cannot be combined with --adapter", "give one adapter for every record, or a folder of per-user ones");
   if (!o.adapter.empty()) {
+    verify_recorded_adapter(o.adapter);
     load_lora_adapter(*loaded.model, o.adapter);
     std::cerr << "adapter: " << o.adapter << "\n";
   }
   std::optional<AdapterLibrary> library;
   if (!o.adapters.empty()) {
-    library.emplace(o.adapters);
+    library.emplace(o.adapters, verify_recorded_adapter);
     const auto assignment = library->assign(example_users(examples, o.data));
     for (size_t i = 0; i < requests.size(); ++i) requests[i].group = assignment.groups[i];
     std::cerr << assignment.summary << "\n";
@@ -68,6 +70,8 @@ void run_generation(const JobConfig& config, const GenerateJobOptions& o) {
   options.seed = g.seed;
   options.stop_strings = g.stop_strings;
   options.use_cache = !o.no_cache;
+  options.source = "model " + config.model.path + (o.adapter.empty() ? "" : " + adapter " + o.adapter) +
+                   (o.adapters.empty() ? "" : " + per-user adapters in " + o.adapters);
   for (int64_t id : {static_cast<int64_t>(tokenizer->eos_id()), loaded.config.eos_token_id})
     if (id >= 0 && std::find(options.eos_ids.begin(), options.eos_ids.end(), id) == options.eos_ids.end())
       options.eos_ids.push_back(id);

@@ -19,6 +19,7 @@
 #include "percetrain/model/decoder.hpp"
 #include "percetrain/tokenizer/tokenizer.hpp"
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/text.hpp"
 #include "percetrain/util/file.hpp"
 
 namespace percetrain {
@@ -161,6 +162,15 @@ std::vector<GenerationResult> Generator::generate(const std::vector<GenerationRe
   double prefill_seconds = 0.0;
 
   for (int64_t step = 0;; ++step) {
+    // NaN or infinite logits (NaN weights, an absurd lora_alpha, a float16 overflow) would be
+    // "sampled" into garbage text with rc 0: refused, naming the first such row.
+    if (!torch::isfinite(logits).all().item<bool>()) {
+      const auto finite = torch::isfinite(logits).all(-1).to(torch::kCPU).contiguous();
+      size_t row = 0;
+      while (row + 1 < active.size() && finite[static_cast<int64_t>(row)].item<bool>()) ++row;
+      fail("generate: record " + quote_name(batch[active[row]].id), "non-finite log-probabilities from " + options_.source,
+           "its weights or lora_alpha give NaN or infinity; check them, or load a half-precision model in float32");
+    }
     std::vector<int64_t> chosen;
     if (options_.temperature <= 0) {
       auto best = logits.argmax(-1).to(torch::kCPU).contiguous();

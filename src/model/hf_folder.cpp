@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -217,23 +219,20 @@ std::vector<std::string> write_model_files(CausalLMImpl& model, const std::strin
   return written;
 }
 
-std::vector<std::string> foreign_files_in_model_folder(const std::string& folder) {
-  std::vector<std::string> foreign;
-  std::error_code ec;
-  if (!fs::is_directory(folder, ec)) return foreign;
+namespace {
+
+// The files of a model folder that percetrain writes (weights, their index, config.json,
+// tokenizer files): what --overwrite replaces, or removes when the new model does not have them
+// (old shards beside a new single file). generation_config.json and the rest are not ours.
+bool replaced_by_save(const std::string& name) {
   static const std::regex shard("model-[0-9]{5}-of-[0-9]{5}\\.safetensors");
-  for (const auto& entry : fs::directory_iterator(folder)) {
-    const std::string name = entry.path().filename().string();
-    const auto& tokenizer_files = tokenizer_file_names();
-    const bool ours = entry.is_regular_file() &&
-                      (name == "config.json" || name == "model.safetensors" || name == "model.safetensors.index.json" ||
-                       name == "generation_config.json" || std::regex_match(name, shard) ||
-                       std::find(tokenizer_files.begin(), tokenizer_files.end(), name) != tokenizer_files.end());
-    if (!ours) foreign.push_back(name);
-  }
-  std::sort(foreign.begin(), foreign.end());
-  return foreign;
+  const auto& tokenizer_files = tokenizer_file_names();
+  return name == "config.json" || name == "model.safetensors" || name == "model.safetensors.index.json" ||
+         std::regex_match(name, shard) ||
+         std::find(tokenizer_files.begin(), tokenizer_files.end(), name) != tokenizer_files.end();
 }
+
+}  // namespace
 
 void save_causal_lm(CausalLMImpl& model, const std::string& out_dir, const SaveOptions& options) {
   const fs::path target = fs::absolute(fs::path(out_dir).lexically_normal());
@@ -241,22 +240,45 @@ void save_causal_lm(CausalLMImpl& model, const std::string& out_dir, const SaveO
   std::error_code ec;
   if (fs::exists(target, ec) && !fs::is_directory(target, ec))
     fail(target.string(), "exists and is not a folder", "choose another output folder");
-  if (const auto foreign = foreign_files_in_model_folder(target.string()); !foreign.empty())
-    fail(target.string(), "holds files that are not part of a model folder (" + list_names(foreign) + ")",
-         "percetrain replaces only model folders; choose a new or empty folder");
+  // A model folder that exists is somebody's finished model: replaced only when asked to.
+  const bool existing = fs::is_directory(target, ec) && !fs::is_empty(target, ec);
+  if (existing && !options.overwrite)
+    fail(target.string(), "exists and is not empty; percetrain writes over a model folder only with --overwrite",
+         "add --overwrite to replace its model files and keep the rest, or choose a new folder");
+  std::vector<std::string> kept;  // what --overwrite leaves in place: not ours to remove
+  if (existing)
+    for (const auto& entry : fs::directory_iterator(target))
+      if (!(entry.is_regular_file() && replaced_by_save(entry.path().filename().string())))
+        kept.push_back(entry.path().filename().string());
+  std::sort(kept.begin(), kept.end());
   fs::create_directories(parent);
   const fs::path staging = parent / ("." + target.filename().string() + ".tmp." + std::to_string(::getpid()));
   fs::remove_all(staging);
   fs::create_directories(staging);
   try {
-    write_model_files(model, staging.string(), options);
-    // Swap the finished folder in; the previous one (if any) is removed only afterwards.
-    const fs::path previous = parent / ("." + target.filename().string() + ".old." + std::to_string(::getpid()));
-    const bool had_previous = fs::exists(target);
-    if (had_previous) fs::rename(target, previous);
-    fs::rename(staging, target);
-    fsync_path(parent.string());
-    if (had_previous) fs::remove_all(previous);
+    const auto written = write_model_files(model, staging.string(), options);
+    if (kept.empty()) {
+      // Swap the finished folder in; the previous one (if any) is removed only afterwards.
+      const fs::path previous = parent / ("." + target.filename().string() + ".old." + std::to_string(::getpid()));
+      const bool had_previous = fs::exists(target);
+      if (had_previous) fs::rename(target, previous);
+      fs::rename(staging, target);
+      fsync_path(parent.string());
+      if (had_previous) fs::remove_all(previous);
+    } else {
+      // The user's own files stay: ours are renamed in one by one (each replace is atomic), then
+      // the model files of the previous model that the new one lacks are removed.
+      for (const auto& f : written) fs::rename(staging / f, target / f);
+      for (const auto& entry : fs::directory_iterator(target)) {
+        const std::string name = entry.path().filename().string();
+        if (entry.is_regular_file() && replaced_by_save(name) &&
+            std::find(written.begin(), written.end(), name) == written.end())
+          fs::remove(entry.path());
+      }
+      fs::remove_all(staging, ec);
+      fsync_path(target.string());
+      std::fprintf(stderr, "%s: kept %s, which percetrain did not write\n", target.c_str(), list_names(kept).c_str());
+    }
   } catch (const std::exception& e) {
     fs::remove_all(staging, ec);
     if (dynamic_cast<const Error*>(&e)) throw;
@@ -280,7 +302,10 @@ LoadedModel random_preset_lm(const ModelSection& model, const std::string& token
 
 int64_t write_random_model(const std::string& arch, const std::string& preset,
                            const std::string& tokenizer_path, const std::string& out_dir,
-                           uint64_t seed, c10::ScalarType dtype, const ModelShapeOverrides& shape) {
+                           uint64_t seed, c10::ScalarType dtype, const ModelShapeOverrides& shape, bool overwrite) {
+  std::error_code ec;
+  refuse_outputs_onto_inputs({{out_dir, "--out", true}},
+                             {{tokenizer_path, "--tokenizer", fs::is_directory(tokenizer_path, ec)}});
   auto tokenizer = load_tokenizer(tokenizer_path);
   ModelConfig config = preset_model_config(arch, preset, tokenizer->vocab_size(), shape);
   config.bos_token_id = tokenizer->bos_id();
@@ -290,6 +315,7 @@ int64_t write_random_model(const std::string& arch, const std::string& preset,
   SaveOptions save;
   save.tokenizer_source = tokenizer_path;
   save.dtype = dtype;
+  save.overwrite = overwrite;
   save_causal_lm(*model, out_dir, save);
   int64_t params = 0;
   for (const auto& p : model->parameters()) params += p.numel();

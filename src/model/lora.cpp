@@ -17,6 +17,7 @@
 #include "percetrain/util/device.hpp"
 #include "percetrain/util/error.hpp"
 #include "percetrain/util/file.hpp"
+#include "percetrain/util/text.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -27,6 +28,7 @@ namespace {
 // PEFT's PeftModelForCausalLM -> LoraModel -> the transformers model: "base_model.model." before
 // the Hugging Face module path.
 constexpr const char* kPeftPrefix = "base_model.model.";
+constexpr double kMaxLoraAlpha = 1e6;  // see read_adapter_config
 
 // What every adapter of one model shares.
 struct LoraState {
@@ -380,8 +382,14 @@ AdapterConfig read_adapter_config(const fs::path& path) {
       j["r"].get<double>() != std::floor(j["r"].get<double>()))
     fail(where("r"), "must be a positive integer", "the adapter's rank");
   lora.rank = j["r"].get<int64_t>();
-  if (!present("lora_alpha") || !j["lora_alpha"].is_number() || !(j["lora_alpha"].get<double>() > 0))
-    fail(where("lora_alpha"), "must be a positive number");
+  // Bounded, not just positive: the scaling alpha / r multiplies every adapter output, and an
+  // alpha like 1e308 turns them into infinity and the log-probs into NaN. Trained adapters use
+  // alphas of 1 to a few hundred; 1e6 leaves ample room and still keeps the product finite.
+  if (!present("lora_alpha") || !j["lora_alpha"].is_number() || !(j["lora_alpha"].get<double>() > 0) ||
+      !(j["lora_alpha"].get<double>() <= kMaxLoraAlpha))
+    fail(where("lora_alpha"), "must be a positive number of at most 1e6" +
+                                  (present("lora_alpha") ? ", not " + j["lora_alpha"].dump() : std::string()),
+         "PEFT adapters use values like 16 or 32");
   lora.alpha = j["lora_alpha"].get<double>();
   if (present("lora_dropout")) {
     if (!j["lora_dropout"].is_number() || j["lora_dropout"].get<double>() < 0 || j["lora_dropout"].get<double>() >= 1)
@@ -532,7 +540,13 @@ LoraSection load_lora_adapter(CausalLMImpl& model, const std::string& dir, uint6
     const auto stored = scalar_type_from_safetensors(entry.dtype, where);
     if (!c10::isFloatingType(stored))
       fail(where, "tensor '" + name + "' is " + entry.dtype + ", not floating point");
-    (is_a ? found[site_it->second].first : found[site_it->second].second) = file.load(name, dtype).to(device);
+    auto tensor = file.load(name, dtype);
+    // NaN or infinity in an adapter only ever gives NaN log-probs (or merged weights): refused here,
+    // where the tensor can be named, rather than as garbage output later.
+    if (!torch::isfinite(tensor).all().item<bool>())
+      fail(where, "tensor '" + name + "' holds non-finite values (NaN or infinity)",
+           "the adapter is damaged or its training diverged; use another checkpoint");
+    (is_a ? found[site_it->second].first : found[site_it->second].second) = tensor.to(device);
   }
 
   // Every adapted module has both halves; with a known target list, every targeted module (on the
@@ -567,7 +581,8 @@ LoraSection load_lora_adapter(CausalLMImpl& model, const std::string& dir, uint6
 }
 
 // ---------------------------------------------------------------------------------------------
-AdapterLibrary::AdapterLibrary(const std::string& dir) : dir_(dir) {
+AdapterLibrary::AdapterLibrary(const std::string& dir, std::function<void(const std::string& folder)> verify)
+    : dir_(dir), verify_(std::move(verify)) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
     fail(dir, "is not a folder", "give the folder of per-user adapters (OUTPUT/adapters of a lora.per_user run)");
@@ -588,6 +603,10 @@ void AdapterLibrary::use(CausalLMImpl& model, const std::string& user) {
   if (has_lora(model)) detach_lora(model);
   current_.clear();
   if (wanted.empty()) return;
+  if (verify_ && !verified_.count(wanted)) {
+    verify_(folders_.at(wanted));
+    verified_.insert(wanted);
+  }
   load_lora_adapter(model, folders_.at(wanted));
   current_ = wanted;
 }
@@ -604,8 +623,8 @@ AdapterLibrary::Assignment AdapterLibrary::assign(const std::vector<std::string>
   a.users_with = static_cast<int64_t>(with.size());
   a.users_without = static_cast<int64_t>(without.size());
   if (a.records_with == 0 && !users.empty())
-    fail(dir_, "holds an adapter for none of the " + std::to_string(without.size()) + " users of the data (e.g. '" +
-                   *without.begin() + "'; its adapters are for users like '" + folders_.begin()->first + "')",
+    fail(dir_, "holds an adapter for none of the " + std::to_string(without.size()) + " users of the data (e.g. " +
+                   quote_name(*without.begin()) + "; its adapters are for users like " + quote_name(folders_.begin()->first) + ")",
          "check data.user_key and that this is OUTPUT/adapters of a per-user run on these users");
   a.summary = "adapters: " + std::to_string(folders_.size()) + " in " + dir_ + "; " + std::to_string(a.records_with) +
               " records (" + std::to_string(a.users_with) + " users) use their user's, " +
@@ -616,16 +635,8 @@ AdapterLibrary::Assignment AdapterLibrary::assign(const std::vector<std::string>
 
 // ---------------------------------------------------------------------------------------------
 MergedAdapter merge_adapter_folder(const std::string& base_dir, const std::string& adapter_dir,
-                                   const std::string& out_dir, c10::ScalarType dtype) {
-  std::error_code ec;
-  const fs::path out = fs::weakly_canonical(fs::absolute(out_dir), ec);
-  for (const auto& input : {base_dir, adapter_dir}) {
-    const fs::path in = fs::weakly_canonical(fs::absolute(input), ec);
-    const auto relative = out.lexically_relative(in);
-    if (out == in || (!relative.empty() && *relative.begin() != ".."))
-      fail(out_dir, "is inside the input folder " + input + ", which percetrain only reads",
-           "write the merged model to a folder of its own");
-  }
+                                   const std::string& out_dir, c10::ScalarType dtype, bool overwrite) {
+  refuse_outputs_onto_inputs({{out_dir, "--out", true}}, {{base_dir, "--model", true}, {adapter_dir, "--adapter", true}});
   const ModelConfig config = load_model_config((fs::path(base_dir) / "config.json").string());
   MergedAdapter result;
   if (dtype == c10::ScalarType::Undefined) {
@@ -642,8 +653,15 @@ MergedAdapter merge_adapter_folder(const std::string& base_dir, const std::strin
   result.modules = static_cast<int64_t>(lora_parameters(*loaded.model).size() / 2);
   merge_lora(*loaded.model);
   detach_lora(*loaded.model);
+  // Finite inputs can still overflow in the stored dtype (a large scaling in float16): a model
+  // with non-finite weights is never written.
+  for (const auto& item : loaded.model->named_parameters())
+    if (!torch::isfinite(item.value()).all().item<bool>())
+      fail(out_dir, "nothing written: the merged weight '" + item.key() + "' holds non-finite values (NaN or infinity)",
+           "check the base model and the adapter; merge in float32 (--dtype float32) if a half-precision type overflows");
   SaveOptions save;
   save.tokenizer_source = base_dir;
+  save.overwrite = overwrite;
   save_causal_lm(*loaded.model, out_dir, save);
   return result;
 }

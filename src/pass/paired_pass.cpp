@@ -8,6 +8,12 @@
 
 namespace percetrain {
 
+void require_finite_logprobs(const torch::Tensor& logprobs, const std::string& where, const std::string& from) {
+  if (logprobs.numel() == 0 || torch::isfinite(logprobs).all().item<bool>()) return;
+  fail(where, "non-finite log-probabilities from " + from,
+       "its weights or lora_alpha give NaN or infinity; check them, or load a half-precision model in float32");
+}
+
 PairedPass run_paired_pass(CausalLMImpl& model, const Objective& objective, const PairedBatch& batch,
                            int64_t chunk_tokens, bool always_counterfactual, CausalLMImpl* reference) {
   PairedPass pass;

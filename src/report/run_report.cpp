@@ -83,7 +83,10 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
       break;
     }
   std::vector<double> ticks;
-  for (double t = std::ceil(lo / step - 1e-9) * step; t <= hi + step * 1e-9; t += step)
+  // At most a few dozen ticks: with huge values a step below their spacing leaves t unchanged,
+  // and non-finite bounds make no sense at all; either would loop forever.
+  for (double t = std::ceil(lo / step - 1e-9) * step; t <= hi + step * 1e-9 && ticks.size() < static_cast<size_t>(4 * target + 4);
+       t += step)
     ticks.push_back(std::abs(t) < step * 1e-9 ? 0.0 : t);
   return ticks;
 }

@@ -86,13 +86,19 @@ std::vector<std::vector<size_t>> record_words(const RecordScore& r) {
 }
 
 double auroc(const std::vector<std::pair<double, bool>>& scored) {
+  // A NaN score has no rank: std::sort with NaNs breaks its ordering (undefined behaviour) and the
+  // tie loop below never advanced past one (NaN == NaN is false), spinning forever. An AUROC over
+  // NaNs means nothing, so it is NaN ("n/a") rather than one over the other scores.
+  for (const auto& s : scored)
+    if (std::isnan(s.first)) return std::nan("");
   std::vector<std::pair<double, bool>> sorted = scored;
   std::sort(sorted.begin(), sorted.end(),
             [](const std::pair<double, bool>& a, const std::pair<double, bool>& b) { return a.first < b.first; });
   double positives = 0, negatives = 0, rank_sum = 0;
   for (size_t i = 0; i < sorted.size();) {
     size_t j = i;
-    while (j < sorted.size() && sorted[j].first == sorted[i].first) ++j;
+    do ++j;  // at least one step, whatever the values compare as
+    while (j < sorted.size() && sorted[j].first == sorted[i].first);
     const double mid_rank = 0.5 * static_cast<double>(i + 1 + j);  // average of ranks i+1 .. j
     for (size_t k = i; k < j; ++k) {
       if (sorted[k].second) {
@@ -206,6 +212,12 @@ void ScoreSummary::add(const RecordScore& record) {
   sorted_valid_ = false;
   for (size_t i = 0; i < record.tokens.size(); ++i) {
     const auto& t = record.tokens[i];
+    // NaN PIRs (the scorer refuses non-finite log-probabilities, so only a caller's own) are
+    // counted but kept out of the distribution: sorting them is undefined behaviour.
+    if (std::isnan(t.pir)) {
+      ++nan_count_;
+      continue;
+    }
     pir_.push_back(t.pir);
     clipped_low_ += t.pir < clip_min_ ? 1 : 0;
     clipped_high_ += t.pir > clip_max_ ? 1 : 0;
@@ -240,7 +252,7 @@ void ScoreSummary::add(const RecordScore& record) {
       double sum = 0;
       bool personal = false;
       for (size_t i : word) {
-        sum += record.tokens[i].pir;
+        sum += record.tokens[i].pir;  // NaN makes the word NaN, and auroc() then n/a
         personal |= record.in_personal_span(i);
       }
       word_truth_.emplace_back(sum, personal);
@@ -250,6 +262,10 @@ void ScoreSummary::add(const RecordScore& record) {
 
 ScoreSummary::GroundTruthAuroc ScoreSummary::ground_truth_auroc() const {
   GroundTruthAuroc a;
+  if (nan_count_ > 0) {  // a ranking that leaves out the NaN tokens would look better than it is
+    a.tokens = a.first_pieces = a.words = std::nan("");
+    return a;
+  }
   a.tokens = auroc(token_truth_);
   a.first_pieces = auroc(first_truth_);
   a.words = auroc(word_truth_);
@@ -287,6 +303,7 @@ ScoreSummary::Histogram ScoreSummary::histogram() const {
   Histogram h;
   h.counts.assign(24, 0);
   for (float v : pir_) {
+    if (std::isnan(v)) continue;  // no bin; a NaN cast to an index is undefined behaviour
     const double k = std::floor((v - h.low) / h.width);
     const auto bin = static_cast<int64_t>(std::clamp(k, 0.0, static_cast<double>(h.counts.size() - 1)));
     ++h.counts[static_cast<size_t>(bin)];
@@ -321,6 +338,7 @@ std::string ScoreSummary::to_json(const std::vector<std::pair<std::string, std::
   const auto h = histogram();
   pir["histogram"] = {{"low", h.low}, {"width", h.width}, {"counts", h.counts},
                       {"note", "the first and last bins also count everything beyond them"}};
+  if (nan_count_ > 0) pir["nan_tokens"] = nan_count_;
   j["pir"] = pir;
   j["clip"] = {{"min", clip_min_}, {"max", clip_max_}, {"share_below_min", clipped_low_share()},
                {"share_above_max", clipped_high_share()}};
@@ -364,6 +382,8 @@ std::string ScoreSummary::to_text() const {
                 (long long)records_, (long long)tokens(), mean(), quantile(0.1), quantile(0.5), quantile(0.9),
                 100 * clipped_low_share(), clip_min_, 100 * clipped_high_share(), clip_max_);
   out += buf;
+  if (nan_count_ > 0)
+    out += "warning: " + std::to_string(nan_count_) + " tokens have a NaN PIR and are left out of these statistics\n";
   if (personal_count_ + other_count_ > 0) {
     std::snprintf(buf, sizeof(buf), "ground-truth personal spans: %lld tokens, mean PIR %+.4f | other tokens: %lld, mean PIR %+.4f\n",
                   (long long)personal_count_, personal_mean(), (long long)other_count_, other_mean());

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -19,8 +20,10 @@
 #include "percetrain/tokenizer/tokenizer.hpp"
 #include "percetrain/pass/batching.hpp"
 #include "percetrain/pass/paired_pass.hpp"
+#include "percetrain/train/adapters.hpp"
 #include "percetrain/util/device.hpp"
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/text.hpp"
 #include "percetrain/util/interrupt.hpp"
 
 namespace fs = std::filesystem;
@@ -216,6 +219,17 @@ ScoreResult score_examples(CausalLMImpl& model, const Tokenizer& tokenizer, cons
     int64_t processed = 0;
     if (adapters) adapters->use(model, groups[micro_batch.front()]);
     auto scores = score_micro_batch(model, tokenizer, config, examples, &details, micro_batch, &processed);
+    // NaN log-probs make every statistic and the weights meaningless (and used to hang the AUROC).
+    for (size_t k = 0; k < micro_batch.size(); ++k)
+      for (const auto& t : scores[k].tokens)
+        if (!std::isfinite(t.logp_with) || !std::isfinite(t.logp_without)) {
+          const std::string& group = adapters ? groups[micro_batch.front()] : std::string();
+          fail("score: record " + quote_name(scores[k].id),
+               "non-finite log-probabilities from model " + config.model.path +
+                   (options.adapter.empty() ? "" : " + adapter " + options.adapter) +
+                   (group.empty() ? "" : " + adapter " + (fs::path(adapters->dir()) / group).string()),
+               "its weights or lora_alpha give NaN or infinity; check them, or load a half-precision model in float32");
+        }
     result.processed_tokens += processed;
     for (size_t k = 0; k < micro_batch.size(); ++k) {
       const size_t i = micro_batch[k];
@@ -331,8 +345,9 @@ ScoreResult run_scoring(const JobConfig& config, const std::string& data_file, c
   if (!options.adapter.empty() && !options.adapters.empty())
     fail("--adapters", "cannot be combined with --adapter", "give one adapter for every record, or a folder of per-user ones");
   std::optional<AdapterLibrary> library;
-  if (!options.adapters.empty()) library.emplace(options.adapters);
+  if (!options.adapters.empty()) library.emplace(options.adapters, verify_recorded_adapter);
   if (!options.adapter.empty()) {
+    verify_recorded_adapter(options.adapter);
     load_lora_adapter(*loaded.model, options.adapter);
     if (options.progress) std::fprintf(stderr, "adapter: %s\n", options.adapter.c_str());
   }

@@ -13,6 +13,7 @@
 #include "percetrain/model/lora.hpp"
 #include "percetrain/objective/objective.hpp"
 #include "percetrain/pass/batching.hpp"
+#include "percetrain/train/checkpoint.hpp"
 #include "percetrain/train/fused_adamw.hpp"
 #include "percetrain/train/master_weights.hpp"
 #include "percetrain/train/metrics_log.hpp"
@@ -93,6 +94,7 @@ std::string attach_run_adapters(CausalLMImpl& model, const JobConfig& config, co
     return describe_adapters(model, "resumed from " + resume_from);
   }
   if (!lora.init_adapter.empty()) {
+    verify_recorded_adapter(lora.init_adapter);
     const LoraSection loaded = load_lora_adapter(model, lora.init_adapter, seed + 1);
     if (lora.enabled()) {
       try {
@@ -162,13 +164,9 @@ size_t intact_prefix(const RunDirectory& run, const json& state, const std::vect
     const std::string& user = users[done];
     if (!recorded.contains(user)) break;
     const fs::path folder = run.file(adapter_folder(user));
-    bool intact = !run.folder_files(adapter_folder(user)).empty();
-    const json files = recorded[user].value("files_sha256", json::object());
-    intact = intact && !files.empty();
-    for (const auto& [file, sha] : files.items()) {
-      std::error_code ec;
-      intact = intact && fs::exists(folder / file, ec) && sha256_file((folder / file).string()) == sha.get<std::string>();
-    }
+    const auto files = recorded[user].value("files_sha256", std::map<std::string, std::string>{});
+    const bool intact = !run.folder_files(adapter_folder(user)).empty() && !files.empty() &&
+                        checksum_problem(folder.string(), files).empty();
     if (!intact) {
       std::fprintf(stderr, "%s: the adapter of user %s is missing or damaged; training it again\n", run.path().c_str(),
                    user.c_str());
@@ -179,6 +177,36 @@ size_t intact_prefix(const RunDirectory& run, const json& state, const std::vect
 }
 
 }  // namespace
+
+void verify_recorded_adapter(const std::string& dir) {
+  const fs::path folder = fs::absolute(fs::path(dir)).lexically_normal();
+  const fs::path adapter = folder.filename().empty() ? folder.parent_path() : folder;
+  std::error_code ec;
+  std::map<std::string, std::string> files;
+  std::string record;
+  if (fs::exists(adapter / "trainer_state.json", ec)) {
+    record = (adapter / "trainer_state.json").string();
+    files = Checkpointer::read_state(adapter.string()).files;
+  } else if (const fs::path users = adapter.parent_path().parent_path() / kUsersFile;
+             adapter.parent_path().filename() == "adapters" && fs::exists(users, ec)) {
+    const json state = read_json_file(users.string());
+    const std::string user = adapter.filename().string();
+    if (state.is_object() && state.value("format", "") == kUsersFormat && state.contains("users") &&
+        state["users"].is_object() && state["users"].contains(user) && state["users"][user].is_object()) {
+      record = users.string();
+      try {
+        files = state["users"][user].value("files_sha256", std::map<std::string, std::string>{});
+      } catch (const json::exception& e) {
+        fail(record, "is damaged: " + std::string(e.what()), "train the run's adapters again");
+      }
+    }
+  }
+  std::string bad_file;
+  if (const std::string problem = checksum_problem(adapter.string(), files, &bad_file); !problem.empty())
+    fail(bad_file, (problem.find("is missing") != std::string::npos ? "is missing; " : "does not match ") +
+                       std::string("the checksum recorded in ") + record + ": the adapter is damaged",
+         "train it again (train --resume retrains damaged per-user adapters), or restore the file");
+}
 
 TrainSummary train_user_adapters(const JobConfig& config, const TrainOptions& options,
                                  const std::vector<PairedExample>& train_examples,
@@ -202,7 +230,7 @@ TrainSummary train_user_adapters(const JobConfig& config, const TrainOptions& op
   for (const auto& [user, indices] : by_user) {
     if (const std::string problem = user_folder_problem(user); !problem.empty())
       fail(train_file + ": " + train_examples[indices.front()].id,
-           "user id '" + user + "' cannot name its adapter folder: " + problem,
+           "user id " + quote_name(user) + " cannot name its adapter folder: " + problem,
            "set data.user_key to a field with plain ids (letters, digits, _ - . @ + =)");
     users.push_back(user);
   }

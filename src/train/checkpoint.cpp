@@ -87,7 +87,7 @@ std::string Checkpointer::save(CausalLMImpl& model, const torch::optim::Optimize
   return run_.file(name);
 }
 
-TrainerState Checkpointer::read_state(const std::string& dir) const {
+TrainerState Checkpointer::read_state(const std::string& dir) {
   const std::string path = (fs::path(dir) / "trainer_state.json").string();
   const json j = read_json_file(path);
   TrainerState s;
@@ -117,13 +117,7 @@ std::string Checkpointer::verify(const std::string& dir) const {
     return e.what();
   }
   if (s.files.empty()) return "trainer_state.json lists no checksums (written before percetrain recorded them)";
-  for (const auto& [file, sha] : s.files) {
-    const fs::path path = fs::path(dir) / file;
-    std::error_code ec;
-    if (!fs::exists(path, ec)) return file + " is missing";
-    if (sha256_file(path.string()) != sha) return file + " does not match its checksum";
-  }
-  return "";
+  return checksum_problem(dir, s.files);
 }
 
 void Checkpointer::restore(const std::string& dir, torch::optim::Optimizer& optimizer, MasterWeights& masters) const {

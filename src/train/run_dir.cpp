@@ -131,9 +131,27 @@ RunDirectory::~RunDirectory() {
 
 std::string RunDirectory::file(const std::string& relative) const { return (fs::path(path_) / relative).string(); }
 
-std::vector<std::string> RunDirectory::foreign_run_files() const {
+namespace {
+// The names a run writes at the top of output.dir (its checkpoints and final model included).
+const std::regex& run_names() {
   static const std::regex ours(
       R"((job_config\.json|metrics\.jsonl|users\.json|final|best|adapters|checkpoint-[0-9]+(\.partial)?))");
+  return ours;
+}
+}  // namespace
+
+bool run_folder_writes(const std::string& name) {
+  if (std::regex_match(name, run_names()) || name == kManifest || name == kLock) return true;
+  // Staging and deletion names of the folders above ("final.partial", "checkpoint-000002.deleting").
+  for (const std::string suffix : {".partial", ".deleting"})
+    if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+        std::regex_match(name.substr(0, name.size() - suffix.size()), run_names()))
+      return true;
+  return false;
+}
+
+std::vector<std::string> RunDirectory::foreign_run_files() const {
+  const std::regex& ours = run_names();
   std::vector<std::string> foreign;
   for (const auto& entry : fs::directory_iterator(path_)) {
     const std::string name = entry.path().filename().string();

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <vector>
@@ -56,6 +57,21 @@ std::string sha256_bytes(const std::string& bytes) {
   Sha256 sha;
   sha.update(bytes.data(), bytes.size());
   return sha.hex();
+}
+
+std::string checksum_problem(const std::string& folder, const std::map<std::string, std::string>& files_sha256,
+                             std::string* bad_file) {
+  for (const auto& [file, sha] : files_sha256) {
+    const std::string path = (std::filesystem::path(folder) / file).string();
+    std::error_code ec;
+    std::string problem;
+    if (!std::filesystem::exists(path, ec)) problem = file + " is missing";
+    else if (sha256_file(path) != sha) problem = file + " does not match its checksum";
+    if (problem.empty()) continue;
+    if (bad_file) *bad_file = path;
+    return problem;
+  }
+  return "";
 }
 
 }  // namespace percetrain

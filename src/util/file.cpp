@@ -98,4 +98,64 @@ void write_file_atomic(const std::string& path, const std::string& bytes, const 
   fsync_path(folder.string());
 }
 
+namespace {
+
+// "dir/" -> "dir": one spelling per path, so that comparisons see the same folder.
+fs::path without_trailing_slash(fs::path path) {
+  if (path.filename().empty() && path.has_parent_path() && path != path.root_path()) path = path.parent_path();
+  return path;
+}
+
+fs::path absolute_path(const std::string& path) {
+  std::error_code ec;
+  return without_trailing_slash(fs::absolute(fs::path(path), ec).lexically_normal());
+}
+
+// Symlinks and ".." resolved as far as the path exists.
+fs::path resolved(const std::string& path) {
+  std::error_code ec;
+  const fs::path absolute = absolute_path(path);
+  const fs::path canonical = fs::weakly_canonical(absolute, ec);
+  return ec ? absolute : without_trailing_slash(canonical.lexically_normal());
+}
+
+// `path` below `folder` (not equal): the relative path, else empty.
+fs::path inside(const fs::path& path, const fs::path& folder) {
+  const fs::path relative = path.lexically_relative(folder);
+  if (relative.empty() || relative == "." || *relative.begin() == "..") return {};
+  return relative;
+}
+
+}  // namespace
+
+void refuse_outputs_onto_inputs(const std::vector<JobOutput>& outputs, const std::vector<JobInput>& inputs) {
+  const std::string hint = "choose an output path outside the job's inputs";
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const JobOutput& out = outputs[i];
+    if (out.path.empty()) continue;
+    const auto fail = [&out](const std::string& where, const std::string& what, const std::string& hint) {
+      if (out.command_line) throw UsageError(where, what, hint);
+      throw Error(where, what, hint);
+    };
+    const fs::path o = resolved(out.path);
+    const fs::path given = absolute_path(out.path);
+    const std::string where =
+        out.option + " " + given.string() + (given == o ? "" : " (which resolves to " + o.string() + ")");
+    for (const JobInput& in : inputs) {
+      if (in.path.empty()) continue;
+      const fs::path p = resolved(in.path);
+      if (o == p)
+        fail(where, "is " + in.role + ", which this job reads; writing it would replace it", hint);
+      if (in.folder && !inside(o, p).empty())
+        fail(where, "is inside " + in.role + " " + p.string() + ", which percetrain only reads", hint);
+      if (const fs::path relative = inside(p, o); out.folder && !relative.empty() &&
+                                                  (!out.writes || out.writes(relative.begin()->string())))
+        fail(where, "holds " + in.role + " " + p.string() + ", which this job reads and could replace", hint);
+    }
+    for (size_t j = 0; j < i; ++j)
+      if (!outputs[j].path.empty() && resolved(outputs[j].path) == o)
+        fail(where, "is also where " + outputs[j].option + " is written", "give each output its own path");
+  }
+}
+
 }  // namespace percetrain

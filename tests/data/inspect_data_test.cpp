@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
 #include <string>
 
 #include "test_util.hpp"
@@ -38,6 +39,30 @@ TEST(InspectData, DemoConfigShowsBothPromptsAndCounts) {
   const std::string bad = run("inspect-data --config " + config + " --set data.preset=lamp9", &status);
   EXPECT_NE(status, 0);
   EXPECT_NE(bad.find("data.preset"), std::string::npos) << bad;
+}
+
+// A record with 200 KB of input after the preset's query marker: std::regex recursed once per
+// character and the process died of a stack overflow (SIGSEGV), whatever on_bad_record said.
+TEST(InspectData, HugeInputAfterTheQueryMarkerDoesNotCrash) {
+  const testing_util::ScratchDir dir("percetrain-huge-input");
+  std::string words;
+  for (int i = 0; i < 40000; ++i) words += "word ";
+  {
+    std::ofstream out(dir / "big.jsonl", std::ios::binary);
+    out << R"({"id": "big", "input": "Generate a review for a product with description )" << words
+        << R"(", "output": "Fine.", "profile": [{"overall": 4.0, "summary": "Nice", "reviewText": "Good mug.", "description": "Mug."}]})"
+        << "\n";
+  }
+  const std::string config = (testing_util::source_dir() / "data" / "demo" / "job.json").string();
+  for (const std::string policy : {"strict", "skip"}) {
+    int status = 0;
+    const std::string out = run("inspect-data --config " + config + " --data " + (dir / "big.jsonl").string() +
+                                    " --set data.on_bad_record=" + policy + " --limit 1",
+                                &status);
+    EXPECT_LT(status, 128) << out;
+    EXPECT_TRUE(status == 0 || status == 1) << status << ": " << out.substr(0, 500);
+    if (status == 0) EXPECT_NE(out.find("records: 1"), std::string::npos) << out.substr(0, 500);
+  }
 }
 
 TEST(DemoData, ScriptReproducesTheCommittedFilesByteForByte) {

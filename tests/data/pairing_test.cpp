@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -184,6 +185,73 @@ TEST(Pairing, Bm25LampSearchesLampsCorpusWithLampsQuery) {
   EXPECT_FALSE(PairBuilder(c, demo_tokenizer()).build(r, &ex, &d, &p));
   EXPECT_NE(p.message().find("profile[3].text: is missing (bm25_lamp searches it for LaMP-4)"), std::string::npos)
       << p.message();
+}
+
+// data.query_pattern moved from std::regex (which overflowed the stack on long inputs) to PCRE2:
+// on inputs std::regex can handle, every preset's pattern and a few user patterns extract the same.
+TEST(Pairing, QueryExtractionMatchesStdRegexOnNormalInputs) {
+  std::vector<std::string> patterns;
+  for (const auto& name : data_preset_names()) {
+    DataConfig c;
+    apply_data_preset(name, &c);
+    patterns.push_back(c.query_pattern);
+  }
+  patterns.insert(patterns.end(), {"article: (.*)", "(x)|(y)", "^(Title)$", "TITLE:\\s*(\\w+)"});
+  const std::vector<std::string> inputs = {
+      "",
+      "Generate the review text for a product with description \"A red kettle.\". The summary is \"ok\".",
+      "Generate the content for a Reddit post: My cat\r\nand my dog",
+      "Generate an abstract for the title \"Deep nets\" using the following items: a, b",
+      "For an author who has written the paper with the title \"X\", which reference is related? [1]: \"A\" [2]: \"B\"",
+      "Which tag does this movie relate to among the following tags? Description: A heist gone wrong.",
+      "What is the score of the following review on a scale of 1 to 5? just answer with 1, 2, 3, 4, or 5 without further explanation. review: Meh.",
+      "Generate a headline for the following ARTICLE: Storm floods the harbour town",
+      "Generate a title for the following abstract of a paper: We study things.",
+      "Paraphrase the following tweet without any explanation before or after it: so tired\nof this",
+      "no marker at all",
+      "title\nTitle",
+      "y",
+      "Title: foo bar",
+      "caf\xC3\xA9 article:\xC3\xA9t\xC3\xA9",
+  };
+  for (const auto& pattern : patterns) {
+    DataConfig c = review_config();
+    c.query_pattern = pattern;
+    c.retrieval = Retrieval::kBm25;
+    const PairBuilder builder(c, demo_tokenizer());
+    const std::regex old(pattern, std::regex::ECMAScript | std::regex::icase);
+    for (const auto& input : inputs) {
+      Record r = good_record();
+      r.input = input;
+      std::string expected = input;
+      std::smatch m;
+      if (std::regex_search(input, m, old)) expected = m[1].str();
+      PairedExample ex;
+      PairDetail d;
+      PairProblem p;
+      ASSERT_TRUE(builder.build(r, &ex, &d, &p)) << p.message();
+      EXPECT_EQ(d.query, expected) << "pattern " << pattern << " on " << input;
+    }
+  }
+  DataConfig bad = review_config();
+  bad.query_pattern = "article: (";
+  EXPECT_TRUE(testing_util::throws_error([&] { PairBuilder(bad, demo_tokenizer()); }, "data.query_pattern"));
+  bad.query_pattern = "article: .*";
+  EXPECT_TRUE(testing_util::throws_error([&] { PairBuilder(bad, demo_tokenizer()); }, "no capture group"));
+}
+
+// std::regex recursed once per character after the marker: ~40 KB overflowed the stack.
+TEST(Pairing, QueryExtractionOnAHugeInputDoesNotRecurse) {
+  const PairBuilder builder(review_config(), demo_tokenizer());
+  Record r = good_record();
+  std::string tail;
+  for (int i = 0; i < 100000; ++i) tail += "word ";
+  r.input = "Generate a review for a product with description " + tail;
+  PairedExample ex;
+  PairDetail d;
+  PairProblem p;
+  builder.build(r, &ex, &d, &p);  // too long for max_length or not: what matters is no crash
+  if (p.kind == PairProblem::kNone) EXPECT_EQ(d.query, tail);
 }
 
 TEST(Pairing, EmptyProfileGivesEqualSequences) {

@@ -212,13 +212,13 @@ TEST(EvalCommand, EndToEnd) {
   // LaMP format: convert without references, then score the LaMP file; task names must agree.
   const auto lamp = (dir / "lamp.json").string();
   std::tie(rc, out) = run("eval --predictions " + preds + " --write-lamp " + lamp);
-  EXPECT_EQ(rc, 1);
-  EXPECT_NE(out.find("--write-lamp: needs --task"), std::string::npos) << out;
+  EXPECT_EQ(rc, 2);  // a command-line mistake
+  EXPECT_NE(out.find("--write-lamp requires --task"), std::string::npos) << out;
   std::tie(rc, out) = run("eval --predictions " + preds + " --write-lamp " + lamp + " --task LaMP_4");
   EXPECT_EQ(rc, 0) << out;
   EXPECT_EQ(nlohmann::json::parse(std::ifstream(lamp))["golds"].size(), 2u);
   std::tie(rc, out) = run("eval --predictions " + preds);
-  EXPECT_EQ(rc, 1);
+  EXPECT_EQ(rc, 2);
   EXPECT_NE(out.find("--references is required"), std::string::npos) << out;
   const auto golds5 = write(dir, "golds5.json", "{\"task\":\"LaMP_5\",\"golds\":[{\"id\":\"1\",\"output\":\"the cat\"},{\"id\":\"2\",\"output\":\"a dog\"}]}");
   std::tie(rc, out) = run("eval --predictions " + lamp + " --references " + golds5);

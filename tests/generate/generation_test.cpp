@@ -89,7 +89,11 @@ TEST_P(ArchGenerationTest, CachedStepsReproduceTheFullForward) {
   auto stepped = torch::cat(parts, 1);
   auto real = mask.to(torch::kBool).unsqueeze(-1);
   const double err = (stepped - full).masked_fill(real.logical_not(), 0).abs().max().item<double>();
-  EXPECT_LT(err, 1e-5) << GetParam();
+  // fp32 rounding relative to the hidden states' size: the cached steps multiply one query row at
+  // a time, so their sums run in another order than the full forward's (measured up to 1.5e-5
+  // absolute over random inputs on the 1.13 build, with hidden values of a few units).
+  const double scale = std::max(1.0, full.masked_fill(real.logical_not(), 0).abs().max().item<double>());
+  EXPECT_LT(err, 1e-5 * scale) << GetParam() << ", largest |hidden| " << scale;
 }
 
 TEST_P(ArchGenerationTest, GreedyWithCacheEqualsFullRecomputation) {

@@ -209,8 +209,12 @@ TEST_P(ArchTest, SaveLoadRoundTripIsBitExactAndShardedEqualsSingleFile) {
     EXPECT_TRUE(torch::equal(pa[item.key()], item.value())) << item.key();
     EXPECT_TRUE(torch::equal(pb[item.key()], item.value())) << item.key();
   }
-  // Saving over an existing folder replaces it and leaves no temporary folders behind.
-  save_causal_lm(*a.model, (dir / "single").string());
+  // Saving over an existing model folder needs `overwrite`; then it replaces it and leaves no
+  // temporary folders behind.
+  EXPECT_THROW(save_causal_lm(*a.model, (dir / "single").string()), percetrain::Error);
+  SaveOptions overwrite;
+  overwrite.overwrite = true;
+  save_causal_lm(*a.model, (dir / "single").string(), overwrite);
   int entries = 0;
   for (const auto& e : fs::directory_iterator(dir.path())) entries += !e.path().filename().empty();
   EXPECT_EQ(entries, 2);

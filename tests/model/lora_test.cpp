@@ -605,9 +605,115 @@ TEST(MergeAdapterCommand, MergedFolderScoresAsTheUnmergedAdapter) {
 
   auto inside = testing_util::run_percetrain("merge-adapter --model " + base + " --adapter " + adapter + " --out " +
                                              base + "/merged");
-  EXPECT_EQ(inside.status, 1);
-  EXPECT_NE(inside.output.find("is inside the input folder"), std::string::npos) << inside.output;
+  EXPECT_EQ(inside.status, 2);
+  EXPECT_NE(inside.output.find("is inside --model"), std::string::npos) << inside.output;
   EXPECT_FALSE(fs::exists(fs::path(base) / "merged"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Non-finite values: an absurd lora_alpha or NaN in an adapter or a model gave NaN log-probs,
+// NaN merged weights and garbage text with rc 0 (and hung score's AUROC).
+namespace nonfinite {
+
+const std::string kText = " --text 'The coffee maker brews a strong cup.'";
+
+std::string score_args(const std::string& model, const std::string& out) {
+  return "score --config " + (testing_util::source_dir() / "data" / "demo" / "job.json").string() +
+         " --set model.path=" + model + " --data " + (testing_util::source_dir() / "data" / "demo" / "valid.jsonl").string() +
+         " --limit 2 --quiet --out " + out;
+}
+
+// The last non-empty line of the output: the error, which must say `needle`.
+::testing::AssertionResult fails_with(const testing_util::CommandResult& r, const std::string& needle) {
+  if (r.status != 1) return ::testing::AssertionFailure() << "rc " << r.status << ": " << r.output;
+  std::string text = r.output;
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  const std::string last = text.substr(text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1);
+  if (last.find(needle) == std::string::npos)
+    return ::testing::AssertionFailure() << "the last line lacks \"" << needle << "\": " << r.output;
+  return ::testing::AssertionSuccess();
+}
+
+TEST(NonFinite, AbsurdAlphaOrANanInLoraBIsRefusedWhereverTheAdapterIsRead) {
+  ScratchDir dir("nonfinite-adapter");
+  const std::string base = (dir / "base").string();
+  write_random_model("llama", "tiny", (testing_util::source_dir() / "data" / "tokenizer").string(), base, 3);
+  const std::string huge_alpha = (dir / "alpha").string(), nan_b = (dir / "nan").string();
+  {
+    LoadedModel loaded = load_causal_lm(base, torch::kCPU, torch::kFloat32);
+    attach_lora(*loaded.model, lora_section(4, {kAllLinear}, 1e308), 1);
+    randomise_b(*loaded.model, 2, 0.05);
+    save_lora_adapter(*loaded.model, huge_alpha, base);
+  }
+  {
+    LoadedModel loaded = load_causal_lm(base, torch::kCPU, torch::kFloat32);
+    attach_lora(*loaded.model, lora_section(4, {kAllLinear}, 8.0), 1);
+    randomise_b(*loaded.model, 2, 0.05);
+    torch::NoGradGuard no_grad;
+    for (auto& [name, t] : lora_parameters(*loaded.model))
+      if (name.find("layers.1.mlp.down_proj.lora_B") != std::string::npos) t[3][1] = NAN;
+    save_lora_adapter(*loaded.model, nan_b, base);
+  }
+  const std::pair<std::string, std::string> cases[] = {
+      {huge_alpha, "lora_alpha: must be a positive number of at most 1e6"},
+      {nan_b, "model.layers.1.mlp.down_proj.lora_B.weight' holds non-finite values"}};
+  for (const auto& [adapter, message] : cases) {
+    const std::string merged = (dir / "merged").string();
+    EXPECT_TRUE(fails_with(testing_util::run_percetrain("logprobs --model " + base + " --adapter " + adapter + kText),
+                           message));
+    EXPECT_TRUE(fails_with(testing_util::run_percetrain("merge-adapter --model " + base + " --adapter " + adapter +
+                                                        " --out " + merged),
+                           message));
+    EXPECT_FALSE(fs::exists(merged)) << "merge-adapter wrote a model";
+    const std::string scores = (dir / "scores.jsonl").string();
+    EXPECT_TRUE(fails_with(testing_util::run_percetrain(score_args(base, scores) + " --adapter " + adapter), message));
+    EXPECT_FALSE(fs::exists(scores));
+  }
+}
+
+TEST(NonFinite, ANanModelWeightStopsScoreLogprobsGenerateAndMerge) {
+  ScratchDir dir("nonfinite-model");
+  const std::string base = (dir / "base").string(), adapter = (dir / "adapter").string();
+  write_random_model("llama", "tiny", (testing_util::source_dir() / "data" / "tokenizer").string(), base, 3);
+  {
+    LoadedModel loaded = load_causal_lm(base, torch::kCPU, torch::kFloat32);
+    attach_lora(*loaded.model, lora_section(4, {kAllLinear}, 8.0), 1);
+    randomise_b(*loaded.model, 2, 0.05);
+    save_lora_adapter(*loaded.model, adapter, base);
+  }
+  {  // one NaN in the final norm: every hidden state, so every log-prob, is NaN
+    const std::string file = base + "/model.safetensors";
+    std::vector<std::pair<std::string, torch::Tensor>> tensors;
+    {
+      SafetensorsFile in(file);
+      for (const auto& e : in.entries()) tensors.emplace_back(e.name, in.load(e.name).clone());
+    }
+    for (auto& [name, t] : tensors)
+      if (name == "model.norm.weight") t[0] = NAN;
+    write_safetensors(file, tensors, {{"format", "pt"}});
+  }
+  const std::string message = "non-finite log-probabilities from model " + base;
+  EXPECT_TRUE(fails_with(testing_util::run_percetrain("logprobs --model " + base + kText), message));
+  EXPECT_TRUE(fails_with(testing_util::run_percetrain("logprobs --model " + base + " --adapter " + adapter + kText),
+                         message + " + adapter " + adapter));
+  const std::string scores = (dir / "scores.jsonl").string();
+  EXPECT_TRUE(fails_with(testing_util::run_percetrain(score_args(base, scores)), message));
+  EXPECT_FALSE(fs::exists(scores));
+  const std::string predictions = (dir / "predictions.jsonl").string();
+  EXPECT_TRUE(fails_with(
+      testing_util::run_percetrain("generate --config " + (testing_util::source_dir() / "data" / "demo" / "job.json").string() +
+                                   " --set model.path=" + base + " --set generate.max_new_tokens=4 --data " +
+                                   (testing_util::source_dir() / "data" / "demo" / "valid.jsonl").string() +
+                                   " --limit 1 --out " + predictions),
+      message));
+  EXPECT_FALSE(fs::exists(predictions));
+  const std::string merged = (dir / "merged").string();
+  EXPECT_TRUE(fails_with(
+      testing_util::run_percetrain("merge-adapter --model " + base + " --adapter " + adapter + " --out " + merged),
+      "holds non-finite values"));
+  EXPECT_FALSE(fs::exists(merged)) << "merge-adapter wrote a model";
+}
+
+}  // namespace nonfinite
 
 }  // namespace

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <set>
 
+#include <unistd.h>
+
 #include "percetrain/report/run_report.hpp"
 #include "test_util.hpp"
 
@@ -55,6 +57,22 @@ TEST(RunReport, ParsesEveryNumericSeriesAndDropsATornLastLine) {
   EXPECT_EQ(d.skipped, 2);
   EXPECT_FALSE(d.torn_last_line);
   EXPECT_EQ(d.first_problem, "m:2: not a JSON object; left out");
+}
+
+// Values so large that a tick step is below their spacing (1e20 and the next doubles) or that the
+// range overflows: the tick loop never advanced and the report hung.
+TEST(RunReport, HugeValuesEndInBoundedTime) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // the suite has threads (LibTorch's pools)
+  EXPECT_EXIT(
+      {
+        ::alarm(5);
+        const RunMetrics m = parse_run_metrics(
+            "{\"step\":1,\"loss\":1e20,\"ce\":-1.7e308}\n{\"step\":2,\"loss\":100000000000000016384,\"ce\":1.7e308}\n",
+            "m");
+        const std::string html = render_run_report(m, "{}", RunReportOptions());
+        std::exit(html.find("<svg") != std::string::npos ? 0 : 3);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 TEST(RunReport, OneSvgPerSeriesAndHostileTextEscaped) {

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <set>
 
+#include <unistd.h>
+
 #include "percetrain/report/score_report.hpp"
 #include "test_util.hpp"
 
@@ -158,6 +160,43 @@ TEST(ScoreSummary, AurocOfPirAgainstGroundTruth) {
   none.add(plain);
   EXPECT_EQ(none.to_json().find("auroc"), std::string::npos);
   EXPECT_TRUE(std::isnan(none.ground_truth_auroc().tokens));
+}
+
+// A NaN score made auroc() spin forever (NaN == NaN is false in the tie loop) and made sorting
+// undefined. Run in a child under alarm(): a hang fails the test instead of hanging the suite.
+TEST(ScoreSummary, NanScoresEndInBoundedTimeAndStayOutOfTheStatistics) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // the suite has threads (LibTorch's pools)
+  const double nan = std::nan("");
+  EXPECT_EXIT(
+      {
+        ::alarm(5);
+        const bool ok = std::isnan(auroc({{nan, true}, {0.2, false}})) && std::isnan(auroc({{0.2, true}, {nan, false}})) &&
+                        std::isnan(auroc({{nan, true}, {nan, false}, {nan, true}})) &&
+                        auroc({{-INFINITY, false}, {INFINITY, true}, {INFINITY, false}}) == 0.75;
+        std::exit(ok ? 0 : 3);
+      },
+      ::testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(
+      {
+        ::alarm(5);
+        RecordScore r = ground_truth_record();
+        r.tokens[1].pir = static_cast<float>(nan);
+        r.tokens[3].pir = static_cast<float>(nan);
+        ScoreSummary s(0.8, 5.0);
+        s.add(r);
+        s.add(ground_truth_record());
+        const auto a = s.ground_truth_auroc();
+        int64_t binned = 0;
+        for (auto c : s.histogram().counts) binned += c;
+        bool ok = std::isnan(a.tokens) && std::isnan(a.first_pieces) && std::isnan(a.words);
+        ok = ok && s.nan_tokens() == 2 && s.tokens() == 2 * static_cast<int64_t>(r.tokens.size()) - 2;
+        ok = ok && binned == s.tokens() && std::isfinite(s.mean());
+        for (double q : {0.0, 0.1, 0.5, 0.9, 1.0}) ok = ok && std::isfinite(s.quantile(q));
+        ok = ok && s.to_json().find("\"nan_tokens\": 2") != std::string::npos;
+        ok = ok && s.to_text().find("2 tokens have a NaN PIR") != std::string::npos;
+        std::exit(ok ? 0 : 3);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 TEST(HtmlReport, HistogramHasCountsAndAxesAndTheLegendCannotClip) {

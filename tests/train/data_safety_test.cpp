@@ -360,7 +360,9 @@ TEST(DataSafety, CommandLineMistakesAreOneLineWithExitStatus2) {
 TEST(DataSafety, KilledAtRandomMomentsAndResumedEndsIdentical) {
   ScratchDir dir("safety-soak");
   ScratchDir ref("safety-soak-ref");
-  const int64_t steps = 16;
+  // 32 steps: on an idle fast machine a 16-step run finished within four starts, one kill short
+  // of the threshold below.
+  const int64_t steps = 32;
   const std::string options = "--set train.save_every=1 --set train.keep_last=2 --set train.resume=auto";
   auto r = run_percetrain(train_args(ref.path(), steps, options));
   ASSERT_EQ(r.status, 0) << r.output;
@@ -373,7 +375,7 @@ TEST(DataSafety, KilledAtRandomMomentsAndResumedEndsIdentical) {
     Child child(train_args(dir.path(), steps, options), dir / "log.txt");
     // Start-up (LibTorch, data) takes about a second, a step about 0.1 s: some kills land in the
     // start-up, most in training; enough of them that a fast machine still needs several starts.
-    std::this_thread::sleep_for(std::chrono::milliseconds(600 + rng() % 1200));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500 + rng() % 1000));
     if (::kill(child.pid, SIGKILL) == 0) ++kills;
     child.wait_status();
     if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > 25) break;

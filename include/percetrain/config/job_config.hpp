@@ -15,6 +15,7 @@
 #include "percetrain/model/model_section.hpp"
 #include "percetrain/objective/objective_section.hpp"
 #include "percetrain/util/enum_names.hpp"
+#include "percetrain/util/file.hpp"
 
 namespace percetrain {
 
@@ -129,5 +130,10 @@ std::vector<std::string> job_config_keys();
 
 // The tokenizer a job uses: tokenizer.path, or the model folder when that is empty.
 std::string tokenizer_path(const JobConfig& config);
+
+// Every path the config names that a job reads: the config file, model.path, tokenizer.path,
+// the data and golds files, objective.reference_model and lora.init_adapter (for
+// refuse_outputs_onto_inputs).
+std::vector<JobInput> job_config_inputs(const JobConfig& config);
 
 }  // namespace percetrain

@@ -25,6 +25,7 @@ struct GenerationOptions {
   // false: every step recomputes the whole prefix with CausalLMImpl::hidden_states (the
   // reference the cache is tested against, and the baseline of the speed comparison).
   bool use_cache = true;
+  std::string source = "the model";  // names the model (and adapter) in the non-finite logits error
 };
 
 struct GenerationRequest {

@@ -48,11 +48,16 @@ struct SaveOptions {
   uint64_t max_shard_bytes = 5ull * 1000 * 1000 * 1000;
   // Stored dtype; c10::ScalarType::Undefined keeps the model's.
   c10::ScalarType dtype = c10::ScalarType::Undefined;
+  // save_causal_lm into a folder that exists and is not empty: refused unless set (--overwrite);
+  // then the model's files (weights, config.json, tokenizer files) are replaced and every other
+  // file there is kept.
+  bool overwrite = false;
 };
 
-// Writes `model` as a Hugging Face folder at `out_dir` atomically: everything goes into a
-// temporary sibling folder that replaces `out_dir` by rename once complete. An existing `out_dir`
-// is replaced only when it holds nothing but model-folder files (foreign_files_in_model_folder).
+// Writes `model` as a Hugging Face folder at `out_dir`: everything goes into a temporary sibling
+// folder first. A new or empty `out_dir` is then replaced by it with one rename; one that holds
+// files is an error unless options.overwrite, which replaces the model's files in it (the whole
+// folder by rename when nothing else is there) and keeps the others.
 void save_causal_lm(CausalLMImpl& model, const std::string& out_dir, const SaveOptions& options = {});
 
 // Writes the model's files (weights, config.json, tokenizer files) into the existing, empty
@@ -60,16 +65,13 @@ void save_causal_lm(CausalLMImpl& model, const std::string& out_dir, const SaveO
 std::vector<std::string> write_model_files(CausalLMImpl& model, const std::string& folder,
                                            const SaveOptions& options = {});
 
-// Entries of `folder` that a Hugging Face model folder would not hold (sorted); empty when the
-// folder does not exist.
-std::vector<std::string> foreign_files_in_model_folder(const std::string& folder);
-
 // init-model: a randomly initialised `arch`/`preset` model whose vocabulary is the tokenizer's,
 // saved with the tokenizer files. Returns the number of parameters.
-// `shape` overrides the preset's sizes (init-model's --hidden-size, ...).
+// `shape` overrides the preset's sizes (init-model's --hidden-size, ...). `out_dir` may not be
+// or hold the tokenizer; `overwrite` as SaveOptions::overwrite.
 int64_t write_random_model(const std::string& arch, const std::string& preset,
                            const std::string& tokenizer_path, const std::string& out_dir,
                            uint64_t seed, c10::ScalarType dtype = c10::kFloat,
-                           const ModelShapeOverrides& shape = {});
+                           const ModelShapeOverrides& shape = {}, bool overwrite = false);
 
 }  // namespace percetrain

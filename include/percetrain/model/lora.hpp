@@ -6,7 +6,9 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -86,8 +88,9 @@ LoraSection load_lora_adapter(CausalLMImpl& model, const std::string& dir, uint6
 class AdapterLibrary {
  public:
   // Lists the subfolders that hold adapter_config.json; an error when `dir` is not a folder or
-  // holds none.
-  explicit AdapterLibrary(const std::string& dir);
+  // holds none. `verify`, when given, runs on a user's folder before its adapter is first loaded
+  // (the recorded checksums: verify_recorded_adapter in train/adapters.hpp).
+  explicit AdapterLibrary(const std::string& dir, std::function<void(const std::string& folder)> verify = {});
   const std::string& dir() const { return dir_; }
   size_t size() const { return folders_.size(); }
   bool has(const std::string& user) const { return folders_.count(user) > 0; }
@@ -107,6 +110,8 @@ class AdapterLibrary {
   std::string dir_;
   std::map<std::string, std::string> folders_;  // user -> adapter folder
   std::string current_;                         // whose adapter is attached; "" = none
+  std::function<void(const std::string&)> verify_;
+  std::set<std::string> verified_;              // users whose folder passed verify_
 };
 
 struct MergedAdapter {
@@ -117,8 +122,11 @@ struct MergedAdapter {
 
 // merge-adapter: the base folder plus the adapter folder -> a Hugging Face folder at `out_dir`
 // with W + scaling * B A (computed in float32, rounded once to `dtype`; Undefined: the base's
-// torch_dtype) and the base's tokenizer files. `out_dir` may be neither input folder.
+// torch_dtype) and the base's tokenizer files. `out_dir` may neither be, lie in nor hold an input
+// folder; one that exists and is not empty is written over only with `overwrite`
+// (SaveOptions::overwrite: the model's files are replaced, the others kept).
 MergedAdapter merge_adapter_folder(const std::string& base_dir, const std::string& adapter_dir,
-                                   const std::string& out_dir, c10::ScalarType dtype = c10::ScalarType::Undefined);
+                                   const std::string& out_dir, c10::ScalarType dtype = c10::ScalarType::Undefined,
+                                   bool overwrite = false);
 
 }  // namespace percetrain

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "percetrain/objective/objective.hpp"
 #include "percetrain/pass/batching.hpp"
@@ -25,5 +26,11 @@ struct PairedPass {
 PairedPass run_paired_pass(CausalLMImpl& model, const Objective& objective, const PairedBatch& batch,
                            int64_t chunk_tokens, bool always_counterfactual = false,
                            CausalLMImpl* reference = nullptr);
+
+// Fails with "non-finite log-probabilities from <from>" (where: `where`) when `logprobs` holds
+// NaN or infinity. Finite weights cannot give them; NaN or infinite weights, an absurd LoRA
+// scaling or an overflow in a half-precision dtype do, and the statistics and files built from
+// them would be silently meaningless.
+void require_finite_logprobs(const torch::Tensor& logprobs, const std::string& where, const std::string& from);
 
 }  // namespace percetrain

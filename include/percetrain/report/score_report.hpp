@@ -84,6 +84,7 @@ class ScoreSummary {
   };
 
   int64_t records() const { return records_; }
+  int64_t nan_tokens() const { return nan_count_; }
   int64_t tokens() const { return static_cast<int64_t>(pir_.size()); }
   double mean() const;
   double quantile(double q) const;  // nearest rank on the sorted PIRs; 0 without tokens
@@ -120,6 +121,7 @@ class ScoreSummary {
  private:
   double clip_min_, clip_max_;
   int64_t records_ = 0, clipped_low_ = 0, clipped_high_ = 0;
+  int64_t nan_count_ = 0;  // NaN PIRs: counted, kept out of every statistic
   std::vector<float> pir_;
   mutable std::vector<float> sorted_;
   mutable bool sorted_valid_ = false;

@@ -28,6 +28,12 @@ std::string attach_run_adapters(CausalLMImpl& model, const JobConfig& config, co
 std::vector<std::string> write_adapter_checkpoint_files(CausalLMImpl& model, const std::string& dir,
                                                         const std::string& base);
 
+// Before an adapter folder is read (--adapter, --adapters, lora.init_adapter, merge-adapter):
+// when percetrain recorded checksums of its files (a per-user adapter, OUTPUT/adapters/<user>,
+// in OUTPUT/users.json; a checkpoint in its trainer_state.json), a file that is missing or does
+// not match is one error naming it. Folders without recorded checksums are read as they are.
+void verify_recorded_adapter(const std::string& dir);
+
 // A user id as a folder name under adapters/: "" when it can be one, else why not.
 std::string user_folder_problem(const std::string& user);
 

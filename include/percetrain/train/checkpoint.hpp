@@ -62,7 +62,7 @@ class Checkpointer {
                    const TrainerState& state, const std::function<void(const std::string&)>& with_staging = {});
 
   // trainer_state.json of the checkpoint at `dir`; an error names what is wrong with it.
-  TrainerState read_state(const std::string& dir) const;
+  static TrainerState read_state(const std::string& dir);
   // "" when trainer_state.json reads and every file it lists matches its checksum; else what is
   // wrong ("optimizer.pt does not match its checksum").
   std::string verify(const std::string& dir) const;

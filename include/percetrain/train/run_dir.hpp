@@ -10,6 +10,10 @@
 
 namespace percetrain {
 
+// Whether a run writes (or may replace) the entry `name` at the top of output.dir: its files,
+// checkpoints, final/, best/, adapters/, the manifest and lock, and their staging names.
+bool run_folder_writes(const std::string& name);
+
 class RunDirectory {
  public:
   // Creates the folder if needed and takes its lock (one line on stderr when a stale lock of a

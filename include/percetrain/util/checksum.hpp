@@ -1,6 +1,7 @@
 // Checksums of the files a run writes, so that a damaged checkpoint is found before it is used.
 #pragma once
 
+#include <map>
 #include <string>
 
 namespace percetrain {
@@ -10,5 +11,12 @@ std::string sha256_file(const std::string& path);
 
 // SHA-256 of `bytes` (tests, small files).
 std::string sha256_bytes(const std::string& bytes);
+
+// The one check of recorded checksums (checkpoints, per-user adapters): "" when every file of
+// `files_sha256` (name relative to `folder` -> SHA-256) exists and matches; else what is wrong
+// with the first one that does not ("adapter_model.safetensors does not match its checksum"),
+// and *bad_file, when given, is set to its path.
+std::string checksum_problem(const std::string& folder, const std::map<std::string, std::string>& files_sha256,
+                             std::string* bad_file = nullptr);
 
 }  // namespace percetrain

@@ -16,6 +16,13 @@ class Error : public std::runtime_error {
   std::string where_;
 };
 
+// A mistake in the command line that shows only once the job's paths are known (an --out that
+// is one of the job's inputs): main() exits with status 2 for it, as for a parse error.
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
 [[noreturn]] inline void fail(const std::string& where, const std::string& what,
                               const std::string& hint = "") {
   throw Error(where, what, hint);

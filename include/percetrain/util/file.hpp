@@ -29,4 +29,31 @@ void fsync_path(const std::string& path);
 // fsync_path on every regular file under `folder` (recursively), then on every folder bottom-up.
 void fsync_tree(const std::string& folder);
 
+// What a job reads, so that none of its outputs lands on it: a file (data, golds, config, a
+// run's metrics) or a folder it only reads (model, adapter, tokenizer), into which nothing may be
+// written. Empty paths are skipped.
+struct JobInput {
+  std::string path;
+  std::string role;     // how messages name it: "--data", "model.path", "the config file"
+  bool folder = false;  // a folder whose every file is an input
+};
+// One path a job writes: a file, or a folder it writes into (output.dir, --out of init-model).
+struct JobOutput {
+  std::string path;
+  std::string option;   // "--out", "output.dir", "OUT.summary.json (from --out)"
+  bool folder = false;
+  // For folder outputs: whether the job may write over the input at this path relative to the
+  // folder (its first component, e.g. "metrics.jsonl", "final"); unset: everything in it.
+  std::function<bool(const std::string& first_component)> writes = nullptr;
+  // Given on the command line (--out): a clash is a UsageError (exit status 2); else (output.dir
+  // from the config) an Error.
+  bool command_line = true;
+};
+// Called before any work: an output that resolves (symlinks and ".." included:
+// weakly_canonical on both sides) to an input, or into an input folder, or an output folder that
+// holds an input it may write over, or two outputs that are one path, is one error naming the
+// option, both paths and what to do (a UsageError for command-line outputs). Nothing is created
+// or changed.
+void refuse_outputs_onto_inputs(const std::vector<JobOutput>& outputs, const std::vector<JobInput>& inputs);
+
 }  // namespace percetrain

@@ -14,6 +14,34 @@ inline std::string join(const std::vector<std::string>& parts, const std::string
   return out;
 }
 
+// `text` with its control characters written as escapes (\n, \r, \t, \0, \xHH; U+0080-U+009F as
+// \u00HH) and, unless told not to, backslashes doubled: a user id or file name with a newline or
+// NUL in it then stays on an error's one line and is shown whole (printing a C string stops at a NUL).
+inline std::string escape_control(std::string_view text, bool double_backslashes = true) {
+  static const char* const kHex = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '\\' && double_backslashes) out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (c == 0) out += "\\0";
+    else if (c < 0x20 || c == 0x7f) out += std::string("\\x") + kHex[c >> 4] + kHex[c & 0xf];
+    else if (c == 0xC2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+             static_cast<unsigned char>(text[i + 1]) <= 0x9F) {
+      const auto d = static_cast<unsigned char>(text[++i]);  // C1 controls: NEL (U+0085) breaks lines
+      out += std::string("\\u00") + kHex[d >> 4] + kHex[d & 0xf];
+    } else out += static_cast<char>(c);
+  }
+  return out;
+}
+
+// A user-given name (user id, record id, folder name) in single quotes for a message, escaped as
+// escape_control does.
+inline std::string quote_name(std::string_view name) { return "'" + escape_control(name) + "'"; }
+
 // Python's str.isspace() for one code point (Unicode White_Space minus U+180E, plus the ASCII
 // information separators 0x1C-0x1F, which Python counts as whitespace).
 inline bool is_python_space(char32_t c) {
