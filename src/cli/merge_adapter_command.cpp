@@ -19,7 +19,8 @@ Runner add_merge_adapter_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "merge-adapter",
       "Merge a PEFT LoRA adapter into its base model: writes a Hugging Face model folder with "
-      "W + (lora_alpha / r) * B A for every adapted projection, plus the base's tokenizer files.\n"
+      "W + scaling * B A (scaling = lora_alpha / r, or lora_alpha / sqrt(r) with use_rslora) for every adapted "
+      "projection, plus the base's tokenizer files.\n"
       "Example: percetrain merge-adapter --model base/ --adapter runs/job/final --out merged/");
   cmd->add_option("--model", opts->model, "Base Hugging Face model folder")->required();
   cmd->add_option("--adapter", opts->adapter, "PEFT adapter folder (adapter_config.json, adapter_model.safetensors)")
