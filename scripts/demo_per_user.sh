@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's per-user adapter table (LoRA, "Per-user adapters"): on top of the shared demo model
+# The per-user adapter table of docs/adapters.md ("One adapter per user"): on top of the shared demo model
 # (build/demo/run/final, made by scripts/demo.sh when missing) trains one LoRA adapter per user
 # (lora.per_user) on that user's training reviews, once with PerCE and once with CE, then measures
 # the held-out reviews (data/demo/test.jsonl, one per user) with the shared model alone and with each

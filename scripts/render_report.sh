@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Renders a `percetrain score --html` report to a PNG with headless Chromium (for the README's
-# screenshot). Needs Debian's `chromium` package, which setup.sh does not install:
+# Renders a `percetrain score --html` report to a PNG with headless Chromium (for the screenshot in
+# docs/scoring.md). Needs Debian's `chromium` package, which setup.sh does not install:
 #   apt-get install -y chromium
 # Usage: scripts/render_report.sh REPORT.html OUT.png [WIDTH HEIGHT]
 set -euo pipefail
