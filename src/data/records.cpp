@@ -233,6 +233,9 @@ void RecordReader::parse(const std::string& text, const std::string& where, Reco
       reject("", "not valid JSON: " + msg);
     }
     return;
+  } catch (const json::exception& e) {  // out_of_range: a number beyond double, like 1e10000
+    reject("", "not valid JSON: " + short_parse_error(e));
+    return;
   }
   if (!j.is_object()) return reject("", "is not a JSON object");
   *r = Record{};

@@ -59,7 +59,7 @@ std::vector<std::pair<json, std::string>> read_records(const std::string& path, 
       try {
         json strict = json::parse(text);
         (void)strict;
-      } catch (const json::parse_error& e) {
+      } catch (const json::exception& e) {  // out_of_range too: 1e10000
         fail(path, std::string("not valid JSON: ") + e.what(), "fix the file or write one JSON object per line");
       }
     }
@@ -71,7 +71,7 @@ std::vector<std::pair<json, std::string>> read_records(const std::string& path, 
     const std::string where = path + ":" + std::to_string(number);
     try {
       records.emplace_back(json::parse(line), where);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // out_of_range too: 1e10000
       fail(where, std::string("not valid JSON: ") + e.what(), "write one JSON object per line (JSONL)");
     }
   }

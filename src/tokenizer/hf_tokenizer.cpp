@@ -280,6 +280,14 @@ bool flag(const json& obj, const char* key, bool def, const std::string& where) 
   return it->get<bool>();
 }
 
+// Token ids index tables with one entry per id up to the largest, so a hostile id (4294967296)
+// must not size them: ids stay below 2^22 (the largest vocabularies have ~260k tokens).
+constexpr int64_t kMaxTokenId = int64_t{1} << 22;
+bool is_token_id(const json& id) {
+  return id.is_number_integer() && !(id.is_number_unsigned() && id.get<uint64_t>() >= uint64_t{kMaxTokenId}) &&
+         id.get<int64_t>() >= 0 && id.get<int64_t>() < kMaxTokenId;
+}
+
 std::string type_of(const json& obj, const std::string& where) {
   const json& t = member(obj, "type", where);
   if (!t.is_string()) fail(where + ".type", "expected a string");
@@ -505,17 +513,19 @@ class HfJsonTokenizer final : public Tokenizer {
     const json& vocab = member(m, "vocab", where);
     if (!vocab.is_object()) fail(where + ".vocab", "expected an object of token -> id");
     int max_id = -1;
-    for (const auto& [token, id] : vocab.items())
-      if (id.is_number_integer()) max_id = std::max(max_id, id.get<int>());
+    for (const auto& [token, id] : vocab.items()) {
+      if (!is_token_id(id))
+        fail(where + ".vocab",
+             "id of '" + token + "' is not a non-negative integer below " + std::to_string(kMaxTokenId));
+      max_id = std::max(max_id, id.get<int>());
+    }
     pieces_.assign(static_cast<size_t>(max_id + 1), std::string());
     piece_ids_.reserve(vocab.size() * 2);
     bytes_ids_.reserve(vocab.size() * 2);
     const ByteAlphabet& alphabet = byte_alphabet();
     std::string bytes;
     for (const auto& [token, idj] : vocab.items()) {
-      if (!idj.is_number_integer() || idj.get<int>() < 0)
-        fail(where + ".vocab", "id of '" + token + "' is not a non-negative integer");
-      const int id = idj.get<int>();
+      const int id = idj.get<int>();  // checked above
       pieces_[id] = token;
       piece_ids_[token] = id;
       if (alphabet.to_bytes(token, &bytes)) bytes_ids_.emplace(bytes, id);
@@ -566,7 +576,7 @@ class HfJsonTokenizer final : public Tokenizer {
       const json& content = member(t, "content", w);
       const json& id = member(t, "id", w);
       if (!content.is_string()) fail(w + ".content", "expected a string");
-      if (!id.is_number_integer() || id.get<int>() < 0) fail(w + ".id", "expected a non-negative integer");
+      if (!is_token_id(id)) fail(w + ".id", "expected a non-negative integer below " + std::to_string(kMaxTokenId));
       a.content = content.get<std::string>();
       a.id = id.get<int>();
       a.special = flag(t, "special", false, w);

@@ -85,7 +85,7 @@ nlohmann::json parse_json(std::string_view text, const std::string& where, const
   };
   try {
     return limits.reject_duplicate_keys ? json::parse(text.begin(), text.end(), callback) : json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e10000
     std::string what = e.what();
     if (const auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
     fail(where, "not valid JSON: " + what);

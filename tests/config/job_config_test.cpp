@@ -49,6 +49,9 @@ TEST(JobConfig, ValuesAreValidated) {
   EXPECT_NE(testing_util::job_config_error(R"({"model": {"path": "m"}, "train": {"lr": "fast"}})").find("wrong type"), std::string::npos);
   EXPECT_NE(testing_util::job_config_error(R"({"model": {}})").find("model.path: is required"), std::string::npos);
   EXPECT_NE(testing_util::job_config_error("{oops").find("not valid JSON"), std::string::npos);
+  // nlohmann reports a number beyond double as out_of_range, not as a parse error (found by fuzzing).
+  EXPECT_NE(testing_util::job_config_error(R"({"model": {"path": "m"}, "train": {"lr": 1e10000}})").find("not valid JSON"),
+            std::string::npos);
 }
 
 TEST(JobConfig, OverridesAndRelativePaths) {

@@ -58,6 +58,8 @@ TEST(EvalLoad, BadInputIsOneClearError) {
   expect_error([&] { load_predictions((dir / "absent.jsonl").string()); }, {"absent.jsonl", "cannot read"});
   const auto bad = write(dir, "bad.jsonl", "{\"id\":\"a\",\"prediction\":\"x\"}\n{\"id\":\"b\",\"prediction\":\"y\"}\n{\"id\": oops}\n");
   expect_error([&] { load_predictions(bad); }, {"bad.jsonl:3", "not valid JSON"});
+  const auto huge = write(dir, "huge.jsonl", "{\"id\":\"a\",\"prediction\":\"x\",\"score\":1e10000}\n");
+  expect_error([&] { load_predictions(huge); }, {"huge.jsonl:1", "not valid JSON", "number overflow"});
   const auto no_field = write(dir, "nofield.jsonl", "{\"id\":\"a\",\"text\":\"x\"}\n");
   expect_error([&] { load_predictions(no_field); }, {"nofield.jsonl:1", "no \"prediction\""});
   const auto no_id = write(dir, "noid.jsonl", "{\"output\":\"x\"}\n");

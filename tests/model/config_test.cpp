@@ -39,6 +39,14 @@ TEST(PresetModelConfig, OverridesReplaceThePresetAndKeepItsHeadDimRule) {
   EXPECT_EQ(tiny.head_dim, 16);
 }
 
+// Found by fuzzing config.json (fuzz/model_config.cpp): nlohmann reports a number beyond double
+// as out_of_range, which escaped parse_json's handler and ended the program.
+TEST(ModelConfigJson, NumberBeyondDoubleIsOneClearError) {
+  const std::string text = R"({"model_type": "llama", "rms_norm_eps": 1e10000.0})";
+  EXPECT_TRUE(throws_error([&] { parse_model_config(text, "config.json"); },
+                           "config.json: not valid JSON: number overflow parsing '1e10000'"));
+}
+
 TEST(PresetModelConfig, InvalidShapesAreOneClearError) {
   ModelShapeOverrides zero;
   zero.num_hidden_layers = 0;

@@ -322,6 +322,11 @@ TEST_F(TinyTokenizer, MalformedFilesAreClearErrors) {
   check([](json& j) { j["model"]["merges"].push_back("zz qq"); }, "not in the vocabulary");
   check([](json& j) { j["model"]["merges"].push_back("a b c"); }, "merges[5]");
   check([](json& j) { j["model"]["vocab"]["x"] = "seven"; }, "not a non-negative integer");
+  // Found by fuzzing (fuzz/tokenizer_json.cpp): ids this large sized the id tables (42 GB).
+  check([](json& j) { j["model"]["vocab"]["x"] = 4294967296152; },
+        "model.vocab: id of 'x' is not a non-negative integer below 4194304");
+  check([](json& j) { j["added_tokens"][0]["id"] = 2147483647; },
+        "added_tokens[0].id: expected a non-negative integer below 4194304");
   check([](json& j) { j["pre_tokenizer"]["pretokenizers"][0]["pattern"] = {{"Regex", "(unclosed"}}; },
         "cannot compile regex");
   check([](json& j) { j["added_tokens"][0].erase("content"); }, "added_tokens[0].content");
