@@ -26,12 +26,6 @@ namespace {
 
 using json = nlohmann::json;
 
-// The Python library refuses larger headers too; a bigger one is a corrupt or hostile length.
-constexpr uint64_t kMaxHeaderBytes = 100'000'000;
-// Root object -> tensor entry -> shape array. Anything deeper is not safetensors, and bounding
-// the depth keeps a hostile header from building deep structures.
-constexpr int kMaxJsonDepth = 3;
-
 struct DtypeInfo {
   const char* name;
   c10::ScalarType type;
@@ -57,133 +51,7 @@ const DtypeInfo* find_dtype_by_type(c10::ScalarType type) {
   return nullptr;
 }
 
-std::string supported_dtype_list() {
-  std::string out;
-  for (const auto& d : kDtypes) out += (out.empty() ? "" : ", ") + std::string(d.name);
-  return out;
-}
-
 std::string errno_text() { return std::strerror(errno); }
-
-// Names come from untrusted headers; a megabyte-long one should not become the error message.
-std::string in_quotes(const std::string& name) {
-  constexpr size_t kMaxShown = 200;
-  if (name.size() <= kMaxShown) return "'" + name + "'";
-  return "'" + name.substr(0, kMaxShown) + "...'";
-}
-
-// JSON numbers arrive as int64, uint64 or double (nlohmann falls back to double for integers
-// beyond uint64), so only the two integer kinds with a non-negative value are accepted.
-bool as_u64(const json& value, uint64_t* out) {
-  if (value.is_number_unsigned()) {
-    *out = value.get<uint64_t>();
-    return true;
-  }
-  if (value.is_number_integer() && value.get<int64_t>() >= 0) {
-    *out = static_cast<uint64_t>(value.get<int64_t>());
-    return true;
-  }
-  return false;
-}
-
-// Parses the header while rejecting what nlohmann would silently accept: duplicate keys (the
-// last would win, hiding a tensor) and nesting beyond what the format uses.
-json parse_header(const std::string& where, const char* text, size_t size) {
-  std::vector<std::set<std::string>> keys_per_open_object;
-  int depth = 0;
-  auto guard = [&](int /*parser_depth*/, json::parse_event_t event, json& parsed) -> bool {
-    switch (event) {
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        if (++depth > kMaxJsonDepth)
-          fail(where,
-               "header JSON is nested more than " + std::to_string(kMaxJsonDepth) +
-                   " levels deep, which safetensors never does",
-               "the file is corrupt or not a safetensors file");
-        if (event == json::parse_event_t::object_start) keys_per_open_object.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-        --depth;
-        keys_per_open_object.pop_back();
-        break;
-      case json::parse_event_t::array_end:
-        --depth;
-        break;
-      case json::parse_event_t::key:
-        if (!keys_per_open_object.back().insert(parsed.get<std::string>()).second)
-          fail(where, "header JSON has the key " + in_quotes(parsed.get<std::string>()) + " twice",
-               "the file is corrupt; re-save it");
-        break;
-      case json::parse_event_t::value:
-        break;
-    }
-    return true;
-  };
-  try {
-    return json::parse(text, text + size, guard);
-  } catch (const json::exception& e) {
-    fail(where, std::string("header is not valid JSON: ") + e.what(),
-         "the file is corrupt or not a safetensors file");
-  }
-}
-
-TensorEntry parse_entry(const std::string& where, const std::string& name, const json& value) {
-  const std::string tensor = "tensor " + in_quotes(name);
-  const std::string corrupt = "the file is corrupt; re-download or re-save it";
-  if (!value.is_object()) fail(where, tensor + " is not a JSON object in the header", corrupt);
-
-  TensorEntry entry;
-  entry.name = name;
-
-  auto dtype = value.find("dtype");
-  if (dtype == value.end() || !dtype->is_string())
-    fail(where, tensor + " has no string \"dtype\" in the header", corrupt);
-  entry.dtype = dtype->get<std::string>();
-
-  auto shape = value.find("shape");
-  if (shape == value.end() || !shape->is_array())
-    fail(where, tensor + " has no \"shape\" array in the header", corrupt);
-  for (const auto& dim : *shape) {
-    uint64_t size = 0;
-    // Dimensions must also fit torch's int64 sizes, even for tensors with a zero dimension.
-    if (!as_u64(dim, &size) || size > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-      fail(where,
-           tensor + " has the shape entry " + in_quotes(dim.dump()) +
-               "; a shape must be an array of non-negative integers",
-           corrupt);
-    entry.shape.push_back(static_cast<int64_t>(size));
-  }
-
-  auto offsets = value.find("data_offsets");
-  if (offsets == value.end() || !offsets->is_array() || offsets->size() != 2 ||
-      !as_u64((*offsets)[0], &entry.data_begin) || !as_u64((*offsets)[1], &entry.data_end))
-    fail(where, tensor + " needs \"data_offsets\" as two non-negative integers in the header",
-         corrupt);
-  if (entry.data_begin > entry.data_end)
-    fail(where,
-         tensor + " has data_offsets [" + std::to_string(entry.data_begin) + ", " +
-             std::to_string(entry.data_end) + ") that begin after they end",
-         corrupt);
-
-  const DtypeInfo* known = find_dtype_by_name(entry.dtype);
-  if (!known)
-    fail(where, tensor + " has unsupported dtype " + in_quotes(entry.dtype),
-         "percetrain reads " + supported_dtype_list() + "; convert the checkpoint to one of them");
-  const c10::ScalarType type = known->type;
-  uint64_t bytes = c10::elementSize(type);
-  for (int64_t dim : entry.shape)
-    if (__builtin_mul_overflow(bytes, static_cast<uint64_t>(dim), &bytes))
-      fail(where, tensor + " has shape " + shape_string(entry.shape) + " whose byte count overflows",
-           corrupt);
-  if (bytes != entry.data_end - entry.data_begin)
-    fail(where,
-         tensor + " has shape " + shape_string(entry.shape) + " of " + entry.dtype +
-             ", which needs " + std::to_string(bytes) + " bytes, but its data_offsets [" +
-             std::to_string(entry.data_begin) + ", " + std::to_string(entry.data_end) + ") span " +
-             std::to_string(entry.data_end - entry.data_begin),
-         corrupt);
-  return entry;
-}
 
 // Writes all of `size` bytes, resuming after partial writes and signals.
 void write_all(int fd, const void* data, size_t size, const std::string& where) {
@@ -248,22 +116,18 @@ void sync_parent_folder(const std::string& path) {
 
 }  // namespace
 
-std::string shape_string(c10::IntArrayRef shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
-  return out + "]";
-}
+std::string shape_string(c10::IntArrayRef shape) { return shape_string(shape.vec()); }
 
 c10::ScalarType scalar_type_from_safetensors(const std::string& dtype, const std::string& where) {
   if (const DtypeInfo* d = find_dtype_by_name(dtype)) return d->type;
-  fail(where, "unsupported dtype " + in_quotes(dtype),
-       "percetrain reads " + supported_dtype_list() + "; convert the checkpoint to one of them");
+  fail(where, "unsupported dtype " + quote_tensor_name(dtype),
+       "percetrain reads " + safetensors_dtype_list() + "; convert the checkpoint to one of them");
 }
 
 std::string safetensors_dtype_name(c10::ScalarType type) {
   if (const DtypeInfo* d = find_dtype_by_type(type)) return d->name;
   fail("", std::string("torch dtype ") + c10::toString(type) + " has no safetensors name here",
-       "convert the tensor to one of " + supported_dtype_list());
+       "convert the tensor to one of " + safetensors_dtype_list());
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
@@ -281,80 +145,22 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     if (::fstat(fd_, &info) != 0) fail(path, "cannot stat: " + errno_text());
     if (!S_ISREG(info.st_mode)) fail(path, "is not a regular file", "pass a .safetensors file");
     const uint64_t file_size = static_cast<uint64_t>(info.st_size);
-    if (file_size == 0)
-      fail(path, "file is empty", "the download or save did not complete; redo it");
-    if (file_size < 8)
-      fail(path,
-           "file is " + std::to_string(file_size) + " bytes, shorter than the 8-byte header length",
-           "the file is truncated or not a safetensors file");
-
-    map_size_ = static_cast<size_t>(file_size);
-    void* mapped = ::mmap(nullptr, map_size_, PROT_READ, MAP_PRIVATE, fd_, 0);
-    if (mapped == MAP_FAILED) fail(path, "cannot memory-map: " + errno_text());
-    map_ = static_cast<const uint8_t*>(mapped);
+    if (file_size > 0) {  // an empty file cannot be mapped; the header parser names it
+      map_size_ = static_cast<size_t>(file_size);
+      void* mapped = ::mmap(nullptr, map_size_, PROT_READ, MAP_PRIVATE, fd_, 0);
+      if (mapped == MAP_FAILED) fail(path, "cannot memory-map: " + errno_text());
+      map_ = static_cast<const uint8_t*>(mapped);
+    }
     // The mapping stays valid without the descriptor; closing it spares descriptors when a
     // model has many shards.
     ::close(fd_);
     fd_ = -1;
 
-    uint64_t header_size = 0;
-    for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | map_[i];
-    const uint64_t after_length = file_size - 8;
-    const std::string corrupt = "the file is corrupt or not a safetensors file";
-    if (header_size == 0) fail(path, "header length is 0", corrupt);
-    if (header_size > kMaxHeaderBytes)
-      fail(path,
-           "header length " + std::to_string(header_size) + " exceeds the limit of " +
-               std::to_string(kMaxHeaderBytes) + " bytes",
-           corrupt);
-    if (header_size > after_length)
-      fail(path,
-           "header length " + std::to_string(header_size) + " goes beyond the end of the file (" +
-               std::to_string(file_size) + " bytes)",
-           "the file is truncated or corrupt; re-download or re-save it");
-
-    const json header = parse_header(path, reinterpret_cast<const char*>(map_ + 8), header_size);
-    if (!header.is_object()) fail(path, "header is not a JSON object", corrupt);
-
-    const uint64_t data_size = after_length - header_size;
-    data_ = map_ + 8 + header_size;
-    // nlohmann::json keeps object keys sorted, so entries_ come out sorted by name.
-    for (const auto& [name, value] : header.items()) {
-      if (name == "__metadata__") {
-        if (value.is_null()) continue;
-        if (!value.is_object()) fail(path, "__metadata__ is not a JSON object", corrupt);
-        for (const auto& [key, text] : value.items()) {
-          if (!text.is_string())
-            fail(path, "__metadata__ key " + in_quotes(key) + " is not a string", corrupt);
-          metadata_[key] = text.get<std::string>();
-        }
-        continue;
-      }
-      TensorEntry entry = parse_entry(path, name, value);
-      if (entry.data_end > data_size)
-        fail(path,
-             "tensor " + in_quotes(name) + " has data_offsets [" +
-                 std::to_string(entry.data_begin) + ", " + std::to_string(entry.data_end) +
-                 ") but the data section holds " + std::to_string(data_size) + " bytes",
-             "the file is truncated or corrupt; re-download or re-save it");
-      index_[name] = entries_.size();
-      entries_.push_back(std::move(entry));
-    }
-
-    // Overlapping tensors would alias each other's bytes; Python never writes them.
-    std::vector<const TensorEntry*> by_begin;
-    for (const auto& e : entries_)
-      if (e.data_end > e.data_begin) by_begin.push_back(&e);  // empty ranges overlap nothing
-    std::sort(by_begin.begin(), by_begin.end(), [](const TensorEntry* a, const TensorEntry* b) {
-      return a->data_begin != b->data_begin ? a->data_begin < b->data_begin
-                                            : a->data_end < b->data_end;
-    });
-    for (size_t i = 1; i < by_begin.size(); ++i)
-      if (by_begin[i]->data_begin < by_begin[i - 1]->data_end)
-        fail(path,
-             "tensors " + in_quotes(by_begin[i - 1]->name) + " and " +
-                 in_quotes(by_begin[i]->name) + " overlap in the data section",
-             "the file is corrupt; re-save it");
+    SafetensorsHeader header = parse_safetensors_header(map_, file_size, path);
+    data_ = map_ + 8 + header.header_bytes;
+    entries_ = std::move(header.entries);
+    metadata_ = std::move(header.metadata);
+    for (size_t k = 0; k < entries_.size(); ++k) index_[entries_[k].name] = k;
   } catch (...) {
     release();
     throw;
@@ -374,7 +180,7 @@ const TensorEntry* SafetensorsFile::find(const std::string& name) const {
 at::Tensor SafetensorsFile::load(const std::string& name) const {
   const TensorEntry* entry = find(name);
   if (!entry)
-    fail(path_, "tensor " + in_quotes(name) + " is absent from this file",
+    fail(path_, "tensor " + quote_tensor_name(name) + " is absent from this file",
          "it holds " + std::to_string(entries_.size()) +
              " tensors; check the name against the model's weight names");
   const c10::ScalarType type = scalar_type_from_safetensors(entry->dtype, path_);
@@ -384,7 +190,7 @@ at::Tensor SafetensorsFile::load(const std::string& name) const {
   if (type == c10::ScalarType::Bool) {
     // A torch bool holding anything but 0 or 1 is undefined behaviour in its kernels.
     if (std::any_of(source, source + bytes, [](uint8_t b) { return b > 1; }))
-      fail(path_, "tensor " + in_quotes(name) + " is BOOL but holds a byte other than 0 or 1",
+      fail(path_, "tensor " + quote_tensor_name(name) + " is BOOL but holds a byte other than 0 or 1",
            "the file is corrupt; re-save it");
   }
   // memcpy, not a view of the mapping: offsets need not be aligned, and the tensor must
@@ -407,11 +213,11 @@ void write_safetensors(const std::string& path,
   std::set<std::string> seen;
   uint64_t offset = 0;
   for (const auto& [name, tensor] : tensors) {
-    const std::string tensor_label = "tensor " + in_quotes(name);
+    const std::string tensor_label = "tensor " + quote_tensor_name(name);
     if (name == "__metadata__")
       fail(path, "a tensor cannot be named __metadata__", "that key holds the file's metadata");
     if (!seen.insert(name).second)
-      fail(path, "duplicate tensor name " + in_quotes(name), "each tensor needs its own name");
+      fail(path, "duplicate tensor name " + quote_tensor_name(name), "each tensor needs its own name");
     if (!tensor.defined()) fail(path, tensor_label + " is undefined");
     if (tensor.layout() != at::kStrided)
       fail(path, tensor_label + " is not a dense tensor", "convert it with .to_dense()");
@@ -420,7 +226,7 @@ void write_safetensors(const std::string& path,
       fail(path,
            tensor_label + " has dtype " + c10::toString(tensor.scalar_type()) +
                ", which safetensors cannot hold here",
-           "convert it to one of " + supported_dtype_list());
+           "convert it to one of " + safetensors_dtype_list());
     const uint64_t bytes = static_cast<uint64_t>(tensor.numel()) * tensor.element_size();
     header[name] = {{"dtype", dtype->name},
                     {"shape", tensor.sizes().vec()},

@@ -136,6 +136,13 @@ TEST_F(SafetensorsTest, RoundTripsEveryDtypeBitwise) {
   }
 }
 
+// The LibTorch-free header parser (safetensors_header.cpp) sizes dtypes with its own table.
+TEST(SafetensorsHeader, ElementSizesAgreeWithTorch) {
+  for (c10::ScalarType type : kAllTypes)
+    EXPECT_EQ(safetensors_element_size(safetensors_dtype_name(type)), c10::elementSize(type)) << c10::toString(type);
+  EXPECT_EQ(safetensors_element_size("F8_E4M3"), 0u);
+}
+
 TEST_F(SafetensorsTest, EntriesAreSortedByName) {
   const std::string file = path("order.safetensors");
   write_safetensors(file,

@@ -12,19 +12,14 @@
 #include <utility>
 #include <vector>
 
+#include "percetrain/io/safetensors_header.hpp"
+
 namespace percetrain {
 
-struct TensorEntry {
-  std::string name;
-  std::string dtype;              // as written in the header: "F32", "BF16", "I64", ...
-  std::vector<int64_t> shape;
-  uint64_t data_begin = 0;        // byte offsets relative to the start of the data section
-  uint64_t data_end = 0;
-};
-
 // One .safetensors file, memory-mapped read-only. The header is fully validated on open
-// (length, JSON, dtypes, shapes against byte counts, offsets in range, no overlaps), so that
-// later reads can never go out of bounds. Entries are kept sorted by name, not in header order.
+// (parse_safetensors_header: length, JSON, dtypes, shapes against byte counts, offsets in range,
+// no overlaps), so that later reads can never go out of bounds. Entries are kept sorted by name,
+// not in header order.
 // Unknown keys inside an entry are ignored, as the Python library does.
 class SafetensorsFile {
  public:
@@ -54,7 +49,8 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
-// "[4096, 512]": a tensor shape as error lines print it.
+// "[4096, 512]": a tensor shape as error lines print it (also for std::vector<int64_t>, in
+// safetensors_header.hpp).
 std::string shape_string(c10::IntArrayRef shape);
 
 // Element type names of the format <-> torch scalar types. Unknown names are an error.
