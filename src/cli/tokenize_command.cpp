@@ -1,5 +1,6 @@
-// tokenize: ids of texts under a tokenizer, one JSONL line per text (parity checks, debugging),
-// and --bench: encode throughput, excluding loading.
+// tokenize: the tokens of texts under a tokenizer, each id next to its piece (or --json: one JSONL
+// line of ids per text, for parity checks), and --bench: encode throughput, excluding loading.
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iomanip>
@@ -9,6 +10,7 @@
 #include "cli/commands.hpp"
 #include "percetrain/tokenizer/tokenizer.hpp"
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/text.hpp"
 
 namespace percetrain::cli {
 namespace {
@@ -37,12 +39,13 @@ std::vector<std::string> read_texts(const std::string& file) {
 Runner add_tokenize_command(CLI::App& app) {
   struct Options {
     std::string tokenizer, text, input;
-    bool no_special = false, bench = false;
+    bool no_special = false, bench = false, json = false;
   };
   auto opts = std::make_shared<Options>();
   auto* cmd = app.add_subcommand(
       "tokenize",
-      "Print the token ids of texts, one JSON line {\"ids\": [...]} per text.\n"
+      "Print the tokens of texts: each id next to its piece (SentencePiece's \u2581 and byte-level BPE's \u0120 "
+      "stand for a leading space, \u010a for a newline), or with --json one line {\"ids\": [...]} per text.\n"
       "Example: percetrain tokenize --tokenizer models/Qwen3-4B --text 'Hello world'");
   cmd->add_option("--tokenizer", opts->tokenizer, "Model folder, tokenizer.json or tokenizer.model")->required();
   auto* text = cmd->add_option("--text", opts->text, "One text to encode");
@@ -54,6 +57,7 @@ Runner add_tokenize_command(CLI::App& app) {
   });
   cmd->add_flag("--no-special", opts->no_special,
                 "Do not add the model's special tokens (BOS/EOS), like add_special_tokens=False");
+  cmd->add_flag("--json", opts->json, "Print one JSON line {\"ids\": [...]} per text instead of the table");
   cmd->add_flag("--bench", opts->bench,
                 "Instead of ids, print encode throughput (MB/s over all texts, loading excluded)");
   return [opts]() {
@@ -73,7 +77,23 @@ Runner add_tokenize_command(CLI::App& app) {
                 << std::setprecision(3) << s << " MB/s " << std::setprecision(2) << bytes / 1e6 / s << "\n";
       return 0;
     }
-    for (const auto& t : texts) std::cout << nlohmann::json{{"ids", tokenizer->encode(t, special)}}.dump() << "\n";
+    for (size_t n = 0; n < texts.size(); ++n) {
+      const std::vector<int> ids = tokenizer->encode(texts[n], special);
+      if (opts->json) {
+        std::cout << nlohmann::json{{"ids", ids}}.dump() << "\n";
+        continue;
+      }
+      const std::string count = std::to_string(ids.size()) + (ids.size() == 1 ? " token" : " tokens");
+      std::cout << (n ? "\n" : "")
+                << (texts.size() > 1 ? "text " + std::to_string(n + 1) + " of " + std::to_string(texts.size()) + ": " : "")
+                << count << "\n";
+      size_t width = 1;
+      for (int id : ids) width = std::max(width, std::to_string(id).size());
+      // Pieces can hold newlines or tabs (added tokens): escaped, one token per line stays true.
+      for (int id : ids)
+        std::cout << "  " << std::setw(static_cast<int>(width)) << id << "  "
+                  << escape_control(tokenizer->id_to_piece(id), false) << "\n";
+    }
     return 0;
   };
 }

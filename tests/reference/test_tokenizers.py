@@ -57,7 +57,7 @@ def llama3_bos_folder(base, work):
 
 
 def percetrain_ids(tokenizer, texts_file, special):
-    args = ["tokenize", "--tokenizer", tokenizer, "--input", texts_file] + ([] if special else ["--no-special"])
+    args = ["tokenize", "--json", "--tokenizer", tokenizer, "--input", texts_file] + ([] if special else ["--no-special"])
     return [json.loads(line)["ids"] for line in percetrain(*args).stdout.splitlines()]
 
 

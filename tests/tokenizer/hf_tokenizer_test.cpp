@@ -350,13 +350,24 @@ TEST_F(TinyTokenizer, TokenizeCommandEndToEnd) {
   const std::string file = write(tiny_tokenizer());
   const std::string bin = PERCETRAIN_BINARY;
   int status = -1;
-  std::string out = run(bin + " tokenize --tokenizer " + file + " --text 'hello world'", &status);
+  // --json: one JSON line of ids per text, the machine-readable form the parity tests read.
+  std::string out = run(bin + " tokenize --json --tokenizer " + file + " --text 'hello world'", &status);
   EXPECT_EQ(status, 0) << out;
   EXPECT_EQ(out, "{\"ids\":[302,259,260,111,114,108,100]}\n");
   std::ofstream(dir_ / "in.jsonl") << "{\"text\": \"hello\"}\n\n{\"text\": \"he<|end|>\"}\n";
-  out = run(bin + " tokenize --tokenizer " + file + " --no-special --input " + (dir_ / "in.jsonl").string(), &status);
+  out = run(bin + " tokenize --json --tokenizer " + file + " --no-special --input " + (dir_ / "in.jsonl").string(),
+            &status);
   EXPECT_EQ(status, 0) << out;
   EXPECT_EQ(out, "{\"ids\":[259]}\n{\"ids\":[256,300]}\n");
+  // By default a table: each id next to its piece (byte-level BPE's "Ġ" is the leading space).
+  out = run(bin + " tokenize --tokenizer " + file + " --text 'hello world'", &status);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_EQ(out,
+            "7 tokens\n"
+            "  302  <|start|>\n  259  hello\n  260  \xC4\xA0w\n  111  o\n  114  r\n  108  l\n  100  d\n");
+  out = run(bin + " tokenize --tokenizer " + file + " --no-special --input " + (dir_ / "in.jsonl").string(), &status);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_EQ(out, "text 1 of 2: 1 token\n  259  hello\n\ntext 2 of 2: 2 tokens\n  256  he\n  300  <|end|>\n");
   std::ofstream(dir_ / "bad.jsonl") << "{\"text\": \"ok\"}\n{\"txt\": 1}\n";
   out = run(bin + " tokenize --tokenizer " + file + " --input " + (dir_ / "bad.jsonl").string(), &status);
   EXPECT_NE(status, 0);
