@@ -306,6 +306,63 @@ json run_child(const BenchOptions& o, const std::string& variant) {
 
 }  // namespace
 
+std::string bench_rounds_report(const std::vector<std::string>& variants,
+                                const std::vector<std::vector<double>>& rounds_ms, double theory) {
+  auto median_of = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v[v.size() / 2];  // the same (upper) median the table shows
+  };
+  auto fixed = [](double v, const char* spec) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), spec, v);
+    return std::string(buf);
+  };
+  std::string out;
+  size_t rounds = 0, ce = variants.size(), perce = variants.size();
+  double worst = 0;
+  std::string worst_text;
+  for (size_t i = 0; i < variants.size() && i < rounds_ms.size(); ++i) {
+    if (variants[i] == "ce") ce = i;
+    if (variants[i] == "perce") perce = i;
+    const auto& r = rounds_ms[i];
+    if (r.empty()) continue;
+    rounds = std::max(rounds, r.size());
+    const double lo = *std::min_element(r.begin(), r.end()), hi = *std::max_element(r.begin(), r.end());
+    const double median = median_of(r), spread = median > 0 ? (hi - lo) / median : 0.0;
+    if (r.size() > 1) {
+      if (out.empty()) out += "rounds (ms/step, min / median / max, spread = (max - min) / median):\n";
+      char line[160];
+      std::snprintf(line, sizeof(line), "  %-22s %10.1f / %.1f / %.1f  spread %.0f%%\n", variants[i].c_str(), lo,
+                    median, hi, 100 * spread);
+      out += line;
+    }
+    if (spread > worst) {
+      worst = spread;
+      worst_text = variants[i] + ": " + fixed(lo, "%.1f") + " to " + fixed(hi, "%.1f") + " ms/step";
+    }
+  }
+  if (ce < variants.size() && perce < variants.size() && ce < rounds_ms.size() && perce < rounds_ms.size() &&
+      !rounds_ms[ce].empty() && !rounds_ms[perce].empty() && median_of(rounds_ms[ce]) > 0) {
+    out += "PerCE / CE step time: " + fixed(median_of(rounds_ms[perce]) / median_of(rounds_ms[ce]), "%.3f") +
+           " (theory 1 + L0/(3 L1) = " + fixed(theory, "%.3f") + ")";
+    const size_t n = std::min(rounds_ms[ce].size(), rounds_ms[perce].size());
+    if (n > 1) {
+      out += "; per round:";
+      for (size_t k = 0; k < n; ++k)
+        out += " " + (rounds_ms[ce][k] > 0 ? fixed(rounds_ms[perce][k] / rounds_ms[ce][k], "%.3f") : "n/a");
+    }
+    out += "\n";
+  }
+  if (rounds == 1) {
+    out += "note: one round measures no spread; on a shared machine use --rounds 3 or more and compare the rounds\n";
+  } else if (worst > kBenchSpreadWarning) {
+    out += "warning: the rounds differ by up to " + fixed(100 * worst, "%.0f") + "% (" + worst_text +
+           "): the machine was busy, so these timings and the ratio are unreliable; rerun with more rounds (--rounds " +
+           std::to_string(std::max<size_t>(5, rounds + 2)) + ") when it is quieter\n";
+  }
+  return out;
+}
+
 int run_bench(BenchOptions& o, const JobConfig& config) {
   if (o.with_length <= 0) o.with_length = config.data.max_length;
   if (o.without_length <= 0) o.without_length = std::max<int64_t>(2, o.with_length / 4);
@@ -333,6 +390,11 @@ int run_bench(BenchOptions& o, const JobConfig& config) {
         std::cerr << "bench: running " << variants[i] << " (round " << round + 1 << " of " << o.rounds << ")...\n";
       runs[i].push_back(run_child(o, variants[i]));
     }
+  std::vector<std::vector<double>> rounds_ms;  // in the order the rounds ran, for the per-round ratio
+  for (const auto& r : runs) {
+    rounds_ms.emplace_back();
+    for (const auto& run : r) rounds_ms.back().push_back(run["ms_per_step"].get<double>());
+  }
   json results = json::array();
   for (auto& r : runs) {
     std::sort(r.begin(), r.end(), [](const json& a, const json& b) {
@@ -389,9 +451,7 @@ int run_bench(BenchOptions& o, const JobConfig& config) {
   if (!results.empty())
     std::printf("matmul peak: %.2f GFLOP/s (%s, %s)\n", results[0]["matmul_peak_flops_per_s"].get<double>() / 1e9,
                 results[0]["device"].get<std::string>().c_str(), results[0]["dtype"].get<std::string>().c_str());
-  if (report.contains("perce_over_ce"))
-    std::printf("PerCE / CE step time: %.3f (theory 1 + L0/(3 L1) = %.3f)\n", report["perce_over_ce"].get<double>(),
-                theory);
+  std::printf("%s", bench_rounds_report(variants, rounds_ms, theory).c_str());
   std::printf("%s; MFU = model FLOP/s / matmul peak\n",
               on_cuda ? "GPU MiB is the CUDA caching allocator's peak of allocated memory during the measured steps"
                       : "peak MiB is the process's maximum resident set");

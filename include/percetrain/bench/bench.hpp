@@ -28,4 +28,15 @@ struct BenchOptions {
 // here and prints its JSON line. Returns the exit status.
 int run_bench(BenchOptions& options, const JobConfig& config);
 
+// Rounds that differ by more than this share of their median make the timings unreliable.
+constexpr double kBenchSpreadWarning = 0.10;
+
+// The table's footer about rounds: each variant's ms/step per round (min / median / max and the
+// spread (max - min) / median), the PerCE / CE ratio of the medians next to `theory` and per round
+// (rounds alternate the variants, so round k of ce and of perce ran side by side), and a warning
+// when a variant's spread exceeds kBenchSpreadWarning (or a note that one round measures none).
+// `rounds_ms[i]` holds variant `variants[i]`'s rounds in the order they ran.
+std::string bench_rounds_report(const std::vector<std::string>& variants,
+                                const std::vector<std::vector<double>>& rounds_ms, double theory);
+
 }  // namespace percetrain
