@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <deque>
+#include <string_view>
 #include <unordered_map>
 
 #include "percetrain/util/text.hpp"
@@ -36,51 +38,109 @@ std::vector<int64_t> date_numbers(const std::string& text) {
 
 }  // namespace
 
-std::vector<std::string> retrieval_terms(const std::string& text) {
-  std::vector<std::string> terms;
-  std::string current;
+namespace {
+
+// Calls f(std::string_view term) for each retrieval term of `text`, lowercased into `buffer`
+// (reused, so a long text costs no allocation per word); the view is valid during the call only.
+template <class F>
+void for_each_retrieval_term(std::string_view text, std::string* buffer, F&& f) {
+  buffer->clear();
   for (const char ch : text) {
     const auto c = static_cast<unsigned char>(ch);
     if (is_term_char(c)) {
-      current.push_back(static_cast<char>(std::tolower(c)));
-    } else if (!current.empty()) {
-      terms.push_back(std::move(current));
-      current.clear();
+      buffer->push_back(static_cast<char>(std::tolower(c)));
+    } else if (!buffer->empty()) {
+      f(std::string_view(*buffer));
+      buffer->clear();
     }
   }
-  if (!current.empty()) terms.push_back(std::move(current));
+  if (!buffer->empty()) f(std::string_view(*buffer));
+}
+
+// What both BM25 variants need of a corpus, gathered in one pass over each document's terms and
+// without a copy per word: each document's length and its counts of the query's distinct terms.
+// Memory is the query's distinct terms plus, per document, the query terms it holds, whatever the
+// length of the documents (a 50 MB profile item costs its text, not gigabytes of word copies).
+struct QueryCounts {
+  std::deque<std::string> distinct;                   // the query's distinct terms (stable addresses)
+  std::unordered_map<std::string_view, size_t> slot;  // term -> index into `distinct`
+  std::vector<int64_t> occurrences;                   // the query's terms as slots, repeats kept, in order
+  std::vector<int64_t> length;                        // per document: its number of terms
+  std::vector<std::unordered_map<size_t, int64_t>> tf;  // per document: slot -> count (> 0)
+
+  void add_query_term(std::string_view t) {
+    auto it = slot.find(t);
+    if (it == slot.end()) {
+      distinct.emplace_back(t);
+      it = slot.emplace(distinct.back(), distinct.size() - 1).first;
+    }
+    occurrences.push_back(static_cast<int64_t>(it->second));
+  }
+  void begin_document() {
+    length.push_back(0);
+    tf.emplace_back();
+  }
+  void add(std::string_view term) {
+    ++length.back();
+    const auto it = slot.find(term);
+    if (it != slot.end()) ++tf.back()[it->second];
+  }
+  int64_t count(size_t d, size_t s) const {
+    const auto it = tf[d].find(s);
+    return it == tf[d].end() ? 0 : it->second;
+  }
+};
+
+// Lucene-idf BM25 from the counts; every sum in the order of the term-list formulation.
+std::vector<double> bm25_from_counts(const QueryCounts& q, double k1, double b) {
+  const size_t N = q.length.size();
+  std::vector<double> scores(N, 0.0);
+  if (N == 0) return scores;
+  double total_length = 0;
+  std::vector<int64_t> df(q.distinct.size(), 0);
+  for (size_t d = 0; d < N; ++d) {
+    total_length += static_cast<double>(q.length[d]);
+    for (const auto& kv : q.tf[d]) ++df[kv.first];
+  }
+  const double avgdl = total_length / static_cast<double>(N);
+  if (avgdl == 0) return scores;
+  for (const int64_t s : q.occurrences) {
+    if (df[s] == 0) continue;
+    const double n = static_cast<double>(df[s]);
+    const double idf = std::log(1.0 + (static_cast<double>(N) - n + 0.5) / (n + 0.5));
+    for (size_t d = 0; d < N; ++d) {
+      const int64_t f = q.count(d, static_cast<size_t>(s));
+      if (f == 0) continue;
+      const double freq = static_cast<double>(f);
+      const double dl = static_cast<double>(q.length[d]);
+      scores[d] += idf * freq * (k1 + 1.0) / (freq + k1 * (1.0 - b + b * dl / avgdl));
+    }
+  }
+  return scores;
+}
+
+void add_query_terms(QueryCounts* counts, const std::vector<std::string>& terms) {
+  for (const auto& t : terms) counts->add_query_term(t);
+}
+
+}  // namespace
+
+std::vector<std::string> retrieval_terms(const std::string& text) {
+  std::vector<std::string> terms;
+  std::string buffer;
+  for_each_retrieval_term(text, &buffer, [&](std::string_view t) { terms.emplace_back(t); });
   return terms;
 }
 
 std::vector<double> bm25_scores(const std::vector<std::string>& query_terms,
                                 const std::vector<std::vector<std::string>>& documents, double k1, double b) {
-  const size_t N = documents.size();
-  std::vector<double> scores(N, 0.0);
-  if (N == 0) return scores;
-  double total_length = 0;
-  std::vector<std::unordered_map<std::string, int64_t>> tf(N);
-  std::unordered_map<std::string, int64_t> df;
-  for (size_t d = 0; d < N; ++d) {
-    total_length += static_cast<double>(documents[d].size());
-    for (const auto& t : documents[d]) ++tf[d][t];
-    for (const auto& kv : tf[d]) ++df[kv.first];
+  QueryCounts counts;
+  add_query_terms(&counts, query_terms);
+  for (const auto& document : documents) {
+    counts.begin_document();
+    for (const auto& t : document) counts.add(t);
   }
-  const double avgdl = total_length / static_cast<double>(N);
-  if (avgdl == 0) return scores;
-  for (const auto& t : query_terms) {
-    const auto it = df.find(t);
-    if (it == df.end()) continue;
-    const double n = static_cast<double>(it->second);
-    const double idf = std::log(1.0 + (static_cast<double>(N) - n + 0.5) / (n + 0.5));
-    for (size_t d = 0; d < N; ++d) {
-      const auto f = tf[d].find(t);
-      if (f == tf[d].end()) continue;
-      const double freq = static_cast<double>(f->second);
-      const double dl = static_cast<double>(documents[d].size());
-      scores[d] += idf * freq * (k1 + 1.0) / (freq + k1 * (1.0 - b + b * dl / avgdl));
-    }
-  }
-  return scores;
+  return bm25_from_counts(counts, k1, b);
 }
 
 // ---- LaMP's retrieval -----------------------------------------------------------------------
@@ -123,55 +183,76 @@ void numpy_heap_argsort(const double* v, int64_t* tosort, int64_t n) {
 }  // namespace
 
 
-std::vector<double> bm25_okapi_scores(const std::vector<std::string>& query_terms,
-                                      const std::vector<std::vector<std::string>>& documents,
-                                      const Bm25OkapiParams& p) {
-  const size_t N = documents.size();
+namespace {
+
+// rank_bm25's BM25Okapi over documents whose terms `for_each_term(d, f)` visits in order (as
+// string_views that stay valid until the scores are computed). Besides the query counts it keeps
+// one entry per distinct corpus term (the mean idf runs over the whole vocabulary), never a copy
+// per word.
+template <class ForEachTerm>
+std::vector<double> bm25_okapi_core(QueryCounts& counts, size_t N, ForEachTerm&& for_each_term,
+                                    const Bm25OkapiParams& p) {
   std::vector<double> scores(N, 0.0);
   if (N == 0) return scores;
   // Document frequencies in order of first appearance: rank_bm25 sums the idfs over a dict in
   // insertion order, and the mean (hence the floor) depends on that order in the last bits.
-  std::vector<std::unordered_map<std::string, int64_t>> tf(N);
-  std::unordered_map<std::string, size_t> slot;
-  std::vector<std::pair<std::string, int64_t>> df;
+  struct Seen {
+    size_t index;     // into df
+    size_t last_doc;  // the last document counted in its df
+  };
+  std::unordered_map<std::string_view, Seen> vocabulary;
+  std::vector<int64_t> df;
   int64_t total_length = 0;
   for (size_t d = 0; d < N; ++d) {
-    total_length += static_cast<int64_t>(documents[d].size());
-    std::vector<const std::string*> first_seen;
-    for (const auto& t : documents[d])
-      if (tf[d][t]++ == 0) first_seen.push_back(&t);
-    for (const std::string* t : first_seen) {
-      const auto it = slot.emplace(*t, df.size());
-      if (it.second) df.emplace_back(*t, 0);
-      ++df[it.first->second].second;
-    }
+    counts.begin_document();
+    for_each_term(d, [&](std::string_view t) {
+      counts.add(t);
+      const auto it = vocabulary.emplace(t, Seen{df.size(), d});
+      if (it.second) df.push_back(1);
+      else if (it.first->second.last_doc != d) {
+        it.first->second.last_doc = d;
+        ++df[it.first->second.index];
+      }
+    });
+    total_length += counts.length.back();
   }
   if (total_length == 0) return scores;
   const double avgdl = static_cast<double>(total_length) / static_cast<double>(N);
-  std::unordered_map<std::string, double> idf;
+  std::vector<double> idf(df.size());
   double idf_sum = 0.0;
-  std::vector<std::string> negative;
-  for (const auto& [term, n] : df) {
-    const double value = std::log(static_cast<double>(N) - static_cast<double>(n) + 0.5) -
-                         std::log(static_cast<double>(n) + 0.5);
-    idf[term] = value;
-    idf_sum += value;
-    if (value < 0) negative.push_back(term);
+  for (size_t i = 0; i < df.size(); ++i) {
+    idf[i] = std::log(static_cast<double>(N) - static_cast<double>(df[i]) + 0.5) -
+             std::log(static_cast<double>(df[i]) + 0.5);
+    idf_sum += idf[i];
   }
   const double eps = p.epsilon * (idf_sum / static_cast<double>(df.size()));
-  for (const auto& term : negative) idf[term] = eps;
-  for (const auto& q : query_terms) {
-    const auto it = idf.find(q);
-    if (it == idf.end()) continue;  // tf is 0 in every document: the term adds exactly 0
+  for (double& value : idf)
+    if (value < 0) value = eps;
+  for (const int64_t s : counts.occurrences) {
+    const auto it = vocabulary.find(counts.distinct[static_cast<size_t>(s)]);
+    if (it == vocabulary.end()) continue;  // tf is 0 in every document: the term adds exactly 0
+    const double term_idf = idf[it->second.index];
     for (size_t d = 0; d < N; ++d) {
-      const auto f = tf[d].find(q);
-      if (f == tf[d].end()) continue;
-      const double freq = static_cast<double>(f->second);
-      const double dl = static_cast<double>(documents[d].size());
-      scores[d] += it->second * (freq * (p.k1 + 1) / (freq + p.k1 * (1 - p.b + p.b * dl / avgdl)));
+      const int64_t f = counts.count(d, static_cast<size_t>(s));
+      if (f == 0) continue;
+      const double freq = static_cast<double>(f);
+      const double dl = static_cast<double>(counts.length[d]);
+      scores[d] += term_idf * (freq * (p.k1 + 1) / (freq + p.k1 * (1 - p.b + p.b * dl / avgdl)));
     }
   }
   return scores;
+}
+
+}  // namespace
+
+std::vector<double> bm25_okapi_scores(const std::vector<std::string>& query_terms,
+                                      const std::vector<std::vector<std::string>>& documents,
+                                      const Bm25OkapiParams& p) {
+  QueryCounts counts;
+  add_query_terms(&counts, query_terms);
+  return bm25_okapi_core(counts, documents.size(), [&](size_t d, const auto& f) {
+    for (const auto& t : documents[d]) f(std::string_view(t));
+  }, p);
 }
 
 std::vector<int64_t> numpy_argsort(const std::vector<double>& values) {
@@ -318,18 +399,24 @@ std::vector<RankedItem> rank_profile(Retrieval method, int64_t top_k, const std:
   for (int64_t i = 0; i < n; ++i) ranked[i].index = i;
   if (method == Retrieval::kAll) return ranked;
   if (method == Retrieval::kBm25) {
-    std::vector<std::vector<std::string>> docs;
-    docs.reserve(n);
-    for (const auto& t : item_texts) docs.push_back(retrieval_terms(t));
-    const auto scores = bm25_scores(retrieval_terms(query), docs, k1, b);
+    // Streamed: the items' terms are counted as they are read, never stored.
+    QueryCounts counts;
+    std::string buffer;
+    for_each_retrieval_term(query, &buffer, [&](std::string_view term) { counts.add_query_term(term); });
+    for (const auto& t : item_texts) {
+      counts.begin_document();
+      for_each_retrieval_term(t, &buffer, [&](std::string_view term) { counts.add(term); });
+    }
+    const auto scores = bm25_from_counts(counts, k1, b);
     for (int64_t i = 0; i < n; ++i) ranked[i].score = scores[i];
     std::stable_sort(ranked.begin(), ranked.end(),
                      [](const RankedItem& x, const RankedItem& y) { return x.score > y.score; });
   } else if (method == Retrieval::kBm25Lamp) {
-    std::vector<std::vector<std::string>> docs;
-    docs.reserve(n);
-    for (const auto& t : item_texts) docs.push_back(split_python_whitespace(t));
-    const auto scores = bm25_okapi_scores(split_python_whitespace(query), docs);
+    QueryCounts counts;
+    for_each_python_word(query, [&](std::string_view t) { counts.add_query_term(t); });
+    const auto scores = bm25_okapi_core(counts, item_texts.size(), [&](size_t d, const auto& f) {
+      for_each_python_word(item_texts[d], f);
+    }, Bm25OkapiParams{});
     const auto ascending = numpy_argsort(scores);
     for (int64_t i = 0; i < n; ++i) {
       const int64_t index = ascending[static_cast<size_t>(n - 1 - i)];

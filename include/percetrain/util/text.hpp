@@ -66,20 +66,27 @@ inline char32_t utf8_code_point_at(std::string_view text, size_t i, size_t* leng
   return c;
 }
 
-// Python's str.split() with no argument on UTF-8 text: runs of Unicode whitespace separate words.
-inline std::vector<std::string> split_python_whitespace(std::string_view text) {
-  std::vector<std::string> out;
+// Calls f(std::string_view word) for each word of Python's str.split() with no argument on UTF-8
+// text, in order: runs of Unicode whitespace separate words. The views point into `text`.
+template <class F>
+void for_each_python_word(std::string_view text, F&& f) {
   size_t i = 0, start = std::string_view::npos, length = 1;
   for (; i < text.size(); i += length) {
     const bool space = is_python_space(utf8_code_point_at(text, i, &length));
     if (space && start != std::string_view::npos) {
-      out.emplace_back(text.substr(start, i - start));
+      f(text.substr(start, i - start));
       start = std::string_view::npos;
     } else if (!space && start == std::string_view::npos) {
       start = i;
     }
   }
-  if (start != std::string_view::npos) out.emplace_back(text.substr(start));
+  if (start != std::string_view::npos) f(text.substr(start));
+}
+
+// Python's str.split() with no argument on UTF-8 text, as copies.
+inline std::vector<std::string> split_python_whitespace(std::string_view text) {
+  std::vector<std::string> out;
+  for_each_python_word(text, [&](std::string_view word) { out.emplace_back(word); });
   return out;
 }
 
