@@ -1,7 +1,12 @@
 // Reads, validates and writes config.json for the supported decoder architectures.
 #include "percetrain/model/config.hpp"
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -92,6 +97,57 @@ RopeScaling parse_rope_scaling(const json& j, const std::string& where) {
   return rs;
 }
 
+// Upper bounds far above every released model (Llama 3.1 405B: 126 layers, hidden 16384, MLP
+// 53248, 128 heads; Gemma: 256k vocabulary), checked before anything is allocated: a damaged or
+// hostile config.json (num_hidden_layers: 1000000000) is one error line, not gigabytes of layers.
+constexpr int64_t kMaxLayers = 1024;
+constexpr int64_t kMaxHiddenSize = 131072;
+constexpr int64_t kMaxIntermediateSize = 1048576;
+constexpr int64_t kMaxHeads = 1024;
+constexpr int64_t kMaxHeadDim = 4096;
+constexpr int64_t kMaxVocabulary = 16777216;
+
+void check_size_limits(const ModelConfig& c, const std::string& where,
+                       const std::function<std::string(const std::string& key)>& name_of) {
+  const std::pair<const char*, std::pair<int64_t, int64_t>> limits[] = {
+      {"num_hidden_layers", {c.num_hidden_layers, kMaxLayers}},
+      {"hidden_size", {c.hidden_size, kMaxHiddenSize}},
+      {"intermediate_size", {c.intermediate_size, kMaxIntermediateSize}},
+      {"num_attention_heads", {c.num_attention_heads, kMaxHeads}},
+      {"num_key_value_heads", {c.num_key_value_heads, kMaxHeads}},
+      {"vocab_size", {c.vocab_size, kMaxVocabulary}}};
+  for (const auto& [key, value_limit] : limits)
+    if (value_limit.first > value_limit.second)
+      fail(where, name_of(key) + " is " + std::to_string(value_limit.first) + ", more than percetrain's limit of " +
+                      std::to_string(value_limit.second),
+           "far above every released model");
+}
+
+// Bytes of memory this process may still take: MemAvailable plus free swap (Linux), else all of
+// physical memory; 0 when unknown.
+double available_memory_bytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  double kib = 0, total = 0;
+  bool found = false;
+  while (meminfo >> key >> kib) {
+    if (key == "MemAvailable:" || key == "SwapFree:") {
+      total += kib * 1024.0;
+      found = true;
+    }
+    meminfo.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  if (found) return total;
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page) : 0.0;
+}
+
+std::string gigabytes(double bytes) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.1f GB", bytes / 1e9);
+  return text;
+}
+
 }  // namespace
 
 ModelConfig parse_model_config(const std::string& json_text, const std::string& where) {
@@ -123,6 +179,7 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
                              {"num_attention_heads", c.num_attention_heads},
                              {"num_key_value_heads", c.num_key_value_heads}})
     if (value <= 0) fail(where, std::string("field '") + name + "' must be positive");
+  check_size_limits(c, where, [](const std::string& key) { return "'" + key + "'"; });
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     fail(where, "num_attention_heads (" + std::to_string(c.num_attention_heads) +
                     ") is not a multiple of num_key_value_heads (" +
@@ -134,6 +191,10 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
   if (c.head_dim <= 0 || c.head_dim % 2 != 0) fail(where, "head_dim must be positive and even");
+  if (c.head_dim > kMaxHeadDim)
+    fail(where, "'head_dim' is " + std::to_string(c.head_dim) + ", more than percetrain's limit of " +
+                    std::to_string(kMaxHeadDim),
+         "released models use 64 to 256");
 
   c.rms_norm_eps = get_double(j, "rms_norm_eps", where, 1e-6);
   c.rope_theta = get_double(j, "rope_theta", where, 10000.0);
@@ -268,6 +329,14 @@ ModelConfig preset_model_config(const std::string& arch, const std::string& pres
     if (value <= 0) fail(option, "must be a positive integer, got " + std::to_string(value));
     if (field.second) *field.second = value;
   }
+  check_size_limits(c, "init-model", [](const std::string& key) {
+    return key == "num_hidden_layers"     ? std::string("--layers")
+           : key == "hidden_size"         ? std::string("--hidden-size")
+           : key == "intermediate_size"   ? std::string("--intermediate-size")
+           : key == "num_attention_heads" ? std::string("--heads")
+           : key == "num_key_value_heads" ? std::string("--kv-heads")
+                                          : std::string("the tokenizer's vocabulary");
+  });
   // A preset's kv-head count can exceed a smaller --heads: then name both options.
   if (c.hidden_size % c.num_attention_heads != 0)
     fail("--hidden-size", "hidden size " + std::to_string(c.hidden_size) + " is not a multiple of the " +
@@ -282,6 +351,9 @@ ModelConfig preset_model_config(const std::string& arch, const std::string& pres
   c.head_dim = overrides.head_dim ? *overrides.head_dim
                : arch == "qwen3"  ? 2 * c.hidden_size / c.num_attention_heads
                                   : c.hidden_size / c.num_attention_heads;
+  if (c.head_dim > kMaxHeadDim)
+    fail("--head-dim", "is " + std::to_string(c.head_dim) + ", more than percetrain's limit of " +
+                           std::to_string(kMaxHeadDim), "released models use 64 to 256");
   if (c.head_dim % 2 != 0)
     fail(overrides.head_dim ? "--head-dim" : "--hidden-size",
          "head dimension " + std::to_string(c.head_dim) + " is odd", "rotary embeddings rotate pairs: make it even");
@@ -294,6 +366,46 @@ ModelConfig preset_model_config(const std::string& arch, const std::string& pres
   c.sliding_window = 0;
   c.torch_dtype = "float32";
   return c;
+}
+
+double model_parameter_count(const ModelConfig& c) {
+  const double H = static_cast<double>(c.hidden_size), V = static_cast<double>(c.vocab_size);
+  const double q = static_cast<double>(c.num_attention_heads * c.head_dim);
+  const double kv = static_cast<double>(c.num_key_value_heads * c.head_dim);
+  const double I = static_cast<double>(c.intermediate_size);
+  double layer = H * q + 2 * H * kv + q * H  // q, k, v, o projections
+                 + 3 * H * I                 // gate, up, down
+                 + 2 * H;                    // the two RMSNorms
+  if (c.attention_bias) layer += q + 2 * kv + (c.model_type == "qwen2" ? 0 : H);
+  if (c.qk_norm) layer += 2 * static_cast<double>(c.head_dim);
+  return V * H * (c.tie_word_embeddings ? 1 : 2) + static_cast<double>(c.num_hidden_layers) * layer + H;
+}
+
+void check_model_fits_in_memory(const ModelConfig& c, const std::string& where,
+                                const std::function<std::string(const std::string& key)>& name_of) {
+  const double bytes = 4 * model_parameter_count(c);  // built in float32 before any conversion
+  const double available = available_memory_bytes();
+  if (available <= 0 || bytes <= available) return;
+  // The size furthest above a large released model's (Llama 3 70B) is the one to name.
+  struct Size {
+    const char* key;
+    int64_t value;
+    double typical;
+  };
+  const Size sizes[] = {{"num_hidden_layers", c.num_hidden_layers, 80},
+                        {"hidden_size", c.hidden_size, 8192},
+                        {"intermediate_size", c.intermediate_size, 28672},
+                        {"vocab_size", c.vocab_size, 128256},
+                        {"num_attention_heads", c.num_attention_heads, 64}};
+  const Size* worst = &sizes[0];
+  for (const auto& size : sizes)
+    if (size.value / size.typical > worst->value / worst->typical) worst = &size;
+  char count[32];
+  std::snprintf(count, sizeof(count), "%.3g", model_parameter_count(c));
+  fail(where, name_of(worst->key) + " " + std::to_string(worst->value) + " makes a model of " + count +
+                  " parameters (" + gigabytes(bytes) + " in float32), more than the " + gigabytes(available) +
+                  " of memory available",
+       "choose smaller sizes");
 }
 
 }  // namespace percetrain

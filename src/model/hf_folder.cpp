@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -82,7 +83,100 @@ bool ignorable_tensor(const std::string& name) {
   return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+std::string config_key(const std::string& key) { return "'" + key + "'"; }
+
+std::string init_model_option(const std::string& key) {
+  return key == "num_hidden_layers"     ? "--layers"
+         : key == "hidden_size"         ? "--hidden-size"
+         : key == "intermediate_size"   ? "--intermediate-size"
+         : key == "num_attention_heads" ? "--heads"
+                                        : "the tokenizer's vocab_size";
+}
+
+// The first dimension of a stored tensor, or -1 when the tensor is absent or not of `rank` dims.
+int64_t stored_dim(const std::map<std::string, const TensorEntry*>& entries, const std::string& name, size_t rank,
+                   size_t dim) {
+  const auto it = entries.find(name);
+  return it == entries.end() || it->second->shape.size() != rank ? -1 : it->second->shape[dim];
+}
+
 }  // namespace
+
+void check_config_against_weights(const ModelConfig& c, const std::map<std::string, const TensorEntry*>& entries,
+                                  const std::string& config_path) {
+  const std::string hint = "is config.json from the same checkpoint as the weights?";
+  auto disagree = [&](const std::string& key, int64_t value, const std::string& stored) {
+    fail(config_path, "'" + key + "' is " + std::to_string(value) + ", but " + stored, hint);
+  };
+  // Layers: the last N of model.layers.N.* must be num_hidden_layers - 1.
+  const std::string prefix = "model.layers.";
+  std::set<int64_t> layers;
+  for (const auto& [name, entry] : entries) {
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    size_t i = prefix.size();
+    int64_t n = 0;
+    while (i < name.size() && std::isdigit(static_cast<unsigned char>(name[i])) && n < (int64_t(1) << 40))
+      n = n * 10 + (name[i++] - '0');
+    if (i > prefix.size() && i < name.size() && name[i] == '.') layers.insert(n);
+  }
+  // (A gap below the last one is reported with the missing tensors' names, after this.)
+  if (layers.empty() || *layers.rbegin() + 1 != c.num_hidden_layers)
+    disagree("num_hidden_layers", c.num_hidden_layers,
+             layers.empty() ? "the weights hold no model.layers.N tensors"
+                            : "the weights hold layers model.layers." + std::to_string(*layers.begin()) +
+                                  " to model.layers." + std::to_string(*layers.rbegin()));
+  // The sizes, from the tensors that show them; a tensor that is absent is reported (as missing)
+  // by the name-by-name check after these.
+  const int64_t vocab = stored_dim(entries, "model.embed_tokens.weight", 2, 0);
+  const int64_t hidden = stored_dim(entries, "model.embed_tokens.weight", 2, 1);
+  const int64_t norm = stored_dim(entries, "model.norm.weight", 1, 0);
+  if (hidden >= 0 && hidden != c.hidden_size)
+    disagree("hidden_size", c.hidden_size, "model.embed_tokens.weight has " + std::to_string(hidden) + " columns");
+  if (norm >= 0 && norm != c.hidden_size)
+    disagree("hidden_size", c.hidden_size, "model.norm.weight has " + std::to_string(norm) + " entries");
+  if (vocab >= 0 && vocab != c.vocab_size)
+    disagree("vocab_size", c.vocab_size, "model.embed_tokens.weight has " + std::to_string(vocab) + " rows");
+  const int64_t head = stored_dim(entries, "lm_head.weight", 2, 0);
+  if (head >= 0 && head != c.vocab_size)
+    disagree("vocab_size", c.vocab_size, "lm_head.weight has " + std::to_string(head) + " rows");
+  const std::string layer0 = prefix + std::to_string(layers.empty() ? 0 : *layers.begin()) + ".";
+  const int64_t mlp = stored_dim(entries, layer0 + "mlp.gate_proj.weight", 2, 0);
+  if (mlp >= 0 && mlp != c.intermediate_size)
+    disagree("intermediate_size", c.intermediate_size,
+             layer0 + "mlp.gate_proj.weight has " + std::to_string(mlp) + " rows");
+  const int64_t head_dim = stored_dim(entries, layer0 + "self_attn.q_norm.weight", 1, 0);
+  if (c.qk_norm && head_dim >= 0 && head_dim != c.head_dim)
+    disagree("head_dim", c.head_dim, layer0 + "self_attn.q_norm.weight has " + std::to_string(head_dim) + " entries");
+  const int64_t q = stored_dim(entries, layer0 + "self_attn.q_proj.weight", 2, 0);
+  if (q >= 0 && q != c.num_attention_heads * c.head_dim)
+    disagree("num_attention_heads", c.num_attention_heads,
+             "with head_dim " + std::to_string(c.head_dim) + " that needs " +
+                 std::to_string(c.num_attention_heads * c.head_dim) + " rows and " + layer0 +
+                 "self_attn.q_proj.weight has " + std::to_string(q));
+  const int64_t kv = stored_dim(entries, layer0 + "self_attn.k_proj.weight", 2, 0);
+  if (kv >= 0 && kv != c.num_key_value_heads * c.head_dim)
+    disagree("num_key_value_heads", c.num_key_value_heads,
+             "with head_dim " + std::to_string(c.head_dim) + " that needs " +
+                 std::to_string(c.num_key_value_heads * c.head_dim) + " rows and " + layer0 +
+                 "self_attn.k_proj.weight has " + std::to_string(kv));
+  // Whatever no tensor above shows (its tensor is absent): every parameter is loaded from a stored
+  // tensor of its shape, so a config that describes far more parameters than the files hold
+  // values can never load. A small excess is left to the name-by-name report after this, which
+  // names the missing tensors; building the model then takes at most about twice the stored size.
+  double stored_values = 0;
+  for (const auto& [name, entry] : entries) {
+    double n = 1;
+    for (int64_t d : entry->shape) n *= static_cast<double>(d);
+    stored_values += n;
+  }
+  const double needed = model_parameter_count(c);
+  if (needed > 2 * stored_values + double(1 << 24)) {
+    char text[96];
+    std::snprintf(text, sizeof(text), "describes %.4g parameters, but the weights hold %.4g values", needed,
+                  stored_values);
+    fail(config_path, text, hint);
+  }
+}
 
 LoadedModel random_causal_lm(const std::string& config_json, const c10::Device& device, c10::ScalarType dtype,
                              uint64_t seed) {
@@ -93,6 +187,7 @@ LoadedModel random_causal_lm(const std::string& config_json, const c10::Device& 
   LoadedModel loaded;
   loaded.folder = config_json;
   loaded.config = parse_model_config(text.str(), config_json);
+  check_model_fits_in_memory(loaded.config, config_json, config_key);
   loaded.model = CausalLM(loaded.config);
   init_weights(*loaded.model, seed, 0.02);
   loaded.model->to(device, dtype);
@@ -106,12 +201,13 @@ LoadedModel load_causal_lm(const std::string& folder, const c10::Device& device,
   if (!fs::is_directory(dir)) fail(folder, "is not a folder", "point --model at a Hugging Face model folder");
   LoadedModel loaded;
   loaded.folder = folder;
-  loaded.config = load_model_config((dir / "config.json").string());
+  const std::string config_path = (dir / "config.json").string();
+  loaded.config = load_model_config(config_path);
   loaded.device = device;
   loaded.dtype = dtype;
-  loaded.model = CausalLM(loaded.config);
-  loaded.model->to(dtype);
 
+  // The headers first (nothing but the mapping is read): config.json's sizes are checked against
+  // the tensors that are there before a model of those sizes is built.
   std::vector<std::unique_ptr<SafetensorsFile>> files;
   std::map<std::string, std::pair<const SafetensorsFile*, const TensorEntry*>> stored;
   for (const auto& path : weight_files(dir)) {
@@ -122,6 +218,12 @@ LoadedModel load_causal_lm(const std::string& folder, const c10::Device& device,
       stored[entry.name] = {files.back().get(), &entry};
     }
   }
+  std::map<std::string, const TensorEntry*> entries;
+  for (const auto& [name, where] : stored) entries[name] = where.second;
+  check_config_against_weights(loaded.config, entries, config_path);
+
+  loaded.model = CausalLM(loaded.config);
+  loaded.model->to(dtype);
 
   std::vector<std::string> missing, misshaped;
   std::set<std::string> used;
@@ -292,6 +394,7 @@ LoadedModel random_preset_lm(const ModelSection& model, const std::string& token
   LoadedModel loaded;
   loaded.folder = model.path + " (not written: random " + model.init_arch + "/" + model.init_preset + " weights)";
   loaded.config = preset_model_config(model.init_arch, model.init_preset, tokenizer->vocab_size());
+  check_model_fits_in_memory(loaded.config, "model.init_preset", config_key);
   loaded.model = CausalLM(loaded.config);
   init_weights(*loaded.model, model.init_seed);
   loaded.model->to(device, dtype);
@@ -310,6 +413,7 @@ int64_t write_random_model(const std::string& arch, const std::string& preset,
   ModelConfig config = preset_model_config(arch, preset, tokenizer->vocab_size(), shape);
   config.bos_token_id = tokenizer->bos_id();
   config.eos_token_id = tokenizer->eos_id();
+  check_model_fits_in_memory(config, "init-model", init_model_option);
   CausalLM model(config);
   init_weights(*model, seed);
   SaveOptions save;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,13 +41,23 @@ struct ModelConfig {
   // The whole config.json as read, so that saving writes back every field we do not model.
   std::string raw_json;
 
-  int64_t kv_heads_per_group() const { return num_attention_heads / num_key_value_heads; }
 };
 
 // Parses and validates config.json text; `where` names the file in errors. A model_type or a
 // field value that percetrain does not implement is an error, never a silent approximation.
 ModelConfig parse_model_config(const std::string& json_text, const std::string& where);
 ModelConfig load_model_config(const std::string& path);
+
+// The number of parameters a model of `config` has (as a double: a hostile config must not
+// overflow the count), computed without building it.
+double model_parameter_count(const ModelConfig& config);
+
+// Refuses, before anything is allocated, a model whose float32 parameters exceed the memory this
+// process can still take (available RAM plus free swap): one error at `where` naming the size
+// furthest above a large released model's, as `name_of(key)` spells it (a config.json key, or
+// init-model's option for it).
+void check_model_fits_in_memory(const ModelConfig& config, const std::string& where,
+                                const std::function<std::string(const std::string& key)>& name_of);
 
 // config.json for `config`: raw_json with the modelled fields brought up to date.
 std::string model_config_to_json(const ModelConfig& config);

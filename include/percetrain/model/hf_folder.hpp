@@ -5,6 +5,7 @@
 #include <c10/core/ScalarType.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,8 @@
 #include "percetrain/model/model_section.hpp"
 
 namespace percetrain {
+
+struct TensorEntry;
 
 struct LoadedModel {
   std::string folder;
@@ -27,6 +30,13 @@ struct LoadedModel {
 // unused; otherwise one error lists what is missing, mis-shaped or unused.
 LoadedModel load_causal_lm(const std::string& folder, const c10::Device& device,
                            c10::ScalarType dtype);
+
+// config.json's sizes against the tensors of a folder's safetensors headers (`entries`, by name),
+// before anything is allocated: num_hidden_layers against the model.layers.N present, hidden_size,
+// vocab_size, intermediate_size, head_dim and the head counts against the tensors that show them,
+// and the parameter count against the values stored. One error naming config.json and the key.
+void check_config_against_weights(const ModelConfig& config, const std::map<std::string, const TensorEntry*>& entries,
+                                  const std::string& config_path);
 
 // "model /abs/path: llama, 1.23M parameters, float32 on cpu": what every command says it loaded.
 std::string describe_loaded_model(const LoadedModel& loaded);
