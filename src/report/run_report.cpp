@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -64,6 +65,35 @@ std::string describe(const std::string& name) {
   return it == kOtherDescriptions.end() ? "" : it->second;
 }
 
+// The y axis's title: what the number measures and its unit, where the name alone does not say.
+std::string axis_title(const std::string& name) {
+  static const std::map<std::string, std::string> titles = {
+      {"loss", "loss (nats/token)"},
+      {"ce", "CE (nats/token)"},
+      {"pir_mean", "PIR (nats)"},
+      {"pir_p10", "PIR (nats)"},
+      {"pir_p50", "PIR (nats)"},
+      {"pir_p90", "PIR (nats)"},
+      {"clipped_low", "share of tokens"},
+      {"clipped_high", "share of tokens"},
+      {"lr", "learning rate"},
+      {"grad_norm", "gradient norm"},
+      {"epoch", "epochs"},
+      {"tokens", "tokens"},
+      {"response_tokens", "tokens"},
+      {"step_seconds", "seconds"},
+      {"tokens_per_s", "tokens/s"},
+      {"peak_memory_mib", "MiB"},
+      {"valid_rougeL", "ROUGE-L"},
+      {"valid_meteor", "METEOR"},
+      {"valid_response_tokens", "tokens"},
+      {"generate_records", "records"},
+      {"generate_seconds", "seconds"},
+  };
+  const auto it = titles.find(name);
+  return it == titles.end() ? name : it->second;
+}
+
 std::string num(double v, const char* spec = "%.4g") {
   char buf[48];
   std::snprintf(buf, sizeof(buf), spec, v);
@@ -91,6 +121,20 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
   return ticks;
 }
 
+// Ticks of a log axis over the decades [10^d0, 10^d1]: every decade (every k-th one when there are
+// many), with 2 and 5 in between when the axis spans at most two decades.
+std::vector<double> log_ticks(int d0, int d1) {
+  std::vector<double> ticks;
+  const int every = std::max(1, (d1 - d0 + 5) / 6);
+  for (int d = d0; d <= d1; d += every) {
+    ticks.push_back(std::pow(10.0, d));
+    if (d1 - d0 <= 2 && d < d1)
+      for (double m : {2.0, 5.0}) ticks.push_back(m * std::pow(10.0, d));
+  }
+  std::sort(ticks.begin(), ticks.end());
+  return ticks;
+}
+
 void widen(double* lo, double* hi) {
   if (*hi > *lo) return;
   const double pad = *lo == 0 ? 1.0 : std::abs(*lo) * 0.05;
@@ -98,30 +142,60 @@ void widen(double* lo, double* hi) {
   *hi += pad;
 }
 
+// A chart: one quantity, its training series and, where the run logged one, the validation series
+// of the same quantity ("loss" and "valid_loss") drawn over it.
+struct Chart {
+  std::vector<const MetricSeries*> series;  // training (or the only) series first
+};
+
+bool constant(const MetricSeries& s) {
+  for (const auto& p : s.points)
+    if (p.second != s.points.front().second) return false;
+  return true;
+}
+
+// The y axis is logarithmic when every value is positive and they span more than a decade: a loss
+// falling from 6 to 0.19 would otherwise flatten everything after its first steps.
+bool wants_log_axis(double lo, double hi) { return lo > 0 && hi > 10 * lo && std::isfinite(hi); }
+
 // One line chart: steps on x, values on y, round ticks on both axes, every point marked when
-// there are few (validation runs log a handful).
-std::string series_svg(const MetricSeries& s) {
-  constexpr double W = 380, H = 210, left = 62, right = 14, top = 12, bottom = 38;
-  double x0 = s.points.front().first, x1 = x0, y0 = s.points.front().second, y1 = y0;
-  for (const auto& [x, y] : s.points) {
-    x0 = std::min(x0, x), x1 = std::max(x1, x);
-    y0 = std::min(y0, y), y1 = std::max(y1, y);
+// there are few (validation runs log a handful); a legend when it holds two series.
+std::string chart_svg(const Chart& chart) {
+  constexpr double W = 390, H = 220, left = 74, right = 14, top = 12, bottom = 38;
+  const MetricSeries& first = *chart.series.front();
+  double x0 = first.points.front().first, x1 = x0, y0 = first.points.front().second, y1 = y0;
+  for (const auto* s : chart.series)
+    for (const auto& [x, y] : s->points) {
+      x0 = std::min(x0, x), x1 = std::max(x1, x);
+      y0 = std::min(y0, y), y1 = std::max(y1, y);
+    }
+  const bool log_axis = wants_log_axis(y0, y1);
+  std::vector<double> yticks;
+  std::function<double(double)> fy = [](double y) { return y; };  // value -> axis coordinate
+  if (log_axis) {
+    const int d0 = static_cast<int>(std::floor(std::log10(y0))), d1 = static_cast<int>(std::ceil(std::log10(y1)));
+    yticks = log_ticks(d0, d1);
+    fy = [](double y) { return std::log10(y); };
+    y0 = d0, y1 = d1;
+  } else {
+    widen(&y0, &y1);
+    yticks = nice_ticks(y0, y1, 4);
+    // The y axis spans whole tick steps so that the curve never touches the frame's edge.
+    const double ystep = yticks.size() > 1 ? yticks[1] - yticks[0] : (y1 - y0);
+    y0 = std::min(y0, std::floor(y0 / ystep) * ystep);
+    y1 = std::max(y1, std::ceil(y1 / ystep) * ystep);
+    yticks = nice_ticks(y0, y1, 4);
   }
   widen(&x0, &x1);
-  widen(&y0, &y1);
-  const auto yticks = nice_ticks(y0, y1, 4);
-  // The y axis spans whole tick steps so that the curve never touches the frame's edge.
-  const double ystep = yticks.size() > 1 ? yticks[1] - yticks[0] : (y1 - y0);
-  y0 = std::min(y0, std::floor(y0 / ystep) * ystep);
-  y1 = std::max(y1, std::ceil(y1 / ystep) * ystep);
   const auto sx = [&](double x) { return left + (x - x0) / (x1 - x0) * (W - left - right); };
-  const auto sy = [&](double y) { return top + (y1 - y) / (y1 - y0) * (H - top - bottom); };
-  const std::string label = html_escape(s.name);
+  const auto sy = [&](double y) { return top + (y1 - fy(y)) / (y1 - y0) * (H - top - bottom); };
+  const std::string label = html_escape(first.name);
+  const std::string title = html_escape(axis_title(first.name)) + (log_axis ? ", log scale" : "");
   std::string svg = "<svg class=\"chart\" viewBox=\"0 0 " + px(W) + " " + px(H) + "\" width=\"" + px(W) +
                     "\" height=\"" + px(H) + "\" role=\"img\" aria-label=\"" + label + " by step\">";
   svg += "<rect class=\"frame\" x=\"" + px(left) + "\" y=\"" + px(top) + "\" width=\"" + px(W - left - right) +
          "\" height=\"" + px(H - top - bottom) + "\"/>";
-  for (double t : nice_ticks(y0, y1, 4)) {
+  for (double t : yticks) {
     svg += "<line class=\"grid\" x1=\"" + px(left) + "\" x2=\"" + px(W - right) + "\" y1=\"" + px(sy(t)) + "\" y2=\"" +
            px(sy(t)) + "\"/><text class=\"yl\" x=\"" + px(left - 5) + "\" y=\"" + px(sy(t) + 4) + "\">" + num(t, "%.6g") +
            "</text>";
@@ -132,15 +206,40 @@ std::string series_svg(const MetricSeries& s) {
            px(H - bottom + 16) + "\">" + num(t, "%.6g") + "</text>";
   }
   svg += "<text class=\"axis\" x=\"" + px(left + (W - left - right) / 2) + "\" y=\"" + px(H - 4) + "\">step</text>";
-  std::string path;
-  for (const auto& [x, y] : s.points) path += px(sx(x)) + "," + px(sy(y)) + " ";
-  if (s.points.size() > 1) svg += "<polyline class=\"line\" points=\"" + path + "\"/>";
-  if (s.points.size() <= 40)
-    for (const auto& [x, y] : s.points)
-      svg += "<circle class=\"pt\" cx=\"" + px(sx(x)) + "\" cy=\"" + px(sy(y)) + "\" r=\"2.5\"><title>step " +
-             num(x, "%.6g") + ": " + num(y, "%.6g") + "</title></circle>";
+  const double mid = top + (H - top - bottom) / 2;
+  svg += "<text class=\"axis ytitle\" x=\"12\" y=\"" + px(mid) + "\" transform=\"rotate(-90 12 " + px(mid) + ")\">" +
+         title + "</text>";
+  for (size_t k = 0; k < chart.series.size(); ++k) {
+    const MetricSeries& s = *chart.series[k];
+    const std::string kind = k == 0 ? "" : " valid";
+    std::string path;
+    for (const auto& [x, y] : s.points) path += px(sx(x)) + "," + px(sy(y)) + " ";
+    if (s.points.size() > 1) svg += "<polyline class=\"line" + kind + "\" points=\"" + path + "\"/>";
+    if (s.points.size() <= 40)
+      for (const auto& [x, y] : s.points)
+        svg += "<circle class=\"pt" + kind + "\" cx=\"" + px(sx(x)) + "\" cy=\"" + px(sy(y)) + "\" r=\"2.5\"><title>" +
+               html_escape(s.name) + " at step " + num(x, "%.6g") + ": " + num(y, "%.6g") + "</title></circle>";
+  }
+  if (chart.series.size() > 1) {  // the legend, top right inside the frame
+    double y = top + 14;
+    for (size_t k = 0; k < chart.series.size(); ++k, y += 14) {
+      const std::string kind = k == 0 ? "" : " valid";
+      svg += "<line class=\"line" + kind + "\" x1=\"" + px(W - right - 120) + "\" x2=\"" + px(W - right - 104) +
+             "\" y1=\"" + px(y - 4) + "\" y2=\"" + px(y - 4) + "\"/><text class=\"key\" x=\"" + px(W - right - 100) +
+             "\" y=\"" + px(y) + "\">" + html_escape(chart.series[k]->name) + (k == 0 ? " (training)" : "") +
+             "</text>";
+    }
+  }
   svg += "</svg>";
   return svg;
+}
+
+std::string series_caption(const MetricSeries& s) {
+  const auto& last = s.points.back();
+  double lo = last.second, hi = last.second;
+  for (const auto& p : s.points) lo = std::min(lo, p.second), hi = std::max(hi, p.second);
+  return "last " + num(last.second, "%.6g") + " at step " + num(last.first, "%.6g") + "; min " + num(lo, "%.6g") +
+         ", max " + num(hi, "%.6g") + "; " + std::to_string(s.points.size()) + " points";
 }
 
 // "section.key" -> value as JSON text, for the config table; strings stay JSON-quoted so that
@@ -236,8 +335,10 @@ std::string render_run_report(const RunMetrics& metrics, const std::string& job_
       "figure{margin:0;border:1px solid #e4e4e4;padding:.4em .5em;background:#fff}"
       "figcaption{font-size:.8em;max-width:380px}figcaption b{font-family:monospace;font-size:1.1em}"
       ".chart .frame{fill:#fbfbfb;stroke:#bbb}.chart .grid{stroke:#e6e6e6}.chart .tick{stroke:#999}"
-      ".chart text{font-size:11px;fill:#444}.chart .yl{text-anchor:end}.chart .xl,.chart .axis{text-anchor:middle}"
-      ".chart .line{fill:none;stroke:#2166ac;stroke-width:1.6}.chart .pt{fill:#b2182b}"
+      ".chart text{font-size:11px;fill:#444}.chart .ytitle{font-size:10px}.chart .yl{text-anchor:end}.chart .xl,.chart .axis{text-anchor:middle}"
+      ".chart .line{fill:none;stroke:#2166ac;stroke-width:1.6}.chart .pt{fill:#2166ac}"
+      ".chart .line.valid{stroke:#b2182b;stroke-dasharray:5 3}.chart .pt.valid{fill:#b2182b}.chart .key{font-size:10px}"
+      ".flat{font-size:.85em;color:#444}"
       "table{border-collapse:collapse;font-size:.85em}td,th{padding:2px 10px;border-bottom:1px solid #eee;"
       "text-align:left;vertical-align:top}td.k{font-family:monospace;white-space:nowrap}"
       "td.v{font-family:monospace;white-space:pre-wrap;word-break:break-all}"
@@ -255,23 +356,59 @@ std::string render_run_report(const RunMetrics& metrics, const std::string& job_
     out += " <span class=\"warn\">" + std::to_string(metrics.skipped) + " damaged line(s) left out; first: " +
            html_escape(metrics.first_problem) + "</span>";
   out += "</p>\n";
-  std::string section;
+  // Charts by section; a valid_X series joins X's chart when the run logged X. A chart whose
+  // series never change (clipped_high always 0, a fixed lr, a single validation) is listed with
+  // its value instead: a flat line teaches nothing and pushes the curves that move off the page.
+  std::map<std::string, const MetricSeries*> by_name;
+  for (const auto& s : metrics.series) by_name[s.name] = &s;
+  std::vector<std::string> sections;
+  std::map<std::string, std::vector<Chart>> charts;
+  std::map<std::string, std::vector<const MetricSeries*>> flat;
   for (const auto& s : metrics.series) {
-    const std::string this_section = run_series_section(s.name);
-    if (this_section != section) {
-      out += std::string(section.empty() ? "" : "</div>\n") + "<h2>" + this_section + "</h2><div class=\"charts\">";
-      section = this_section;
-    }
-    const auto& last = s.points.back();
-    double lo = last.second, hi = last.second;
-    for (const auto& p : s.points) lo = std::min(lo, p.second), hi = std::max(hi, p.second);
-    const std::string what = describe(s.name);
-    out += "<figure>" + series_svg(s) + "<figcaption><b>" + html_escape(s.name) + "</b>" +
-           (what.empty() ? "" : " &mdash; " + html_escape(what)) + "<br><span class=\"meta\">last " +
-           num(last.second, "%.6g") + " at step " + num(last.first, "%.6g") + "; min " + num(lo, "%.6g") + ", max " +
-           num(hi, "%.6g") + "; " + std::to_string(s.points.size()) + " points</span></figcaption></figure>";
+    if (s.name.rfind("valid_", 0) == 0 && known_rank(s.name.substr(6), kTrainingSeries) >= 0 &&
+        by_name.count(s.name.substr(6)))
+      continue;  // drawn with its training partner
+    const std::string section = run_series_section(s.name);
+    if (std::find(sections.begin(), sections.end(), section) == sections.end()) sections.push_back(section);
+    Chart chart{{&s}};
+    if (const auto it = by_name.find("valid_" + s.name); it != by_name.end() && known_rank(s.name, kTrainingSeries) >= 0)
+      chart.series.push_back(it->second);
+    bool all_constant = true;
+    for (const auto* c : chart.series) all_constant = all_constant && constant(*c);
+    if (all_constant)
+      for (const auto* c : chart.series) flat[section].push_back(c);
+    else
+      charts[section].push_back(chart);
   }
-  if (!section.empty()) out += "</div>\n";
+  for (const auto& section : sections) {
+    out += "<h2>" + section + "</h2>";
+    if (!charts[section].empty()) out += "<div class=\"charts\">";
+    for (const auto& chart : charts[section]) {
+      const MetricSeries& s = *chart.series.front();
+      const std::string what = describe(s.name);
+      out += "<figure>" + chart_svg(chart) + "<figcaption><b>" + html_escape(s.name) + "</b>" +
+             (what.empty() ? "" : " &mdash; " + html_escape(what)) + "<br><span class=\"meta\">" + series_caption(s) +
+             "</span>";
+      for (size_t k = 1; k < chart.series.size(); ++k)
+        out += "<br><b>" + html_escape(chart.series[k]->name) + "</b> <span class=\"meta\">(dashed, red) " +
+               series_caption(*chart.series[k]) + "</span>";
+      out += "</figcaption></figure>";
+    }
+    if (!charts[section].empty()) out += "</div>\n";
+    if (!flat[section].empty()) {
+      out += "<p class=\"flat\">Not charted, the same value at every logged step:";
+      for (size_t k = 0; k < flat[section].size(); ++k) {
+        const MetricSeries& s = *flat[section][k];
+        const double a = s.points.front().first, b = s.points.back().first;
+        out += std::string(k ? ";" : "") + " <b>" + html_escape(s.name) + "</b> " + num(s.points.front().second, "%.6g") +
+               " (" + (s.points.size() == 1 ? "step " + num(a, "%.6g")
+                                            : std::to_string(s.points.size()) + " steps, " + num(a, "%.6g") +
+                                                  "&ndash;" + num(b, "%.6g")) +
+               ")";
+      }
+      out += "</p>\n";
+    }
+  }
 
   out += "<h2>Configuration</h2>";
   if (job_config_json.empty()) {

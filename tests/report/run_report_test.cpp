@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -85,8 +86,11 @@ TEST(RunReport, OneSvgPerSeriesAndHostileTextEscaped) {
   RunReportOptions options;
   options.run_dir = "runs/<img src=x onerror=alert(2)>";
   const std::string html = render_run_report(m, config, options);
-  EXPECT_EQ(count(html, "<svg"), m.series.size());
   EXPECT_EQ(m.series.size(), 12u);  // the hostile key is a numeric series too; "note" is not a number
+  // Charts: loss (with valid_loss), ce (with valid_ce), pir_mean, clipped_low, clipped_high, lr,
+  // grad_norm, tokens_per_s; valid_rougeL and the hostile key have one value each: listed, escaped.
+  EXPECT_EQ(count(html, "<svg"), 8u);
+  EXPECT_NE(html.find("<b>&lt;script&gt;alert(1)&lt;/script&gt;</b> 1.5 (step 40)"), std::string::npos) << html;
   // Every '<' opens one of the page's own tags: no dataset or config text is markup.
   const std::set<std::string> own = {"!DOCTYPE", "html", "head", "meta", "title", "style", "body", "h1", "h2", "p",
                                      "span", "b", "br", "div", "figure", "figcaption", "svg", "rect", "line",
@@ -117,6 +121,73 @@ TEST(RunReport, OneSvgPerSeriesAndHostileTextEscaped) {
   const std::string broken = render_run_report(m, "{\"a\": <b>", options);
   EXPECT_NE(broken.find("not valid JSON"), std::string::npos);
   EXPECT_NE(broken.find("{&quot;a&quot;: &lt;b&gt;"), std::string::npos);
+}
+
+// The chart of one series (by its aria-label) in the page.
+std::string chart_of(const std::string& html, const std::string& name) {
+  const size_t begin = html.find("aria-label=\"" + name + " by step\"");
+  if (begin == std::string::npos) return "";
+  return html.substr(begin, html.find("</svg>", begin) - begin);
+}
+
+// A run as a newcomer's demo logs it: the loss falls from 6 to 0.19, validation every 100 steps,
+// clipped_high stays 0 and the learning rate is fixed.
+std::string demo_like_metrics() {
+  std::string text;
+  for (int step = 10; step <= 400; step += 10) {
+    const double loss = 0.19 + 5.81 * std::exp(-step / 40.0);
+    text += "{\"step\":" + std::to_string(step) + ",\"loss\":" + std::to_string(loss) +
+            ",\"pir_mean\":" + std::to_string(0.001 * step - 0.2) + ",\"clipped_high\":0,\"lr\":0.002}\n";
+    if (step % 100 == 0)
+      text += "{\"step\":" + std::to_string(step) + ",\"valid_loss\":" + std::to_string(loss + 0.3) +
+              ",\"valid_rougeL\":" + std::to_string(0.1 + step / 4000.0) + "}\n";
+  }
+  return text;
+}
+
+TEST(RunReport, YAxesHaveTitlesAndLogScaleWhereValuesSpanADecade) {
+  const std::string html = render_run_report(parse_run_metrics(demo_like_metrics(), "m"), "{}", RunReportOptions());
+  const std::string loss = chart_of(html, "loss");
+  ASSERT_FALSE(loss.empty()) << html;
+  // 0.19 .. 4.7: a log axis over the decades 0.1 .. 10 with 2 and 5 between, titled as such.
+  EXPECT_NE(loss.find(">loss (nats/token), log scale</text>"), std::string::npos) << loss;
+  for (const char* tick : {">0.1</text>", ">0.2</text>", ">0.5</text>", ">1</text>", ">2</text>", ">5</text>", ">10</text>"})
+    EXPECT_NE(loss.find(tick), std::string::npos) << tick << "\n" << loss;
+  // Equal ratios take equal heights: 0.1 -> 1 and 1 -> 10 are as tall as each other.
+  auto tick_y = [&](const std::string& label) {
+    const size_t at = loss.find(">" + label + "</text>");
+    const size_t y = loss.rfind(" y=\"", at);
+    return std::stod(loss.substr(y + 4));
+  };
+  EXPECT_NEAR(tick_y("0.1") - tick_y("1"), tick_y("1") - tick_y("10"), 0.2);
+  // PIR crosses zero: linear, titled with its unit, no log.
+  const std::string pir = chart_of(html, "pir_mean");
+  EXPECT_NE(pir.find(">PIR (nats)</text>"), std::string::npos) << pir;
+  EXPECT_EQ(pir.find("log scale"), std::string::npos) << pir;
+  // Validation of a quantity alone on its axis, titled.
+  EXPECT_NE(chart_of(html, "valid_rougeL").find(">ROUGE-L</text>"), std::string::npos) << html;
+}
+
+TEST(RunReport, TrainingAndValidationOfOneQuantityShareAChart) {
+  const RunMetrics m = parse_run_metrics(demo_like_metrics(), "m");
+  const std::string html = render_run_report(m, "{}", RunReportOptions());
+  const std::string loss = chart_of(html, "loss");
+  // One chart holds both: the training line and the validation line with its 4 points, and a legend.
+  EXPECT_EQ(count(loss, "<polyline class=\"line\""), 1u) << loss;
+  EXPECT_EQ(count(loss, "<polyline class=\"line valid\""), 1u) << loss;
+  EXPECT_EQ(count(loss, "<circle class=\"pt valid\""), 4u) << loss;
+  EXPECT_NE(loss.find(">loss (training)</text>"), std::string::npos) << loss;
+  EXPECT_NE(loss.find(">valid_loss</text>"), std::string::npos) << loss;
+  EXPECT_EQ(chart_of(html, "valid_loss"), "");  // not a chart of its own
+  // Constant series are listed with their value, not charted.
+  EXPECT_EQ(chart_of(html, "clipped_high"), "");
+  EXPECT_EQ(chart_of(html, "lr"), "");
+  EXPECT_NE(html.find("Not charted, the same value at every logged step: <b>clipped_high</b> 0 (40 steps, 10&ndash;400); "
+                      "<b>lr</b> 0.002 (40 steps, 10&ndash;400)"),
+            std::string::npos)
+      << html;
+  // loss+valid_loss, pir_mean, valid_rougeL.
+  EXPECT_EQ(count(html, "<svg"), 3u);
 }
 
 TEST(RunReport, WritesThePageAndFailsWithOneClearLine) {

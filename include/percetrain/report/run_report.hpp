@@ -39,8 +39,12 @@ struct RunReportOptions {
   std::string run_dir;  // shown in the header
 };
 
-// The page: inline CSS, one inline SVG line chart per series (steps on x), the job config as an
-// escaped two-column table (`job_config_json` may be "" when the run has none), no scripts, no
+// The page: inline CSS, inline SVG line charts (steps on x; a y-axis title with the unit; a
+// logarithmic y axis where the values are positive and span more than a decade), one per series
+// except that a validation series is drawn over its training series (valid_loss over loss,
+// valid_ce over ce, valid_pir_mean over pir_mean) and series whose value never changes are listed
+// with that value instead of charted; the job config as an escaped two-column table
+// (`job_config_json` may be "" when the run has none), no scripts, no
 // external resources, and a Content-Security-Policy that forbids loading any.
 std::string render_run_report(const RunMetrics& metrics, const std::string& job_config_json,
                               const RunReportOptions& options);
