@@ -247,6 +247,25 @@ void ScoreSummary::add(const RecordScore& record) {
       }
     }
   }
+  const auto total = static_cast<int64_t>(record.output.size());
+  for (const auto& word : record_words(record)) {
+    double sum = 0;
+    int64_t begin = total, end = 0;
+    for (size_t i : word) {
+      const auto& t = record.tokens[i];
+      sum += t.pir;
+      if (t.end <= t.start) continue;  // no text: its PIR counts, its span does not
+      begin = std::min(begin, std::clamp<int64_t>(t.start, 0, total));
+      end = std::max(end, std::clamp<int64_t>(t.end, 0, total));
+    }
+    if (std::isnan(sum) || end <= begin) continue;
+    std::string text = record.output.substr(static_cast<size_t>(begin), static_cast<size_t>(end - begin));
+    const size_t first = text.find_first_not_of(" \t\n\r\f\v"), last = text.find_last_not_of(" \t\n\r\f\v");
+    if (first == std::string::npos) continue;
+    auto& w = words_[text.substr(first, last - first + 1)];
+    ++w.count;
+    w.sum += sum;
+  }
   if (!record.personal_spans.empty()) {
     for (const auto& word : record_words(record)) {
       double sum = 0;
@@ -320,6 +339,15 @@ std::vector<ScoreSummary::Piece> ScoreSummary::top_pieces(size_t limit, int64_t 
   return out;
 }
 
+std::vector<ScoreSummary::Piece> ScoreSummary::top_words(size_t limit, int64_t min_count) const {
+  std::vector<Piece> out;
+  for (const auto& [word, s] : words_)
+    if (s.count >= min_count) out.push_back({word, s.count, s.sum / static_cast<double>(s.count)});
+  std::stable_sort(out.begin(), out.end(), [](const Piece& a, const Piece& b) { return a.mean_pir > b.mean_pir; });
+  if (out.size() > limit) out.resize(limit);
+  return out;
+}
+
 std::string ScoreSummary::to_json(const std::vector<std::pair<std::string, std::string>>& extra) const {
   json j;
   j["records"] = records_;
@@ -346,6 +374,10 @@ std::string ScoreSummary::to_json(const std::vector<std::pair<std::string, std::
   for (const auto& p : top_pieces(50, 3)) pieces.push_back({{"piece", p.piece}, {"count", p.count}, {"mean_pir", p.mean_pir}});
   j["top_pieces"] = pieces;
   j["top_pieces_min_count"] = 3;
+  json words = json::array();
+  for (const auto& w : top_words(50, 3)) words.push_back({{"word", w.piece}, {"count", w.count}, {"mean_pir", w.mean_pir}});
+  j["top_words"] = words;
+  j["top_words_note"] = "a word's PIR is the sum of its pieces' PIRs (the whole word's log-ratio); words seen at least 3 times";
   if (personal_count_ + other_count_ > 0) {
     j["ground_truth"] = {{"personal_tokens", personal_count_}, {"personal_mean_pir", personal_mean()},
                          {"other_tokens", other_count_}, {"other_mean_pir", other_mean()}};
@@ -400,6 +432,15 @@ std::string ScoreSummary::to_text() const {
     out += "most personal pieces (seen >= 3 times):";
     for (const auto& p : top) {
       std::snprintf(buf, sizeof(buf), " %s (%+.2f, %lld)", json_string(p.piece).c_str(), p.mean_pir, (long long)p.count);
+      out += buf;
+    }
+    out += "\n";
+  }
+  const auto words = top_words(10, 3);
+  if (!words.empty()) {
+    out += "most personal words (seen >= 3 times, PIR summed over the word's pieces):";
+    for (const auto& w : words) {
+      std::snprintf(buf, sizeof(buf), " %s (%+.2f, %lld)", json_string(w.piece).c_str(), w.mean_pir, (long long)w.count);
       out += buf;
     }
     out += "\n";
@@ -602,7 +643,7 @@ std::string render_html_report(const std::vector<RecordScore>& records, const Sc
       "table{border-collapse:collapse;font-size:.85em}td,th{padding:2px 8px;border-bottom:1px solid #eee;text-align:right}"
       "td.p{text-align:left;font-family:monospace;white-space:pre}"
       ".legend span{display:inline-block;min-width:2.6em;padding:1px 4px;text-align:center;font-size:.75em;"
-      "white-space:nowrap;box-sizing:border-box}"
+      "white-space:nowrap;box-sizing:border-box}.legend span.lw{font-size:.85em;color:#444}"
       ".top{display:flex;gap:2em;flex-wrap:wrap}" +
       shade_css() + "</style></head><body>\n";
   out += "<h1>" + html_escape(options.title) + "</h1>";
@@ -623,13 +664,25 @@ std::string render_html_report(const std::vector<RecordScore>& records, const Sc
              return "PIR AUROC (ties count half): span tokens <b>" + show(a.tokens) + "</b>, first pieces of spans <b>" +
                     show(a.first_pieces) + "</b>, whole words <b>" + show(a.words) + "</b>.";
            }() + "</p>";
-  out += "<p class=\"legend\">PIR: ";
+  // Red where the profile makes the token more likely (PIR > 0: the personal tokens PerCE weighs
+  // up), blue where it makes it less likely.
+  out += "<p class=\"legend\">PIR: <span class=\"lw\">&larr; less likely with the profile</span>";
   for (int k = -kShades; k <= kShades; k += 2) {
     const float v = static_cast<float>(k * kShadeRange / kShades);
     out += "<span class=\"" + shade_name(v) + "\">" + fmt(v, "%+.1f") + "</span>";
   }
-  out += " (clamped at &plusmn;3). Hover a token for its piece, log-probs, PIR and weight.</p>";
-  out += "<div class=\"top\"><div><h4>PIR histogram</h4>" + histogram_svg(summary) + "</div><div><h4>Most personal pieces (seen at least 3 times)</h4><table><tr><th>piece</th><th>count</th><th>mean PIR</th></tr>";
+  out += "<span class=\"lw\">more likely with the profile &rarr;</span> (white: the profile changes nothing; "
+         "clamped at &plusmn;3). Hover a token for its piece, log-probs, PIR and weight.</p>";
+  out += "<div class=\"top\"><div><h4>PIR histogram</h4>" + histogram_svg(summary) + "</div>";
+  out += "<div><h4>Most personal words (seen at least 3 times)</h4><p class=\"meta\">A word's PIR is the sum of its "
+         "pieces' PIRs: the whole word's log P(word | profile, input) &minus; log P(word | input).</p><table><tr>"
+         "<th>word</th><th>count</th><th>mean PIR</th></tr>";
+  const auto words = summary.top_words(20, 3);
+  for (const auto& w : words)
+    out += "<tr><td class=\"p " + shade_name(static_cast<float>(w.mean_pir)) + "\">" + html_escape(w.piece) + "</td><td>" +
+           std::to_string(w.count) + "</td><td>" + fmt(w.mean_pir) + "</td></tr>";
+  if (words.empty()) out += "<tr><td class=\"p\" colspan=\"3\">no word seen 3 times</td></tr>";
+  out += "</table></div><div><h4>Most personal pieces (seen at least 3 times)</h4><table><tr><th>piece</th><th>count</th><th>mean PIR</th></tr>";
   for (const auto& p : summary.top_pieces(20, 3))
     out += "<tr><td class=\"p " + shade_name(static_cast<float>(p.mean_pir)) + "\">" + html_escape(visible_piece(p.piece)) +
            "</td><td>" + std::to_string(p.count) + "</td><td>" + fmt(p.mean_pir) + "</td></tr>";

@@ -224,6 +224,58 @@ TEST(HtmlReport, HistogramHasCountsAndAxesAndTheLegendCannotClip) {
   EXPECT_EQ(html.find(".legend span{display:inline-block;width:"), std::string::npos);
 }
 
+TEST(HtmlReport, LegendSaysWhatTheColoursMean) {
+  ScoreSummary s(0.8, 5.0);
+  s.add(ground_truth_record());
+  const std::string html = render_html_report({ground_truth_record()}, s, {});
+  // Blue (negative PIR) on the left, red (positive: the profile raises the token's probability) on
+  // the right, in words.
+  const size_t less = html.find("less likely with the profile"), minus = html.find(">-3.0</span>"),
+               plus = html.find(">+3.0</span>"), more = html.find("more likely with the profile");
+  ASSERT_NE(less, std::string::npos) << html;
+  ASSERT_NE(more, std::string::npos) << html;
+  EXPECT_LT(less, minus);
+  EXPECT_LT(minus, plus);
+  EXPECT_LT(plus, more);
+  EXPECT_NE(html.find("<span class=\"s10\">+3.0</span>"), std::string::npos);
+  EXPECT_NE(html.find(".s10{background:#b2182b"), std::string::npos);  // red
+  EXPECT_NE(html.find(".sm10{background:#2166ac"), std::string::npos);  // blue
+}
+
+TEST(HtmlReport, MostPersonalWordsAreWholeWordsWithTheirSummedPir) {
+  ScoreSummary s(0.8, 5.0);
+  for (int k = 0; k < 3; ++k) s.add(ground_truth_record());
+  // Words (record_words) by the sum of their pieces' PIRs: " Merri" 2.0 + "weather" 0.2, " love"
+  // 1.5, " kni" 0.45 + "ves" 0.4 + "." 0.4, "I" 0.1, "Ok" 0.0; leading spaces trimmed.
+  const auto words = s.top_words(10, 3);
+  ASSERT_EQ(words.size(), 5u);
+  EXPECT_EQ(words[0].piece, "Merriweather");
+  EXPECT_EQ(words[0].count, 3);
+  EXPECT_NEAR(words[0].mean_pir, 2.2, 1e-6);
+  EXPECT_EQ(words[1].piece, "love");
+  EXPECT_EQ(words[2].piece, "knives.");
+  EXPECT_NEAR(words[2].mean_pir, 1.25, 1e-6);
+  EXPECT_EQ(words[4].piece, "Ok");
+  EXPECT_TRUE(s.top_words(10, 4).empty());
+  const std::string html = render_html_report({ground_truth_record()}, s, {});
+  EXPECT_NE(html.find("<h4>Most personal words (seen at least 3 times)</h4>"), std::string::npos) << html;
+  EXPECT_NE(html.find("<td class=\"p s7\">Merriweather</td><td>3</td><td>+2.200</td>"), std::string::npos) << html;
+  // The words come first; the piece table stays beside them.
+  EXPECT_LT(html.find("Most personal words"), html.find("Most personal pieces"));
+  EXPECT_NE(html.find("<td class=\"p s7\"> Merri</td><td>3</td><td>+2.000</td>"), std::string::npos) << html;
+  EXPECT_NE(s.to_json().find("\"word\": \"Merriweather\""), std::string::npos);
+  EXPECT_NE(s.to_text().find("most personal words (seen >= 3 times, PIR summed over the word's pieces): "
+                             "\"Merriweather\" (+2.20, 3)"),
+            std::string::npos)
+      << s.to_text();
+  // A word with a NaN piece is left out.
+  RecordScore nan_record = ground_truth_record();
+  nan_record.tokens[3].pir = std::nanf("");
+  ScoreSummary n(0.8, 5.0);
+  for (int k = 0; k < 3; ++k) n.add(nan_record);
+  for (const auto& w : n.top_words(10, 1)) EXPECT_NE(w.piece, "Merriweather");
+}
+
 TEST(HtmlReport, HostileTextIsEscapedAndNothingExternalIsLoaded) {
   const std::string hostile_output = "<script>alert(1)</script> \"quoted\" & <img src=x onerror=alert(2)>";
   RecordScore r = sample_record("<script>id</script>", hostile_output);

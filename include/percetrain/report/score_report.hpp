@@ -93,6 +93,13 @@ class ScoreSummary {
   Histogram histogram() const;
   // Pieces seen at least `min_count` times, by mean PIR (highest first), at most `limit`.
   std::vector<Piece> top_pieces(size_t limit, int64_t min_count) const;
+  // Whole words (record_words; the text from the output with surrounding whitespace trimmed, so
+  // a trailing "." or "," stays with its word) seen at least `min_count` times, by mean word PIR
+  // (highest first), at most `limit`. A word's PIR is the SUM of its pieces' PIRs: by the chain
+  // rule the log-ratio log P(word | profile, x) - log P(word | x) of the whole word, which a mean
+  // would dilute when one piece ("▁Merri" of "Merriweather") carries it. Words with a NaN piece
+  // are left out. `Piece::piece` holds the word.
+  std::vector<Piece> top_words(size_t limit, int64_t min_count) const;
   // Ground truth (records with personal spans): tokens inside / outside them and their mean PIR.
   int64_t personal_tokens() const { return personal_count_; }
   int64_t other_tokens() const { return other_count_; }
@@ -130,6 +137,7 @@ class ScoreSummary {
     double sum = 0.0;
   };
   std::map<std::string, PieceSum> pieces_;
+  std::map<std::string, PieceSum> words_;  // word text -> occurrences and their summed PIRs
   int64_t personal_count_ = 0, other_count_ = 0;
   double personal_sum_ = 0.0, other_sum_ = 0.0;
   std::vector<std::pair<double, bool>> token_truth_, first_truth_, word_truth_;  // (PIR, personal)
