@@ -12,7 +12,7 @@ name=$1
 shift
 run=build/demo/run-$name
 start=$(date +%s)
-build/percetrain train --config configs/demo.json --overwrite --quiet --set "output.dir=../$run" "$@"
+build/percetrain train --config configs/demo.json --overwrite --quiet --set "output.dir=$run" "$@"
 echo "$name: trained in $(( $(date +%s) - start )) s; last validation: $(grep '"valid_ce"' "$run/metrics.jsonl" | tail -1)"
 # The test's thresholds are for PerCE; here it only measures (a weaker model fails them).
 { PERCETRAIN_E2E_MODEL="$PWD/$run/final" build/percetrain_tests --gtest_filter='EndToEnd.*' || true; } |

@@ -28,11 +28,12 @@ Runner add_generate_command(CLI::App& app) {
       "Example: percetrain generate --config job.json --data test.jsonl --out predictions.jsonl\n"
       "Speed: percetrain generate --benchmark --model DIR [--prompt-tokens 64 --new-tokens 16]");
   auto* config =
-      cmd->add_option("--config", o->config, "Job config (JSON): model, tokenizer, data, generate")->check(CLI::ExistingFile);
+      cmd->add_option("--config", o->config, "Job config (JSON): model, tokenizer, data, generate")->check(existing_config_file());
   auto* data = cmd->add_option("--data", o->job.data, "Records to decode (JSON array or JSONL, as the data section reads)");
   auto* golds = cmd->add_option("--golds", o->job.golds, "LaMP-style {\"golds\": [...]} file with the outputs, when separate");
   auto* out = cmd->add_option("--out", o->job.out, "Predictions file (JSONL)");
-  auto* sets = cmd->add_option("--set", o->sets, "Override a config value, e.g. --set generate.temperature=0 (repeatable)")
+  auto* sets = cmd->add_option("--set", o->sets, "Override a config value, e.g. --set generate.temperature=0 (repeatable; a path given here "
+                                "resolves against the current folder)")
                    ->check(config_assignment());
   auto* no_profile =
       cmd->add_flag("--no-profile", o->job.no_profile, "Decode from the prompts without the profile (counterfactual)");
@@ -81,6 +82,7 @@ Runner add_generate_command(CLI::App& app) {
   for (auto* option : bench_only) option->needs(benchmark);
   for (auto* option : {config, data, golds, out, sets, no_profile, resume, limit, adapter, adapters, no_cache})
     benchmark->excludes(option);
+  cmd->footer(kPathRule);
   cmd->parse_complete_callback([o, config, data, out, model, random_config]() {
     if (o->benchmark) {
       if (model->count() == 0 && random_config->count() == 0)
@@ -93,10 +95,12 @@ Runner add_generate_command(CLI::App& app) {
   });
   return [o]() {
     if (o->benchmark) {
+      o->bench.model = model_location(o->bench.model, "--model");
       run_decode_benchmark(o->bench);
       return 0;
     }
     const JobConfig config = load_job_config(o->config, o->sets);
+    o->job.adapter = model_location(o->job.adapter, "--adapter");
     // Before any work: the predictions (and OUT.tmp) may not land on what the job reads.
     auto inputs = job_config_inputs(config);
     inputs.push_back({o->job.data, "--data"});

@@ -2,6 +2,7 @@
 #include "cli/job_options.hpp"
 
 #include <algorithm>
+#include <filesystem>
 
 #include "config/json_reader.hpp"
 #include "percetrain/util/text.hpp"
@@ -57,11 +58,26 @@ CLI::Validator config_assignment() {
         const std::string key = input.substr(0, eq);
         static const std::vector<std::string> keys = job_config_keys();
         if (std::find(keys.begin(), keys.end(), key) != keys.end()) return "";
+        const std::string foreign = hugging_face_key_hint(key);
+        if (!foreign.empty()) return "unknown config key " + quote_name(key) + ": " + foreign;
         const std::string guess = closest_key(key, keys);
         return "unknown config key " + quote_name(key) +
                (guess.empty() ? "; keys look like train.lr or data.top_k" : "; did you mean '" + guess + "'?");
       },
       "");
+}
+
+CLI::Validator existing_config_file() {
+  return CLI::Validator(
+      [](std::string& input) -> std::string {
+        std::error_code ec;
+        const auto path = std::filesystem::absolute(input, ec).lexically_normal();
+        if (std::filesystem::is_regular_file(path, ec)) return "";
+        const std::string what = std::filesystem::exists(path, ec) ? " is not a file" : " does not exist";
+        return quote_name(path.string()) + what + " (the current folder is " + std::filesystem::current_path(ec).string() +
+               ")";
+      },
+      "FILE");
 }
 
 }  // namespace percetrain::cli

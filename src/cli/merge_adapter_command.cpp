@@ -37,6 +37,8 @@ Runner add_merge_adapter_command(CLI::App& app) {
   return [opts]() {
     const auto dtype = opts->dtype == "auto" ? c10::ScalarType::Undefined
                                              : parse_dtype(opts->dtype, c10::Device(c10::kCPU), "--dtype");
+    opts->model = model_location(opts->model, "--model");
+    opts->adapter = model_location(opts->adapter, "--adapter");
     verify_recorded_adapter(opts->adapter);
     const MergedAdapter merged = merge_adapter_folder(opts->model, opts->adapter, opts->out, dtype, opts->overwrite);
     std::cout << "merged " << opts->adapter << " (r " << merged.lora.rank << ", alpha " << merged.lora.alpha << ", "

@@ -146,8 +146,11 @@ Runner add_logprobs_command(CLI::App& app) {
       "--ids rows are scored as one right-padded batch, as training and score pad.\n"
       "Example: percetrain logprobs --model build/tiny --text 'Great coffee maker.'\n"
       "Gradient check: percetrain logprobs --model build/tiny --ids 1,450,4996 --ids 1,9 --loss-grad g.safetensors");
-  cmd->add_option("--model", opts->model, "Hugging Face model folder")->required();
-  cmd->add_option("--adapter", opts->adapter, "PEFT LoRA adapter folder to apply (unmerged) on --model");
+  cmd->add_option("--model", opts->model,
+                  "Hugging Face model folder, or a repository id in the local Hugging Face cache (Qwen/Qwen3-4B[@REV])")
+      ->required();
+  cmd->add_option("--adapter", opts->adapter,
+                  "PEFT LoRA adapter folder (or repository id in the local cache) to apply (unmerged) on --model");
   auto* text = cmd->add_option("--text", opts->text, "Text to tokenise and score");
   auto* ids = cmd->add_option("--ids", opts->ids,
                               "Comma-separated token ids to score, e.g. 1,450,4996; repeat for several rows of one "
@@ -174,11 +177,13 @@ Runner add_logprobs_command(CLI::App& app) {
   weights->needs(loss_grad);
   weights->needs(ids);
   return [opts, text, ids, loss_grad, weights]() {
+    opts->model = model_location(opts->model, "--model");
+    opts->adapter = model_location(opts->adapter, "--adapter");
     const bool with_grad = loss_grad->count() > 0;
     if (with_grad && !opts->adapter.empty())
       fail("--loss-grad", "does not apply to an adapter", "give the base model without --adapter");
     refuse_outputs_onto_inputs({{opts->loss_grad, "--loss-grad"}}, {{opts->model, "--model", true}});
-    const auto device = parse_device(opts->device);
+    const auto device = parse_device(opts->device, "--device");
     const auto dtype = parse_dtype(opts->dtype, device, "--dtype");
     auto tokenizer = load_tokenizer(opts->model);
     // Each row becomes an example whose response is all of its tokens but the first, so that the

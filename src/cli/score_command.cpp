@@ -26,7 +26,9 @@ Runner add_score_command(CLI::App& app) {
       "(retrieval, paired prompts): log P with and without the profile, PIR and the PerCE weight "
       "clip(PIR, objective.clip_min, objective.clip_max). Writes one JSONL line per record, "
       "OUT.summary.json, and optionally a self-contained HTML report.\n"
-      "Example: percetrain score --config configs/demo.json --out scores.jsonl --html report.html");
+      "Example (the demo's trained model, after bash scripts/demo.sh): percetrain score --config configs/demo.json "
+      "--set model.path=build/demo/run/final --out scores.jsonl --html report.html\n"
+      "(Without --set model.path this scores the config's model.path, for the demo the untrained random model.)");
   add_job_options(cmd, opts->config, opts->overrides, "model, tokenizer, data, objective");
   cmd->add_option("--data", opts->data, "Records to score (default: data.test_file)");
   cmd->add_option("--golds", opts->golds,
@@ -53,6 +55,7 @@ Runner add_score_command(CLI::App& app) {
   cmd->add_flag("--quiet", opts->quiet, "No progress output");
   return [opts]() {
     JobConfig config = load_job_config(opts->config, opts->overrides);
+    opts->adapter = model_location(opts->adapter, "--adapter");
     install_interrupt_handlers();
     if (opts->limit > 0) config.data.max_records = opts->limit;
     std::string data = opts->data, golds = opts->golds;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <type_traits>
 
@@ -13,6 +14,7 @@
 #include "percetrain/data/pairing.hpp"
 #include "percetrain/util/error.hpp"
 #include "percetrain/util/file.hpp"
+#include "percetrain/util/hf_cache.hpp"
 #include "percetrain/util/json.hpp"
 
 namespace percetrain {
@@ -96,22 +98,57 @@ class Writer {
   json& out_;
 };
 
-// Relative paths -> paths against the config file's folder.
+// Relative paths -> absolute paths: a path written in the config file against the config's folder,
+// one given with --set against the current folder. The keys that name a model (or adapter or
+// tokenizer) folder may also name a Hugging Face repository id in the local cache.
 class PathResolver {
  public:
-  explicit PathResolver(fs::path base) : base_(std::move(base)) {}
+  PathResolver(fs::path config_folder, const std::map<std::string, std::string>& origins, std::string file,
+               bool model_is_created, std::string prefix = "")
+      : config_folder_(std::move(config_folder)),
+        origins_(origins),
+        file_(std::move(file)),
+        model_is_created_(model_is_created),
+        prefix_(std::move(prefix)) {}
   template <class T>
   void operator()(const char*, T&, const Bounds& = {}) {}
-  void path(const char*, std::string& value) {
-    if (!value.empty() && !fs::path(value).is_absolute()) value = (base_ / value).lexically_normal().string();
+  void path(const char* key, std::string& value) {
+    if (value.empty()) return;
+    const std::string dotted = prefix_ + key;
+    const auto origin = origins_.find(dotted);
+    const bool from_command_line = origin != origins_.end();
+    const fs::path base = from_command_line ? fs::current_path() : config_folder_;
+    const std::string local =
+        fs::path(value).is_absolute() ? value : (base / value).lexically_normal().string();
+    const bool names_a_model = dotted == "model.path" || dotted == "tokenizer.path" ||
+                               dotted == "objective.reference_model" || dotted == "lora.init_adapter";
+    const std::string where = from_command_line ? origin->second : file_ + ": " + dotted;
+    if (!names_a_model) {
+      value = local;
+    } else if (dotted == "model.path" && model_is_created_) {
+      // With model.init_arch, model.path is the folder train creates unless it names a
+      // repository that is in the cache.
+      try {
+        value = resolve_model_location(value, local, where);
+      } catch (const Error&) {
+        value = local;
+      }
+    } else {
+      value = resolve_model_location(value, local, where);
+    }
   }
   template <class S>
-  void section(const char*, S& value) {
-    describe(value, *this);
+  void section(const char* key, S& value) {
+    PathResolver child(config_folder_, origins_, file_, model_is_created_, prefix_ + key + ".");
+    describe(value, child);
   }
 
  private:
-  fs::path base_;
+  fs::path config_folder_;
+  const std::map<std::string, std::string>& origins_;
+  std::string file_;
+  bool model_is_created_;
+  std::string prefix_;
 };
 
 // Every key as "section.key".
@@ -134,15 +171,21 @@ class KeyLister {
   std::string prefix_;
 };
 
-void apply_override(json& root, const std::string& assignment, const std::vector<std::string>& known_keys) {
+// Applies one --set to the JSON root and records which argument set the key (for errors and for
+// resolving its path against the current folder).
+void apply_override(json& root, const std::string& assignment, const std::vector<std::string>& known_keys,
+                    std::map<std::string, std::string>* origins) {
   const auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
-    fail("--set " + assignment, "expected section.key=value", "e.g. --set train.lr=2e-5");
+    throw UsageError("--set " + assignment, "expected section.key=value", "e.g. --set train.lr=2e-5");
   const std::string path = assignment.substr(0, eq), text = assignment.substr(eq + 1);
   if (std::find(known_keys.begin(), known_keys.end(), path) == known_keys.end()) {
+    const std::string foreign = hugging_face_key_hint(path);
     const std::string guess = closest_key(path, known_keys);
-    fail("--set " + assignment, "unknown key '" + path + "'",
-         guess.empty() ? "keys look like train.lr or data.top_k" : "did you mean '" + guess + "'?");
+    throw UsageError("--set " + assignment, "unknown key '" + path + "'",
+                     !foreign.empty()       ? foreign
+                     : guess.empty() ? "keys look like train.lr or data.top_k"
+                                     : "did you mean '" + guess + "'?");
   }
   json value;
   try {
@@ -161,6 +204,7 @@ void apply_override(json& root, const std::string& assignment, const std::vector
     node = &next;
   }
   (*node)[keys.back()] = value;
+  (*origins)[path] = "--set " + assignment;
 }
 
 // lora.target_modules: projection names (or all-linear), with a guess for a misspelt one.
@@ -177,8 +221,11 @@ void validate_lora(const LoraSection& lora, const std::string& where) {
 }
 
 // What the field bounds cannot say: relations between keys.
-void validate(const JobConfig& c, const std::string& file) {
-  auto where = [&](const std::string& key) { return file + ": " + key; };
+void validate(const JobConfig& c, const std::string& file, const std::map<std::string, std::string>& origins) {
+  auto where = [&](const std::string& key) {
+    const auto origin = origins.find(key);
+    return origin != origins.end() ? origin->second : file + ": " + key;
+  };
   if (c.model.path.empty()) fail(where("model.path"), "is required", "the Hugging Face model folder to fine-tune");
   if (!(c.objective.clip_min <= c.objective.clip_max)) fail(where("objective.clip_min"), "must not exceed clip_max");
   const TrainSection& s = c.train;
@@ -209,8 +256,10 @@ void validate(const JobConfig& c, const std::string& file) {
 
 }  // namespace
 
-JobConfig parse_job_config(const std::string& json_text, const std::string& file,
+JobConfig parse_job_config(const std::string& json_text, const std::string& given_file,
                            const std::vector<std::string>& overrides) {
+  // Errors name the config by its absolute path, whatever the current folder.
+  const std::string file = given_file.empty() ? given_file : fs::absolute(given_file).lexically_normal().string();
   if (json_text.compare(0, 3, "\xEF\xBB\xBF") == 0)
     fail(file, "starts with a UTF-8 byte-order mark (BOM), which JSON does not allow", "save it as UTF-8 without BOM");
   JsonLimits limits;
@@ -218,29 +267,39 @@ JobConfig parse_job_config(const std::string& json_text, const std::string& file
   json root = parse_json(json_text, file, limits);
   if (!root.is_object()) fail(file, "a job config must be a JSON object");
   const auto keys = job_config_keys();
-  for (const auto& o : overrides) apply_override(root, o, keys);
+  std::map<std::string, std::string> origins;  // dotted key -> the --set argument that set it
+  for (const auto& o : overrides) apply_override(root, o, keys, &origins);
 
   JobConfig c;
   c.file = file;
-  // A data preset fills the templates first; the keys of the data section override it.
-  const json preset = root.value("/data/preset"_json_pointer, json());
-  if (preset.is_string() && !preset.get<std::string>().empty()) {
-    try {
-      apply_data_preset(preset.get<std::string>(), &c.data);
-    } catch (const Error&) {
-      fail(file + ": data.preset", "'" + preset.get<std::string>() + "' is not a preset",
-           "use one of " + join_choices(data_preset_names()));
+  try {
+    // A data preset fills the templates first; the keys of the data section override it.
+    const json preset = root.value("/data/preset"_json_pointer, json());
+    if (preset.is_string() && !preset.get<std::string>().empty()) {
+      try {
+        apply_data_preset(preset.get<std::string>(), &c.data);
+      } catch (const Error&) {
+        const auto origin = origins.find("data.preset");
+        fail(origin != origins.end() ? origin->second : file + ": data.preset",
+             "'" + preset.get<std::string>() + "' is not a preset", "use one of " + join_choices(data_preset_names()));
+      }
     }
-  }
-  Reader reader(JsonObjectReader(root, "", file));
-  describe(c, reader);
-  reader.finish();
-  validate(c, file);
+    Reader reader(JsonObjectReader(root, "", file, &origins));
+    describe(c, reader);
+    reader.finish();
+    validate(c, file, origins);
 
-  // Absolute, so that errors, the effective config and resume checks name one file whatever the
-  // current folder.
-  PathResolver resolve(fs::absolute(fs::path(file)).parent_path());
-  describe(c, resolve);
+    // Absolute, so that errors, the effective config and resume checks name one file whatever the
+    // current folder.
+    PathResolver resolve(fs::path(file).parent_path(), origins, file, !c.model.init_arch.empty());
+    describe(c, resolve);
+  } catch (const UsageError&) {
+    throw;
+  } catch (const Error& e) {
+    // A bad value given with --set is a command-line mistake: exit status 2, naming the argument.
+    if (e.where().rfind("--set ", 0) == 0) throw UsageError("", e.what());
+    throw;
+  }
   return c;
 }
 

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -17,10 +18,20 @@ size_t edit_distance(const std::string& a, const std::string& b);
 // The candidate closest to `key` when it is plausibly a typo of it, else "".
 std::string closest_key(const std::string& key, const std::vector<std::string>& candidates);
 
+// What to write instead of a key people bring from Hugging Face (TrainingArguments, TRL's
+// SFTConfig, PEFT's LoraConfig) that percetrain names otherwise: for "train.learning_rate" (or a
+// bare "learning_rate"), "learning_rate is Hugging Face's name; percetrain calls it train.lr".
+// "" for any other key. One name per setting: the effective config, --set and resume checks
+// all use percetrain's, so these are refused with the translation rather than accepted.
+std::string hugging_face_key_hint(const std::string& dotted_key);
+
 class JsonObjectReader {
  public:
   // `path` is the dotted location of this object ("train", "data.profile"), `file` the config.
-  JsonObjectReader(const nlohmann::json& object, std::string path, std::string file);
+  // `origins` maps dotted keys set on the command line to the --set argument that set them, which
+  // errors about those keys name instead of the file.
+  JsonObjectReader(const nlohmann::json& object, std::string path, std::string file,
+                   const std::map<std::string, std::string>* origins = nullptr);
 
   // Optional values: `out` keeps its default when the key is absent or null.
   template <typename T>
@@ -65,6 +76,7 @@ class JsonObjectReader {
 
   nlohmann::json object_;
   std::string path_, file_;
+  const std::map<std::string, std::string>* origins_ = nullptr;
   std::vector<std::string> known_;
 };
 

@@ -86,8 +86,8 @@ RecordReader::RecordReader(const std::string& file, const std::string& golds_fil
   in_.open(file, std::ios::binary);
   if (!in_)
     fail(file, "cannot open the data file",
-         "check the path: paths in a config or --set resolve against the config's folder, --data against the "
-         "current folder");
+         "check the path: paths written in a config resolve against the config's folder, --set values and "
+         "--data against the current folder");
   char bom[3] = {0, 0, 0};
   in_.read(bom, 3);
   if (in_.gcount() == 3 && bom[0] == '\xEF' && bom[1] == '\xBB' && bom[2] == '\xBF')

@@ -120,7 +120,7 @@ void run_decode_benchmark(const DecodeBenchmarkOptions& o) {
     fail("generate --benchmark", "give exactly one of --model and --random-config");
   if (o.prompt_tokens < 1 || o.new_tokens < 2 || o.batch_size < 1)
     fail("generate --benchmark", "--prompt-tokens and --batch-size must be >= 1, --new-tokens >= 2");
-  const auto device = parse_device(o.device);
+  const auto device = parse_device(o.device, "--device");
   const auto dtype = parse_dtype(o.dtype, device, "--dtype");
   CausalLM model{nullptr};
   std::string what;

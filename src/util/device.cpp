@@ -16,26 +16,34 @@
 
 namespace percetrain {
 
-c10::Device parse_device(const std::string& spec) {
+namespace {
+// How to ask for the CPU instead, in the words of the setting that asked for CUDA.
+std::string cpu_instead(const std::string& where) {
+  if (where.rfind("--", 0) == 0) return "use " + where + " cpu (or auto)";
+  return "set " + where + " to \"cpu\" or \"auto\" (on the command line: --set " + where + "=cpu)";
+}
+}  // namespace
+
+c10::Device parse_device(const std::string& spec, const std::string& where) {
   if (spec == "cpu") return c10::Device(c10::kCPU);
   if (spec == "auto") return torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   if (spec == "cuda" || spec.rfind("cuda:", 0) == 0) {
     if (!torch::cuda::is_available())
-      fail("device", "'" + spec + "' was asked for but this build or machine has no CUDA device",
-           "use --device cpu, or build against a CUDA LibTorch");
+      fail(where, "'" + spec + "' was asked for but this build or machine has no CUDA device",
+           cpu_instead(where) + ", or build against a CUDA LibTorch (bash scripts/build.sh --cuda)");
     int index = 0;
     if (spec.size() > 5) {
       const std::string digits = spec.substr(5);
       if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
-        fail("device", "'" + spec + "' is not a device", "use cpu, cuda, cuda:N or auto");
+        fail(where, "'" + spec + "' is not a device", "use cpu, cuda, cuda:N or auto");
       index = std::stoi(digits);
     }
     const int count = static_cast<int>(torch::cuda::device_count());
     if (index >= count)
-      fail("device", "'" + spec + "' does not exist: " + std::to_string(count) + " CUDA device(s) found");
+      fail(where, "'" + spec + "' does not exist: " + std::to_string(count) + " CUDA device(s) found");
     return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
   }
-  fail("device", "'" + spec + "' is not a device", "use cpu, cuda, cuda:N or auto");
+  fail(where, "'" + spec + "' is not a device", "use cpu, cuda, cuda:N or auto");
 }
 
 c10::ScalarType parse_dtype(const std::string& spec, const c10::Device& device, const std::string& where) {

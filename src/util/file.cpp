@@ -21,7 +21,8 @@ std::string read_text_file(const std::string& path, const std::string& what) {
   std::error_code ec;
   if (fs::is_directory(path, ec))
     fail(path, "is a folder, not " + what, "give the path of the file itself");
-  if (!fs::exists(path, ec)) fail(path, what + " does not exist", "check the path (relative paths in a config resolve against the config's folder)");
+  if (!fs::exists(path, ec)) fail(path, what + " does not exist", "check the path (relative paths written in a config resolve against the config's folder, "
+                                   "--set values and options against the current folder)");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, "cannot read " + what + ": " + std::strerror(errno));
   std::ostringstream text;

@@ -133,27 +133,27 @@ TEST(JobConfigFields, NestedSectionsParseTakeSetAndRejectUnknownKeys) {
   const std::string set_typo = testing_util::job_config_error(R"({"model": {"path": "m"}})", {"train.eval_generate.everyy=3"});
   EXPECT_NE(set_typo.find("did you mean 'train.eval_generate.every'?"), std::string::npos) << set_typo;
   const std::string range = testing_util::job_config_error(R"({"model": {"path": "m"}})", {"train.eval_generate.max_new_tokens=0"});
-  EXPECT_NE(range.find("train.eval_generate.max_new_tokens: 0 is out of range: it must be at least 1"), std::string::npos)
+  EXPECT_NE(range.find("--set train.eval_generate.max_new_tokens=0: 0 is out of range: it must be at least 1"), std::string::npos)
       << range;
 }
 
 TEST(JobConfigFields, BestMetricEarlyStoppingAndRho1NeedTheirCompanions) {
   const std::string base = R"({"model": {"path": "m"}})";
   const std::string rouge = testing_util::job_config_error(base, {"train.best_metric=valid_rougeL"});
-  EXPECT_NE(rouge.find("train.best_metric: 'valid_rougeL' is measured by validation by generation, which is off"),
+  EXPECT_NE(rouge.find("--set train.best_metric=valid_rougeL: 'valid_rougeL' is measured by validation by generation, which is off"),
             std::string::npos)
       << rouge;
   EXPECT_EQ(testing_util::job_config_error(base, {"train.best_metric=valid_rougeL", "train.eval_generate.every=10"}), "");
   EXPECT_EQ(testing_util::job_config_error(base, {"train.best_metric=valid_ce", "train.early_stopping_patience=3"}), "");
   const std::string patience = testing_util::job_config_error(base, {"train.early_stopping_patience=3"});
-  EXPECT_NE(patience.find("train.early_stopping_patience: needs train.best_metric"), std::string::npos) << patience;
+  EXPECT_NE(patience.find("--set train.early_stopping_patience=3: needs train.best_metric"), std::string::npos) << patience;
   const std::string metric = testing_util::job_config_error(base, {"train.best_metric=valid_rouge"});
   EXPECT_NE(metric.find("did you mean 'valid_rougeL'?"), std::string::npos) << metric;
   const std::string rho1 = testing_util::job_config_error(base, {"objective.name=rho1"});
   EXPECT_NE(rho1.find("objective.reference_model: is required for rho1"), std::string::npos) << rho1;
   EXPECT_EQ(testing_util::job_config_error(base, {"objective.name=rho1", "objective.reference_model=ref"}), "");
   const std::string ratio = testing_util::job_config_error(base, {"objective.rho1_keep_ratio=0"});
-  EXPECT_NE(ratio.find("objective.rho1_keep_ratio: 0 is out of range: it must be in (0, 1]"), std::string::npos) << ratio;
+  EXPECT_NE(ratio.find("--set objective.rho1_keep_ratio=0: 0 is out of range: it must be in (0, 1]"), std::string::npos) << ratio;
   const std::string scope = testing_util::job_config_error(base, {"objective.pir_scope=words"});
   EXPECT_NE(scope.find("did you mean 'word'?"), std::string::npos) << scope;
 }
@@ -161,25 +161,25 @@ TEST(JobConfigFields, BestMetricEarlyStoppingAndRho1NeedTheirCompanions) {
 TEST(JobConfigFields, OutOfRangeValuesNameTheKeyAndTheRange) {
   const std::string base = R"({"model": {"path": "m"}})";
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"train.max_steps=-1", "train.max_steps: -1 is out of range: it must be at least 0"},
-      {"train.beta1=2", "train.beta1: 2 is out of range: it must be in [0, 1)"},
-      {"train.beta2=-0.1", "train.beta2: -0.1 is out of range"},
-      {"train.adam_eps=-1e-8", "train.adam_eps: -1e-08 is out of range: it must be greater than 0"},
-      {"train.weight_decay=-0.1", "train.weight_decay: -0.1 is out of range"},
-      {"train.save_every=-5", "train.save_every: -5 is out of range"},
-      {"train.grad_clip=-1", "train.grad_clip: -1 is out of range"},
-      {"generate.top_p=0", "generate.top_p: 0 is out of range: it must be in (0, 1]"},
-      {"data.max_length=4", "data.max_length: 4 is out of range: it must be at least 8"},
-      {"lora.rank=-1", "lora.rank: -1 is out of range: it must be at least 0"},
-      {"lora.alpha=0", "lora.alpha: 0 is out of range: it must be greater than 0"},
-      {"lora.dropout=1", "lora.dropout: 1 is out of range: it must be in [0, 1)"},
+      {"train.max_steps=-1", "--set train.max_steps=-1: -1 is out of range: it must be at least 0"},
+      {"train.beta1=2", "--set train.beta1=2: 2 is out of range: it must be in [0, 1)"},
+      {"train.beta2=-0.1", "--set train.beta2=-0.1: -0.1 is out of range"},
+      {"train.adam_eps=-1e-8", "--set train.adam_eps=-1e-8: -1e-08 is out of range: it must be greater than 0"},
+      {"train.weight_decay=-0.1", "--set train.weight_decay=-0.1: -0.1 is out of range"},
+      {"train.save_every=-5", "--set train.save_every=-5: -5 is out of range"},
+      {"train.grad_clip=-1", "--set train.grad_clip=-1: -1 is out of range"},
+      {"generate.top_p=0", "--set generate.top_p=0: 0 is out of range: it must be in (0, 1]"},
+      {"data.max_length=4", "--set data.max_length=4: 4 is out of range: it must be at least 8"},
+      {"lora.rank=-1", "--set lora.rank=-1: -1 is out of range: it must be at least 0"},
+      {"lora.alpha=0", "--set lora.alpha=0: 0 is out of range: it must be greater than 0"},
+      {"lora.dropout=1", "--set lora.dropout=1: 1 is out of range: it must be in [0, 1)"},
   };
   for (const auto& [assignment, expected] : cases) {
     const std::string error = testing_util::job_config_error(base, {assignment});
     EXPECT_NE(error.find(expected), std::string::npos) << assignment << " -> " << error;
   }
   const std::string typo = testing_util::job_config_error(base, {"objective.name=percee"});
-  EXPECT_NE(typo.find("objective.name: 'percee' is not allowed (did you mean 'perce'? use ce, perce, lossce, entce, dft, rho1 or weights_from_data)"),
+  EXPECT_NE(typo.find("--set objective.name=percee: 'percee' is not allowed (did you mean 'perce'? use ce, perce, lossce, entce, dft, rho1 or weights_from_data)"),
             std::string::npos)
       << typo;
 }

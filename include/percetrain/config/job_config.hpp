@@ -117,7 +117,11 @@ struct JobConfig {
 
 // Reads a job config; `overrides` are "section.key=value" strings (--set), applied before
 // validation, with values parsed as JSON when they parse (numbers, true, ...) else as strings.
-// Relative paths in the config and in overrides are resolved against the config file's folder.
+// Relative paths written in the config resolve against the config file's folder, those given in
+// overrides against the current folder; model.path, tokenizer.path, objective.reference_model and
+// lora.init_adapter may name a Hugging Face repository id in the local cache (util/hf_cache.hpp).
+// Errors name the config by its absolute path, and a bad override by its --set argument (a
+// UsageError: exit status 2). JobConfig::file is the absolute path.
 JobConfig load_job_config(const std::string& file, const std::vector<std::string>& overrides = {});
 JobConfig parse_job_config(const std::string& json_text, const std::string& file,
                            const std::vector<std::string>& overrides = {});

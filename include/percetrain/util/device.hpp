@@ -8,8 +8,10 @@
 
 namespace percetrain {
 
-// cpu | cuda | cuda:N | auto (the first CUDA device when there is one, else the CPU).
-c10::Device parse_device(const std::string& spec);
+// cpu | cuda | cuda:N | auto (the first CUDA device when there is one, else the CPU). `where`
+// names the option or key the spec came from, so that the hint names the setting to change: a
+// job's device is its config's model.device; --device belongs to logprobs and generate --benchmark.
+c10::Device parse_device(const std::string& spec, const std::string& where = "model.device");
 
 // float32 | bfloat16 | float16 | auto (float32 on the CPU; bfloat16 on CUDA). `where` names the option or key in errors.
 c10::ScalarType parse_dtype(const std::string& spec, const c10::Device& device,
