@@ -1,5 +1,6 @@
 // eval: ROUGE-1/2/L/Lsum, METEOR and BLEU of predictions against references, joined by id;
 // --compare; --write-lamp converts predictions to LaMP's format.
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -46,7 +47,7 @@ Runner add_eval_command(CLI::App& app) {
       throw CLI::RequiredError("--references is required (or --write-lamp to convert the predictions)",
                                CLI::ExitCodes::RequiredError);
   });
-  cmd->add_option("--out", opts->out, "Write means and per-example scores as JSON (atomically)");
+  cmd->add_option("--out", opts->out, "Write means and per-example scores as JSON (atomically; an existing file is replaced, and eval says so)");
   cmd->add_flag("--json", opts->json, "Print the JSON report (without per-example scores) instead of the table");
   cmd->add_option("--compare", opts->compare,
                   "Metrics JSON of another run (e.g. the CE baseline): print both side by side with the "
@@ -85,7 +86,13 @@ Runner add_eval_command(CLI::App& app) {
     options.rouge_stem = opts->stem;
     options.wordnet_dir = opts->wordnet;
     const auto report = eval::evaluate(join, options);
-    if (!opts->out.empty()) eval::write_report(report, opts->out);
+    if (!opts->out.empty()) {
+      // Like score and generate, eval replaces an output file (atomically); it says so.
+      std::error_code ec;
+      const bool replacing = std::filesystem::exists(opts->out, ec);
+      eval::write_report(report, opts->out);
+      std::cerr << "wrote " << opts->out << (replacing ? " (replacing the file that was there)" : "") << "\n";
+    }
     if (opts->json) {
       std::cout << eval::report_json(report, /*with_examples=*/false);
     } else if (!opts->compare.empty()) {

@@ -76,8 +76,12 @@ int check_command_line(CLI::App& app, int argc, char** argv) {
     const std::string name = arg.substr(0, arg.find('='));
     if (std::find(known.begin(), known.end(), name) != known.end()) continue;
     const std::string guess = percetrain::closest_key(name, known);
-    return usage_error("unknown option '" + name + "' for '" + first + "'",
-                       guess.empty() ? "see percetrain " + first + " --help" : "did you mean '" + guess + "'?");
+    std::string hint = guess.empty() ? "see percetrain " + first + " --help" : "did you mean '" + guess + "'?";
+    // Output files are replaced without asking; --overwrite is for the commands that write folders.
+    if (name == "--overwrite")
+      hint = first + " replaces its output files without --overwrite, which is for train, init-model and "
+             "merge-adapter (they write folders)";
+    return usage_error("unknown option '" + name + "' for '" + first + "'", hint);
   }
   return -1;
 }

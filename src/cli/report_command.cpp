@@ -23,7 +23,7 @@ Runner add_report_command(CLI::App& app) {
       "numeric key) and its config from RUN_DIR/job_config.json.\n"
       "Example: percetrain report build/demo/run --out run.html");
   cmd->add_option("run_dir", opts->run_dir, "The run's output folder (output.dir of the job config)")->required();
-  cmd->add_option("--out", opts->out, "Where to write the page (default RUN_DIR/report.html)");
+  cmd->add_option("--out", opts->out, "Where to write the page (default RUN_DIR/report.html); an existing page is replaced, no --overwrite needed");
   return [opts]() {
     const std::string out =
         opts->out.empty() ? (std::filesystem::path(opts->run_dir) / "report.html").string() : opts->out;
