@@ -20,6 +20,7 @@ packages=(
   libpcre2-dev libutf8proc-dev
   libssl-dev                   # SHA-256 checksums of checkpoint files (libcrypto)
   wordnet-base                 # WordNet 3.0 database for METEOR's synonym stage (read at run time)
+  clang libclang-rt-dev        # clang++ and libFuzzer with ASan/UBSan for the fuzz targets (scripts/fuzz.sh)
   python3 python3-venv         # the .venv of --venv
 )
 venv=0
