@@ -84,7 +84,8 @@ uint64_t splitmix64(uint64_t& state) {
 }
 
 // A request's own uniform stream, from (seed, id): independent of batch composition and of the
-// LibTorch version, so that resumed and batched runs sample exactly what a single run does.
+// LibTorch version, so that resumed and batched runs draw exactly what a single run draws (the
+// logits they are compared with can still differ by rounding; see Generator::generate).
 struct RowStream {
   uint64_t state;
   RowStream(uint64_t seed, const std::string& id) {

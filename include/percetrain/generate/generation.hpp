@@ -74,7 +74,12 @@ class Generator {
 
   // Decodes one left-padded batch -> one result per request, in order. Each request samples
   // from its own stream seeded by (seed, id), and padded positions never reach real ones, so a
-  // request's output does not depend on the batch it is decoded in.
+  // request's random draws do not depend on the batch it is decoded in, and its tokens do not
+  // either as long as its logits come out the same. They are computed in a [rows, padded length]
+  // batch, and matrix kernels may round a row differently for another shape (batch size, left
+  // padding, rows that finished): where that moves a sampling boundary past a draw (or breaks a
+  // greedy argmax tie), the record goes on differently from that token. Measured on the CPU
+  // (LibTorch 1.13, demo model, temperature 1): 0 of 2,048 records differ between batch sizes.
   std::vector<GenerationResult> generate(const std::vector<GenerationRequest>& batch);
 
   const GenerationOptions& options() const { return options_; }
