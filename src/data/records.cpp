@@ -54,31 +54,6 @@ const std::string* ProfileItem::find(const std::string& name) const {
   return nullptr;
 }
 
-bool is_valid_utf8(const std::string& s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    int n = 0;
-    uint32_t cp = 0;
-    if (c < 0x80) { ++i; continue; }
-    if ((c >> 5) == 0x6) { n = 1; cp = c & 0x1F; }
-    else if ((c >> 4) == 0xE) { n = 2; cp = c & 0x0F; }
-    else if ((c >> 3) == 0x1E) { n = 3; cp = c & 0x07; }
-    else return false;
-    for (int k = 1; k <= n; ++k) {
-      if (i + k >= s.size()) return false;
-      const auto d = static_cast<unsigned char>(s[i + k]);
-      if ((d >> 6) != 0x2) return false;
-      cp = (cp << 6) | (d & 0x3F);
-    }
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    i += n + 1;
-  }
-  return true;
-}
-
 RecordReader::RecordReader(const std::string& file, const std::string& golds_file) : file_(file) {
   std::error_code ec;
   if (std::filesystem::is_directory(file, ec))

@@ -270,7 +270,6 @@ void unmerge_lora(CausalLMImpl& model) {
   state.merged = false;
 }
 
-bool lora_merged(CausalLMImpl& model) { return state_of(model, "lora_merged").merged; }
 
 void detach_lora(CausalLMImpl& model) {
   for (auto& site : sites(model)) site.projection->adapter.reset();

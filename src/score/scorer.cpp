@@ -1,4 +1,4 @@
-// Batch scoring: run_micro_batch under inference mode over a fixed plan, streamed to OUT.tmp in
+// Batch scoring: score_micro_batch under inference mode over a fixed plan, streamed to OUT.tmp in
 // file order, resumable, then the summary and the HTML report from the finished file.
 #include "percetrain/score/scorer.hpp"
 
@@ -143,16 +143,6 @@ std::string format_rate(double tokens_per_s) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.0f tok/s", tokens_per_s);
   return buf;
-}
-
-void write_text_atomic(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out.flush()) fail(path.string(), "cannot write file");
-  }
-  fs::rename(tmp, path);
 }
 
 }  // namespace
@@ -301,7 +291,7 @@ ScoreResult score_examples(CausalLMImpl& model, const Tokenizer& tokenizer, cons
   char rate[64];
   std::snprintf(rate, sizeof(rate), "%.1f", result.tokens_per_s);
   result.summary_file = summary_path_for(options.out);
-  write_text_atomic(result.summary_file,
+  write_file_atomic(result.summary_file,
                     summary.to_json({{"tokens_per_s", rate},
                                      {"micro_batch_size", std::to_string(micro)},
                                      {"records_scored_by_last_run", std::to_string(result.scored_now)},
@@ -312,7 +302,7 @@ ScoreResult score_examples(CausalLMImpl& model, const Tokenizer& tokenizer, cons
     HtmlReportOptions html;
     html.source = options.source;
     html.total_records = result.records;
-    write_text_atomic(options.html, render_html_report(shown, summary, html));
+    write_file_atomic(options.html, render_html_report(shown, summary, html), "the HTML report");
     result.html = options.html;
   }
   if (options.progress) {

@@ -53,12 +53,6 @@ std::string sha256_file(const std::string& path) {
   return sha.hex();
 }
 
-std::string sha256_bytes(const std::string& bytes) {
-  Sha256 sha;
-  sha.update(bytes.data(), bytes.size());
-  return sha.hex();
-}
-
 std::string checksum_problem(const std::string& folder, const std::map<std::string, std::string>& files_sha256,
                              std::string* bad_file) {
   for (const auto& [file, sha] : files_sha256) {

@@ -33,7 +33,6 @@ void install_interrupt_handlers() {
 
 int interrupt_signal() { return received; }
 
-void clear_interrupt() { received = 0; }
 
 std::string signal_name(int signal) {
   switch (signal) {

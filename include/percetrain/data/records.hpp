@@ -85,7 +85,5 @@ class RecordReader {
 // Counts the records of a file by streaming it (bad records included).
 int64_t count_records(const std::string& file);
 
-// True when `text` is valid UTF-8.
-bool is_valid_utf8(const std::string& text);
 
 }  // namespace percetrain

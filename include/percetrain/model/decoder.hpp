@@ -184,8 +184,8 @@ class CausalLMImpl : public torch::nn::Module {
   bool causal_mask_is_exact(const torch::Tensor& attention_mask, int64_t T) const;
 
   ModelConfig config_;
-  torch::Tensor inv_freq_;
-  bool gradient_checkpointing_ = false;  // [head_dim / 2] fp32, on the CPU; moved per forward
+  torch::Tensor inv_freq_;  // [head_dim / 2] fp32, on the CPU; moved per forward
+  bool gradient_checkpointing_ = false;
 };
 TORCH_MODULE(CausalLM);
 

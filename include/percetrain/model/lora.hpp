@@ -57,7 +57,6 @@ int64_t trainable_parameter_count(CausalLMImpl& model);
 // attached but add nothing until unmerge_lora (W -= the same; exact only up to that rounding).
 void merge_lora(CausalLMImpl& model);
 void unmerge_lora(CausalLMImpl& model);
-bool lora_merged(CausalLMImpl& model);
 
 // Removes the adapters and leaves the base weights as they are (merged: PEFT's merge_and_unload;
 // not merged: the base model again) with every base parameter trainable again.

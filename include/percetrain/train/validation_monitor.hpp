@@ -61,7 +61,6 @@ class BestTracker {
   bool observe(const nlohmann::json& row);
   bool active() const { return metric_ != BestMetric::kNone; }
   bool exhausted() const { return patience_ > 0 && since_best_ >= patience_; }
-  bool has_best() const { return has_best_; }
   double best() const { return best_; }
   int64_t best_step() const { return best_step_; }
   int64_t since_best() const { return since_best_; }

@@ -9,9 +9,6 @@ namespace percetrain {
 // SHA-256 of a file's bytes as 64 lowercase hex digits; an unreadable file is an error naming it.
 std::string sha256_file(const std::string& path);
 
-// SHA-256 of `bytes` (tests, small files).
-std::string sha256_bytes(const std::string& bytes);
-
 // The one check of recorded checksums (checkpoints, per-user adapters): "" when every file of
 // `files_sha256` (name relative to `folder` -> SHA-256) exists and matches; else what is wrong
 // with the first one that does not ("adapter_model.safetensors does not match its checksum"),

@@ -29,7 +29,4 @@ class Interrupted : public Error {
   int signal_;
 };
 
-// Testing: forget a received signal.
-void clear_interrupt();
-
 }  // namespace percetrain
