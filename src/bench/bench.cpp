@@ -28,6 +28,7 @@
 #include "percetrain/objective/objective.hpp"
 #include "percetrain/train/fused_adamw.hpp"
 #include "percetrain/train/master_weights.hpp"
+#include "percetrain/train/phases.hpp"
 #include "percetrain/train/step.hpp"
 #include "percetrain/util/device.hpp"
 #include "percetrain/util/error.hpp"
@@ -167,21 +168,29 @@ void print_profile_summary(const std::string& path, int64_t steps) {
 json run_variant(const BenchOptions& o, const JobConfig& config) {
   const std::string& v = o.variant;
   const bool perce = v.rfind("perce", 0) == 0;
-  const auto device = parse_device(config.model.device);
-  const auto dtype = parse_dtype(config.model.dtype, device, "model.dtype");
-  LoadedModel loaded;
+  // The variant's config: its objective (random examples have no words) and checkpointing.
+  JobConfig run_config = config;
+  run_config.objective.name = perce ? ObjectiveKind::kPerce : ObjectiveKind::kCe;
+  run_config.objective.pir_scope = PirScope::kToken;
+  run_config.train.gradient_checkpointing |= v.find("checkpointing") != std::string::npos;
+  // The trainer's own phases: placement, the model for training (adapters on a frozen base for
+  // a LoRA config), the optimizer, the step. bench writes no model: random weights of the
+  // config's shape where there is no folder.
+  Placement place = place_run(run_config);
+  const auto device = place.device;
+  LoadedModel weights;
   std::error_code ec;
   if (!o.random_config.empty()) {
-    loaded = random_causal_lm(o.random_config, device, dtype, 0);
+    weights = random_causal_lm(o.random_config, device, place.dtype, 0);
   } else if (!config.model.init_arch.empty() && !std::filesystem::exists(config.model.path, ec)) {
-    loaded = random_preset_lm(config.model, tokenizer_path(config), device, dtype);  // bench writes no model
+    weights = random_preset_lm(config.model, tokenizer_path(config), device, place.dtype);
   } else {
     prepare_model_folder(config.model, tokenizer_path(config), false);
-    loaded = load_causal_lm(config.model.path, device, dtype);
+    weights = load_causal_lm(config.model.path, device, place.dtype);
   }
+  ModelForTraining m = prepare_model_for_training(std::move(weights), run_config, place, {}, tokenizer_path(config));
+  LoadedModel& loaded = m.loaded;
   auto& model = *loaded.model;
-  model.train();
-  model.set_gradient_checkpointing(v.find("checkpointing") != std::string::npos || config.train.gradient_checkpointing);
   const bool lora = config.lora.enabled();
   if (lora) attach_lora(model, config.lora, config.train.seed);  // the base frozen, the adapters train
 
@@ -192,15 +201,11 @@ json run_variant(const BenchOptions& o, const JobConfig& config) {
   const auto examples = random_examples(config.train.batch_size, L1, L0, R, loaded.config.vocab_size);
   std::vector<size_t> indices(examples.size());
   std::iota(indices.begin(), indices.end(), 0);
-  ObjectiveSection section = config.objective;
-  section.name = perce ? ObjectiveKind::kPerce : ObjectiveKind::kCe;
-  section.pir_scope = PirScope::kToken;  // random examples have no words
-  const auto objective = make_objective(section);
-  MasterWeights masters(trainable_parameters(model), config.train.master_weights);
-  const auto optimizer = make_optimizer(masters, config.train);
-  StepSettings settings = StepSettings::from(config, 0, device);
+  Optimization optimization = build_optimization(model, config.train, *place.comm);
+  const MasterWeights& masters = *optimization.masters;
+  StepSettings settings = StepSettings::from(run_config, 0, device);
   if (v.find("unchunked") != std::string::npos) settings.chunk_tokens = B * R;
-  TrainStep train_step(model, *objective, masters, *optimizer, settings);
+  TrainStep train_step(model, *m.objective, *optimization.optimizer, *optimization.sync, settings, place.comm.get());
   const double lr = config.train.lr;
   auto step = [&] { train_step.run(examples, indices, lr); };
   reset_peak_memory(device);
@@ -227,7 +232,7 @@ json run_variant(const BenchOptions& o, const JobConfig& config) {
   }
   if (masters.active())
     for (const auto& t : masters.parameters()) master_bytes += static_cast<double>(t.numel() * t.element_size());
-  const double optimizer_bytes = optimizer_state_bytes(*optimizer);
+  const double optimizer_bytes = optimizer_state_bytes(*optimization.optimizer);
   const double tokens = static_cast<double>(B * accumulation * (L1 + (perce ? L0 : 0)));
   double flops = 3 * forward_flops(loaded.config, L1, R);  // forward + backward (2x)
   if (lora) flops -= weight_grad_flops(loaded.config, L1, R);  // no weight gradients of the frozen base
@@ -240,9 +245,9 @@ json run_variant(const BenchOptions& o, const JobConfig& config) {
           {"ms_per_step", seconds * 1000},
           {"tokens_per_s", tokens / seconds},
           {"model_flops_per_s", flops / seconds},
-          {"matmul_peak_flops_per_s", measure_matmul_peak(device, dtype)},
+          {"matmul_peak_flops_per_s", measure_matmul_peak(device, place.dtype)},
           {"device", device.str()},
-          {"dtype", dtype_name(dtype)},
+          {"dtype", dtype_name(place.dtype)},
           {"master_weights", masters.active()},
           {"lora", lora ? "r" + std::to_string(config.lora.rank) : std::string("-")},
           {"parameters", parameters},

@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "cli/commands.hpp"
@@ -147,9 +148,11 @@ Runner add_train_command(CLI::App& app) {
                 "output.dir/job_config.json)")
       ->excludes(quiet);
   return [opts]() {
-    JobConfig config = load_job_config(opts->config, opts->overrides);
-    if (!opts->adapter.empty())
-      config.lora.init_adapter = std::filesystem::absolute(model_location(opts->adapter, "--adapter")).string();
+    // --adapter is lora.init_adapter given on the command line: applied with the --set values, before
+    // the config's cross-key rules, so that they see it (lora.per_user refuses it, for one).
+    std::vector<std::string> overrides = opts->overrides;
+    if (!opts->adapter.empty()) overrides.push_back("lora.init_adapter=" + nlohmann::json(opts->adapter).dump());
+    JobConfig config = load_job_config(opts->config, overrides);
     // Before any work: output.dir may be neither an input nor inside a folder the job reads, and may
     // not hold an input under a name the run writes (final/ as model.path, a data file named
     // metrics.jsonl), which --overwrite or publishing would replace.

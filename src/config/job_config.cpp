@@ -234,6 +234,20 @@ void validate(const JobConfig& c, const std::string& file, const std::map<std::s
          "must be a positive multiple of micro_batch_size (" + std::to_string(s.micro_batch_size) + ")",
          "gradient accumulation steps = batch_size / micro_batch_size");
   if (s.epochs < 1 && s.max_steps < 1) fail(where("train.epochs"), "give epochs or max_steps");
+  // What a per-user run cannot honour is refused, never ignored: each user's adapter is written
+  // when the user is done (resume continues with the first unfinished user), and validation by
+  // generation, best/ and early stopping belong to one model's run.
+  if (c.lora.per_user) {
+    const std::string hint = "leave it unset with lora.per_user, or train one shared adapter without lora.per_user";
+    if (s.save_every > 0)
+      fail(where("train.save_every"), "does not apply to lora.per_user: each user's adapter is saved when it is done",
+           "set train.save_every 0 (--set train.save_every=0); --resume continues with the first unfinished user");
+    if (s.eval_generate.every > 0)
+      fail(where("train.eval_generate.every"), "is not available with lora.per_user", hint);
+    if (s.best_metric != BestMetric::kNone) fail(where("train.best_metric"), "is not available with lora.per_user", hint);
+    if (s.early_stopping_patience > 0)
+      fail(where("train.early_stopping_patience"), "is not available with lora.per_user", hint);
+  }
   const bool generated_metric = s.best_metric == BestMetric::kValidRougeL || s.best_metric == BestMetric::kValidMeteor;
   if (generated_metric && s.eval_generate.every == 0)
     fail(where("train.best_metric"), "'" + enum_name(s.best_metric) + "' is measured by validation by generation, which is off",
@@ -301,6 +315,20 @@ JobConfig parse_job_config(const std::string& json_text, const std::string& give
     throw;
   }
   return c;
+}
+
+void check_launch(const JobConfig& c, int world_size) {
+  if (world_size <= 1) return;
+  if (c.lora.per_user)
+    fail(c.file + ": lora.per_user", "trains users one after another in one process, not on several ranks",
+         "launch it without torchrun");
+  if (c.train.eval_generate.every > 0 || c.train.best_metric != BestMetric::kNone || c.train.early_stopping_patience > 0)
+    fail(c.file + ": train.eval_generate / best_metric / early_stopping_patience", "are not available with several ranks yet",
+         "train on one rank to use them, or leave them unset");
+  // Each rank would draw its own dropout masks, and a checkpoint records one generator.
+  if (c.lora.trains() && c.lora.dropout > 0)
+    fail(c.file + ": lora.dropout", "must be 0 when training adapters on several ranks",
+         "set lora.dropout 0, or train on one rank");
 }
 
 JobConfig load_job_config(const std::string& file, const std::vector<std::string>& overrides) {

@@ -286,7 +286,7 @@ void C10dPending::wait() {
 
 C10dCommunicator::C10dCommunicator(const DistEnv& env, DistBackend backend, milliseconds timeout,
                                    const c10::Device& device)
-    : Communicator(env.rank, env.world_size, env.local_rank, device, timeout), env_(env), backend_(backend) {
+    : Communicator(env.rank, env.world_size, device, timeout), env_(env), backend_(backend) {
   const std::string endpoint = env.master_addr + ":" + std::to_string(env.master_port);
   const bool hosts_store = !env.agent_store && env.rank == 0;
   try {

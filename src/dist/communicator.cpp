@@ -42,7 +42,7 @@ void copy_unless_same(const at::Tensor& dst, const at::Tensor& src) {
 class SingleRankCommunicator final : public Communicator {
  public:
   explicit SingleRankCommunicator(const c10::Device& device)
-      : Communicator(0, 1, 0, device, std::chrono::milliseconds(0)) {}
+      : Communicator(0, 1, device, std::chrono::milliseconds(0)) {}
   std::string backend() const override { return "single"; }
   Pending all_reduce_sum(const at::Tensor&) override { return {}; }
   Pending reduce_scatter_sum(const at::Tensor& flat, const at::Tensor& shard) override {
@@ -96,6 +96,33 @@ bool Communicator::any(bool flag) {
   std::vector<int64_t> v{flag ? 1 : 0};
   all_reduce(v, ScalarReduce::kMax);
   return v[0] != 0;
+}
+
+int64_t Communicator::max_over_ranks(int64_t value) {
+  std::vector<int64_t> v{value};
+  all_reduce(v, ScalarReduce::kMax);
+  return v[0];
+}
+
+std::vector<int64_t> Communicator::decided_by_root(const std::function<std::vector<int64_t>()>& decide, size_t count,
+                                                   const std::string& what) {
+  if (!distributed()) return decide();
+  std::vector<int64_t> verdict(count + 1, 0);  // [0]: rank 0 failed; then its numbers (the others add zeros)
+  std::exception_ptr error;
+  if (is_root()) {
+    try {
+      const auto numbers = decide();
+      std::copy(numbers.begin(), numbers.begin() + static_cast<std::ptrdiff_t>(std::min(count, numbers.size())),
+                verdict.begin() + 1);
+    } catch (...) {
+      error = std::current_exception();
+      verdict[0] = 1;
+    }
+  }
+  all_reduce(verdict);  // also the barrier after whatever rank 0 did
+  if (error) std::rethrow_exception(error);
+  if (verdict[0]) fail("rank " + std::to_string(rank()), "rank 0 could not " + what + " (its error says why)");
+  return std::vector<int64_t>(verdict.begin() + 1, verdict.end());
 }
 
 std::unique_ptr<Communicator> make_single_rank_communicator(const c10::Device& device) {

@@ -281,28 +281,27 @@ void GradReducer::finish() {
   in_step_ = false;
 }
 
-double GradReducer::clip_grad_norm(double max_norm) {
+double clip_grad_norm(const std::vector<at::Tensor>& grads, double max_norm, Communicator* parts_over) {
   torch::NoGradGuard no_grad;
-  double squares = 0.0;
-  if (options_.zero_stage == 0) {
-    for (const auto& t : targets_)
-      if (t.grad().defined()) squares += t.grad().to(at::kDouble).pow(2).sum().item<double>();
-  } else {
-    std::vector<double> sum{shard_grads_.to(at::kDouble).pow(2).sum().item<double>()};
-    comm_.all_reduce(sum);
-    squares = sum[0];
-  }
-  const double norm = std::sqrt(squares);
-  const double coefficient = max_norm / (norm + 1e-6);
-  if (max_norm > 0 && coefficient < 1) {
-    if (options_.zero_stage == 0) {
-      for (auto& t : targets_)
-        if (t.grad().defined()) t.mutable_grad().mul_(coefficient);
-    } else {
-      shard_grads_.mul_(coefficient);
-    }
-  }
+  // Squares summed in fp64: the norm (and so the clipping coefficient) then agrees to fp64
+  // rounding whichever way the gradient is split over tensors or ranks (fp32 sums did not).
+  std::vector<double> squares{0.0};
+  for (const auto& g : grads)
+    if (g.defined()) squares[0] += g.to(at::kDouble).pow(2).sum().item<double>();
+  if (parts_over) parts_over->all_reduce(squares);
+  const double norm = std::sqrt(squares[0]);
+  const double coefficient = max_norm / (norm + 1e-6);  // torch::nn::utils::clip_grad_norm_'s
+  if (max_norm > 0 && coefficient < 1)
+    for (const auto& g : grads)
+      if (g.defined()) g.mul_(coefficient);
   return norm;
+}
+
+double GradReducer::clip_grad_norm(double max_norm) {
+  if (options_.zero_stage > 0) return percetrain::clip_grad_norm({shard_grads_}, max_norm, &comm_);
+  std::vector<at::Tensor> grads;
+  for (const auto& t : targets_) grads.push_back(t.grad());
+  return percetrain::clip_grad_norm(grads, max_norm);
 }
 
 void GradReducer::gather_parameters() {

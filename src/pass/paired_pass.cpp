@@ -51,7 +51,7 @@ PairedPass run_paired_pass(CausalLMImpl& model, const Objective& objective, cons
   if (objective.needs_reference()) {
     if (!reference)
       fail("objective." + objective.name(), "needs a reference model, and none was loaded",
-           "set objective.reference_model to the frozen model's folder");
+           "this is a bug in the caller: load objective.reference_model (load_reference_model) for it");
     torch::Tensor on_reference;
     {
       torch::InferenceMode inference;

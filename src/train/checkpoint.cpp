@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "percetrain/dist/communicator.hpp"
 #include "percetrain/model/hf_folder.hpp"
 #include "percetrain/train/master_weights.hpp"
 #include "percetrain/train/run_dir.hpp"
@@ -27,27 +28,61 @@ std::string checkpoint_name(int64_t step) {
   return buf;
 }
 
-Checkpointer::Checkpointer(RunDirectory& run, int64_t keep_last, std::string tokenizer_source)
-    : run_(run), tokenizer_source_(std::move(tokenizer_source)), keep_last_(keep_last) {}
+Checkpointer::Checkpointer(RunDirectory* run, Communicator& comm, std::string out_dir, int64_t keep_last,
+                           std::string tokenizer_source)
+    : run_(run),
+      comm_(comm),
+      out_dir_(std::move(out_dir)),
+      tokenizer_source_(std::move(tokenizer_source)),
+      keep_last_(keep_last) {}
 
 std::map<int64_t, std::string> Checkpointer::complete() const {
   std::map<int64_t, std::string> found;
   static const std::regex pattern("checkpoint-([0-9]+)");
-  for (const auto& entry : fs::directory_iterator(run_.path())) {
+  if (!run_) fail("checkpoints", "are listed by rank 0 alone");
+  for (const auto& entry : fs::directory_iterator(run_->path())) {
     std::smatch m;
     const std::string name = entry.path().filename().string();
-    if (entry.is_directory() && std::regex_match(name, m, pattern) && !run_.folder_files(name).empty())
+    if (entry.is_directory() && std::regex_match(name, m, pattern) && !run_->folder_files(name).empty())
       found[std::stoll(m[1])] = entry.path().string();
   }
   return found;
 }
 
+std::string Checkpointer::newest_intact() const {
+  const auto saved = complete();
+  for (auto it = saved.rbegin(); it != saved.rend(); ++it)
+    if (verify(it->second).empty()) return it->second;
+  return "";
+}
+
 std::string Checkpointer::save(CausalLMImpl& model, const torch::optim::Optimizer* optimizer,
-                               const MasterWeights& masters, const TrainerState& state,
-                               const std::function<void(const std::string&)>& with_staging) {
+                               const MasterWeights& masters, const TrainerState& state) {
+  if (!comm_.distributed()) return write(model, optimizer, masters, state);
   const std::string name = checkpoint_name(state.step);
-  const fs::path staging = run_.begin_folder(name);
-  if (with_staging) with_staging(staging.string());
+  std::string path = (fs::path(out_dir_) / name).string();
+  if (run_) {
+    path = write(model, optimizer, masters, state);
+  } else if (shard_writer_) {
+    // Rank 0 created the staging folder before the first barrier and checksums it after the second.
+    comm_.barrier();
+    shard_writer_((fs::path(out_dir_) / (name + ".partial")).string());
+    comm_.barrier();
+  }
+  comm_.barrier();  // published: every rank may go on (or stop)
+  return path;
+}
+
+std::string Checkpointer::write(CausalLMImpl& model, const torch::optim::Optimizer* optimizer,
+                                const MasterWeights& masters, const TrainerState& state) {
+  RunDirectory& run = *run_;
+  const std::string name = checkpoint_name(state.step);
+  const fs::path staging = run.begin_folder(name);
+  if (shard_writer_) {
+    if (comm_.distributed()) comm_.barrier();  // the staging folder exists
+    shard_writer_(staging.string());
+    if (comm_.distributed()) comm_.barrier();  // every rank's files are in it
+  }
   SaveOptions save;
   save.tokenizer_source = tokenizer_source_;
   if (model_writer_) model_writer_(model, staging.string());
@@ -77,14 +112,14 @@ std::string Checkpointer::save(CausalLMImpl& model, const torch::optim::Optimize
             {"files_sha256", s.files}};
   // trainer_state.json is written last: a folder without it is never a complete checkpoint.
   write_file_atomic((staging / "trainer_state.json").string(), j.dump(2) + "\n", "the trainer state");
-  run_.publish_folder(name);
+  run.publish_folder(name);
 
   auto checkpoints = complete();
   while (static_cast<int64_t>(checkpoints.size()) > keep_last_) {
-    run_.remove_folder(fs::path(checkpoints.begin()->second).filename().string());
+    run.remove_folder(fs::path(checkpoints.begin()->second).filename().string());
     checkpoints.erase(checkpoints.begin());
   }
-  return run_.file(name);
+  return run.file(name);
 }
 
 TrainerState Checkpointer::read_state(const std::string& dir) {
@@ -109,7 +144,7 @@ TrainerState Checkpointer::read_state(const std::string& dir) {
   return s;
 }
 
-std::string Checkpointer::verify(const std::string& dir) const {
+std::string Checkpointer::verify(const std::string& dir) {
   TrainerState s;
   try {
     s = read_state(dir);
@@ -118,10 +153,6 @@ std::string Checkpointer::verify(const std::string& dir) const {
   }
   if (s.files.empty()) return "trainer_state.json lists no checksums (written before percetrain recorded them)";
   return checksum_problem(dir, s.files);
-}
-
-void Checkpointer::restore(const std::string& dir, torch::optim::Optimizer& optimizer, MasterWeights& masters) const {
-  restore_training_state(dir, optimizer, masters);
 }
 
 namespace {

@@ -13,11 +13,8 @@ LoadedModel load_reference_model(const JobConfig& config, const Objective& objec
                                  c10::ScalarType dtype, const std::vector<PairedExample>& examples,
                                  const std::string& tokenizer_path) {
   if (!objective.needs_reference()) return {};
-  const std::string& folder = config.objective.reference_model;
-  if (folder.empty())
-    fail(config.file + ": objective.reference_model", "is required for " + objective.name(),
-         "the Hugging Face folder of the frozen reference model");
-  LoadedModel reference = load_causal_lm(folder, device, dtype);
+  // parse_job_config made sure that a config with rho1 names its reference model.
+  LoadedModel reference = load_causal_lm(config.objective.reference_model, device, dtype);
   check_token_ids_fit(examples, tokenizer_path, -1, reference.config.vocab_size, reference.folder);
   reference.model->eval();
   for (auto& p : reference.model->parameters()) p.set_requires_grad(false);

@@ -111,12 +111,14 @@ RunDirectory::RunDirectory(const std::string& path) : path_(fs::absolute(fs::pat
     changed = true;
   }
   deleting_.clear();
-  // Temporary files of atomic writes (".NAME.tmpPID") that a killed run left; the lock says no
-  // other percetrain writes here now.
-  static const std::regex temporary(R"(\.(job_config\.json|metrics\.jsonl|percetrain-run\.json)\.tmp[0-9]+)");
+  // Temporary files of atomic writes (".NAME.tmpPID", write_file_atomic) of any file a run writes
+  // here (users.json too) that a killed run left; the lock says no other percetrain writes here now.
+  static const std::regex temporary(R"(\.(.+)\.tmp[0-9]+)");
   for (const auto& entry : fs::directory_iterator(path_)) {
     const std::string name = entry.path().filename().string();
-    if (entry.is_regular_file() && std::regex_match(name, temporary)) fs::remove(entry.path(), ec);
+    std::smatch m;
+    if (entry.is_regular_file() && std::regex_match(name, m, temporary) && run_folder_writes(m[1].str()))
+      fs::remove(entry.path(), ec);
   }
   if (changed) save_manifest();
 }
@@ -271,6 +273,13 @@ void RunDirectory::remove_folder(const std::string& name) {
 std::vector<std::string> RunDirectory::folder_files(const std::string& name) const {
   const auto it = files_.find(name);
   return it == files_.end() ? std::vector<std::string>{} : it->second;
+}
+
+std::vector<std::string> RunDirectory::recorded_folders() const {
+  std::vector<std::string> out;
+  for (const auto& [folder, names] : files_)
+    if (!folder.empty()) out.push_back(folder);
+  return out;
 }
 
 void RunDirectory::remove_files(const std::string& folder, const std::vector<std::string>& files) {

@@ -12,6 +12,7 @@
 #include "percetrain/pass/batching.hpp"
 #include "percetrain/pass/paired_pass.hpp"
 #include "percetrain/train/fused_adamw.hpp"
+#include "percetrain/train/checkpoint.hpp"
 #include "percetrain/train/master_weights.hpp"
 #include "percetrain/util/device.hpp"
 #include "percetrain/util/error.hpp"
@@ -101,16 +102,113 @@ double StepResult::pir_mean() const {
   return pir.empty() ? 0.0 : sum / static_cast<double>(pir.size());
 }
 
-TrainStep::TrainStep(CausalLMImpl& model, const Objective& objective, MasterWeights& masters,
-                     torch::optim::Optimizer& optimizer, StepSettings settings, Communicator* comm,
-                     GradReducer* reducer)
+namespace {
+
+// One rank: gradients through the masters.
+class LocalGradSync : public GradSync {
+ public:
+  explicit LocalGradSync(MasterWeights& masters) : masters_(masters) {}
+  void begin_step() override { masters_.release_grads(); }
+  void finish() override { masters_.grads_to_master(); }
+  void release() override { masters_.release_grads(); }
+  double clip_grad_norm(double max_norm) override {
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : masters_.parameters()) grads.push_back(p.grad());
+    return percetrain::clip_grad_norm(grads, max_norm);
+  }
+  void after_update() override { masters_.master_to_model(); }
+
+ private:
+  MasterWeights& masters_;
+};
+
+// Several ranks: the reducer sums over them (into the masters, or into this rank's shard).
+class ReducerGradSync : public GradSync {
+ public:
+  ReducerGradSync(MasterWeights& masters, GradReducer& reducer) : masters_(masters), reducer_(reducer) {}
+  void begin_step() override {
+    masters_.release_grads();
+    reducer_.begin_step();
+  }
+  void before_backward(bool last) override { reducer_.set_last_backward(last); }
+  void finish() override { reducer_.finish(); }
+  void release() override { masters_.release_grads(); }
+  double clip_grad_norm(double max_norm) override { return reducer_.clip_grad_norm(max_norm); }
+  void after_update() override {
+    if (reducer_.options().zero_stage > 0) reducer_.gather_parameters();
+    else masters_.master_to_model();
+  }
+  const ReducerStats* stats() const override { return &reducer_.stats(); }
+
+ private:
+  MasterWeights& masters_;
+  GradReducer& reducer_;
+};
+
+}  // namespace
+
+Optimization::Optimization() = default;
+Optimization::Optimization(Optimization&&) noexcept = default;
+Optimization::~Optimization() = default;
+
+const torch::optim::Optimizer* Optimization::replicated_optimizer() const { return zero == 0 ? optimizer.get() : nullptr; }
+
+void Optimization::restore(const std::string& checkpoint, int rank) {
+  if (zero > 0) restore_shard_state(checkpoint, rank, *optimizer, reducer->shard_values());
+  else restore_training_state(checkpoint, *optimizer, *masters);
+}
+
+void Optimization::save_shard(const std::string& staging, int rank) const {
+  if (zero > 0) save_shard_state(staging, rank, *optimizer, reducer->shard_values());
+}
+
+Optimization build_optimization(CausalLMImpl& model, const TrainSection& train, Communicator& comm) {
+  Optimization o;
+  o.zero = comm.distributed() ? train.distributed.zero : 0;
+  const NamedTensors trainable = trainable_parameters(model);
+  // Mixed precision: a bf16 model computes forward and backward; the optimizer updates fp32
+  // master copies and writes them back. Without them, updates below bf16's resolution (8
+  // mantissa bits: lr 5e-6 on a weight of 0.02 is one part in 4000) would round to nothing.
+  // Under ZeRO the reducer's fp32 shard plays that part.
+  o.masters = std::make_unique<MasterWeights>(trainable, train.master_weights && o.zero == 0);
+  if (!comm.distributed()) {
+    o.optimizer = make_optimizer(*o.masters, train);
+    o.sync = std::make_unique<LocalGradSync>(*o.masters);
+    return o;
+  }
+  std::vector<torch::Tensor> params;
+  for (const auto& [name, tensor] : trainable) params.push_back(tensor);
+  broadcast_tensors(comm, params);  // replicas start equal
+  GradReducerOptions options;
+  options.bucket_mib = train.distributed.bucket_mib;
+  options.overlap = train.distributed.overlap;
+  options.zero_stage = static_cast<int>(o.zero);
+  o.reducer = std::make_unique<GradReducer>(comm, params, o.zero == 0 ? o.masters->parameters() : std::vector<torch::Tensor>{},
+                                            options);
+  if (o.zero > 0) {
+    // This rank's 1/N of the flat parameter space, each piece decayed as its parameter is.
+    std::vector<torch::Tensor> decayed, not_decayed;
+    const auto& pieces = o.reducer->shard_pieces();
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      const auto& [name, tensor] = trainable[pieces[i].param];
+      (is_decayed(name, tensor.dim()) ? decayed : not_decayed).push_back(o.reducer->shard()[i]);
+    }
+    o.optimizer = make_optimizer(std::move(decayed), std::move(not_decayed), train);
+  } else {
+    o.optimizer = make_optimizer(*o.masters, train);
+  }
+  o.sync = std::make_unique<ReducerGradSync>(*o.masters, *o.reducer);
+  return o;
+}
+
+TrainStep::TrainStep(CausalLMImpl& model, const Objective& objective, torch::optim::Optimizer& optimizer, GradSync& sync,
+                     StepSettings settings, Communicator* comm)
     : model_(model),
       objective_(objective),
-      masters_(masters),
       optimizer_(optimizer),
+      sync_(sync),
       settings_(settings),
-      comm_(comm && comm->distributed() ? comm : nullptr),
-      reducer_(comm_ ? reducer : nullptr) {}
+      comm_(comm && comm->distributed() ? comm : nullptr) {}
 
 // Sums over the ranks of what the log shows; the PIR values of every rank, gathered.
 void TrainStep::reduce_result(StepResult& r) const {
@@ -145,7 +243,7 @@ void TrainStep::reduce_result(StepResult& r) const {
 
 StepResult TrainStep::run(const std::vector<PairedExample>& examples, const std::vector<size_t>& indices, double lr) {
   set_learning_rate(optimizer_, lr);
-  masters_.release_grads();
+  sync_.begin_step();
   // The normaliser covers the whole step, so that accumulating micro-batches gives the gradient
   // of one big batch.
   int64_t step_tokens = 0;
@@ -160,12 +258,11 @@ StepResult TrainStep::run(const std::vector<PairedExample>& examples, const std:
     const size_t rank = comm_ ? static_cast<size_t>(comm_->rank()) : 0;
     for (size_t k = rank; k < all.size(); k += ranks) mine.push_back(std::move(all[k]));
   }
-  if (reducer_) reducer_->begin_step();
 
   StepResult r;
   for (size_t k = 0; k < mine.size(); ++k) {
     const auto& micro = mine[k];
-    if (reducer_) reducer_->set_last_backward(k + 1 == mine.size());
+    sync_.before_backward(k + 1 == mine.size());
     auto batch = collate_paired(examples, micro, settings_.pad_id, settings_.device, objective_.needs_counterfactual());
     if (batch.response_tokens == 0) continue;
     auto pass = run_paired_pass(model_, objective_, batch, settings_.chunk_tokens, false, settings_.reference);
@@ -178,7 +275,7 @@ StepResult TrainStep::run(const std::vector<PairedExample>& examples, const std:
       r.finite = false;
       r.loss = loss_value;
       if (!comm_) {
-        masters_.release_grads();
+        sync_.release();
         return r;
       }
       break;  // peers wait in the reduction: this rank still takes part in it, then nobody updates
@@ -196,28 +293,15 @@ StepResult TrainStep::run(const std::vector<PairedExample>& examples, const std:
     }
   }
 
-  if (reducer_) reducer_->finish();  // the sum over the ranks, where the optimizer reads it
-  else masters_.grads_to_master();
+  sync_.finish();  // the sum over the ranks, where the optimizer reads it
   if (comm_ && comm_->any(!r.finite)) {
     r.finite = false;
-    masters_.release_grads();
+    sync_.release();
     return r;
   }
-  if (reducer_) {
-    r.grad_norm = reducer_->clip_grad_norm(settings_.grad_clip);
-  } else {
-    const auto& params = masters_.parameters();
-    if (settings_.grad_clip > 0) {
-      r.grad_norm = torch::nn::utils::clip_grad_norm_(params, settings_.grad_clip);
-    } else {
-      for (const auto& p : params)
-        if (p.grad().defined()) r.grad_norm += p.grad().pow(2).sum().item<double>();
-      r.grad_norm = std::sqrt(r.grad_norm);
-    }
-  }
+  r.grad_norm = sync_.clip_grad_norm(settings_.grad_clip);
   optimizer_.step();
-  if (reducer_ && reducer_->options().zero_stage > 0) reducer_->gather_parameters();
-  else masters_.master_to_model();
+  sync_.after_update();
   if (comm_) reduce_result(r);
   return r;
 }
@@ -239,7 +323,11 @@ ValidationResult validate_examples(CausalLMImpl& model, const Objective& objecti
     auto pass = run_paired_pass(model, objective, batch, settings.chunk_tokens, true, settings.reference);
     ce_sum += -pass.tokens.logp_personalised.sum().item<double>();
     objective_sum += pass.terms.token_loss.sum().item<double>();
-    pir_sum += (pass.tokens.logp_personalised - pass.tokens.logp_counterfactual).sum().item<double>();
+    // The objective's PIR (word-scope PIR under pir_scope word), as the training rows report it.
+    pir_sum += (pass.terms.pir.defined() ? pass.terms.pir
+                                         : pass.tokens.logp_personalised - pass.tokens.logp_counterfactual)
+                   .sum()
+                   .item<double>();
     v.tokens += batch.response_tokens;
   }
   if (comm) {

@@ -168,7 +168,7 @@ TEST(CommandLine, ControlCharactersInAUserIdAreEscapedInTheError) {
            {R"(u\nx)", R"('u\nx')"}, {R"(u\u0000x)", R"('u\0x')"}}) {
     SCOPED_TRACE(shown);
     write_file(dir / "train.jsonl", R"({"id": "r1", "user": ")" + json_id + record + "\n");
-    const Outcome o = run_in(dir.path(), job("train", dir.path()) + " --quiet --set lora.rank=2 --set lora.per_user=true"
+    const Outcome o = run_in(dir.path(), job("train", dir.path()) + " --quiet --set lora.rank=2 --set lora.per_user=true --set train.save_every=0"
                                              " --set data.valid_file= --set data.train_file=" +
                                              (dir / "train.jsonl").string());
     EXPECT_EQ(o.status, 1) << o.err;

@@ -10,6 +10,7 @@
 #include <numeric>
 #include <set>
 
+#include "percetrain/dist/communicator.hpp"
 #include "percetrain/generate/generate_job.hpp"
 #include "percetrain/io/safetensors.hpp"
 #include "percetrain/model/hf_folder.hpp"
@@ -132,12 +133,12 @@ TEST(LoraTraining, OnlyTheAdaptersTrainAndTheBaseStaysBitwiseUnchanged) {
     EXPECT_EQ(count, mc.num_hidden_layers * 4 * ((C + q) + (C + kv) + (mc.intermediate_size + C)));
     EXPECT_EQ(count, lora_parameter_count(mc, config.lora));
     EXPECT_EQ(count, trainable_parameter_count(*model));
-    MasterWeights masters(trainable, true);
-    EXPECT_FALSE(masters.active()) << "fp32 adapters need no masters, whatever the base's dtype";
-    const auto optimizer = make_optimizer(masters, config.train);
+    const auto comm = make_single_rank_communicator();
+    Optimization optimization = build_optimization(*model, config.train, *comm);
+    EXPECT_FALSE(optimization.masters->active()) << "fp32 adapters need no masters, whatever the base's dtype";
     const auto objective = make_objective(config.objective);
     StepSettings settings = StepSettings::from(config, 0, torch::kCPU);
-    TrainStep step(*model, *objective, masters, *optimizer, settings);
+    TrainStep step(*model, *objective, *optimization.optimizer, *optimization.sync, settings);
     const auto data = examples(8, 4);
     std::vector<size_t> all(data.size());
     std::iota(all.begin(), all.end(), 0);

@@ -219,7 +219,7 @@ TEST(OutputSafety, ADamagedPerUserAdapterIsRefusedByScore) {
   auto r = run_percetrain("train --config " + job.config.string() + " --quiet --set model.path=" + job.model.string() +
                           " --set output.dir=" + (dir / "run").string() +
                           " --set data.valid_file= --set data.max_records=8 --set train.epochs=1 --set lora.rank=2 "
-                          "--set lora.per_user=true");
+                          "--set lora.per_user=true --set train.save_every=0");
   ASSERT_EQ(r.status, 0) << r.output;
   const fs::path weights = dir / "run" / "adapters" / "u00" / "adapter_model.safetensors";
   ASSERT_TRUE(fs::exists(weights));

@@ -126,6 +126,10 @@ JobConfig load_job_config(const std::string& file, const std::vector<std::string
 JobConfig parse_job_config(const std::string& json_text, const std::string& file,
                            const std::vector<std::string>& overrides = {});
 
+// The cross-key rules that depend on how many ranks run the job (parse_job_config checks all the
+// others in one pass): one line naming the keys. Run before anything is loaded.
+void check_launch(const JobConfig& config, int world_size);
+
 // The effective configuration as JSON text (every key, defaults included).
 std::string job_config_to_json(const JobConfig& config);
 

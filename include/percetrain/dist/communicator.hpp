@@ -1,15 +1,10 @@
 // The ranks of a data-parallel job and the collectives between them: c10d process groups (Gloo
 // on the CPU, NCCL on CUDA) rendezvoused from torchrun's environment, or one rank and no cost.
 //
-// Phase 2 (the trainer): env = DistEnv::from_environment(); device =
-// device_for_local_rank(spec, env.local_rank); comm = make_communicator(env, backend, timeout_s,
-// device); replicas start equal with broadcast_tensors (grad_reducer.hpp). Each rank takes every
-// world_size-th example of the step's (global, seeded) plan, starting at its rank. TrainStep:
-// see grad_reducer.hpp. Checkpointer: rank 0 alone writes the model folder, trainer_state.json
-// and (zero 0) optimizer.pt; under zero 1/2 every rank also writes its shard and optimizer state
-// into the .partial folder, and a barrier() precedes rank 0's rename and pruning; resuming needs
-// the same world size. MetricsLog and the progress line exist on rank 0 only, fed with numbers
-// all_reduce()d over the ranks first.
+// The trainer holds one on every rank (the single-rank one when not launched by torchrun), so its
+// code reads the same on one rank and on many: the optimizer's GradSync (train/step.hpp), the
+// Checkpointer's barriers and decided_by_root below hide the difference. Only rank 0 writes files;
+// the numbers it logs are all_reduce()d over the ranks first.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -86,7 +81,6 @@ class Communicator {
 
   int rank() const { return rank_; }
   int world_size() const { return world_size_; }
-  int local_rank() const { return local_rank_; }
   bool is_root() const { return rank_ == 0; }
   bool distributed() const { return world_size_ > 1; }
   const c10::Device& device() const { return device_; }
@@ -108,13 +102,19 @@ class Communicator {
   virtual void all_reduce(std::vector<int64_t>& values, ScalarReduce op = ScalarReduce::kSum) = 0;
   // True on every rank when `flag` is true on any (a non-finite loss skips the step everywhere).
   bool any(bool flag);
+  int64_t max_over_ranks(int64_t value);  // e.g. a signal any rank received
+  // "Rank 0 decides, the others follow": runs `decide` on rank 0 alone and gives its first
+  // `count` numbers to every rank (one rank: just decide()). An error on rank 0 is rethrown there;
+  // the others fail with one line saying that rank 0 could not `what`.
+  std::vector<int64_t> decided_by_root(const std::function<std::vector<int64_t>()>& decide, size_t count,
+                                       const std::string& what);
 
  protected:
-  Communicator(int rank, int world_size, int local_rank, const c10::Device& device, std::chrono::milliseconds timeout)
-      : rank_(rank), world_size_(world_size), local_rank_(local_rank), device_(device), timeout_(timeout) {}
+  Communicator(int rank, int world_size, const c10::Device& device, std::chrono::milliseconds timeout)
+      : rank_(rank), world_size_(world_size), device_(device), timeout_(timeout) {}
 
  private:
-  int rank_, world_size_, local_rank_;
+  int rank_, world_size_;
   c10::Device device_;
   std::chrono::milliseconds timeout_;
 };

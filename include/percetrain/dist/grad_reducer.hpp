@@ -3,27 +3,13 @@
 // of a flat parameter space with its fp32 masters and optimizer state; stage 2: gradients are
 // reduce-scattered bucket by bucket during backward, so no rank holds a full gradient buffer).
 //
-// How TrainStep (train/step.hpp) uses it, in phase 2. The loss normaliser counts the whole
-// global step's tokens (every rank derives them from the seeded plan without messages), so the
-// reducer SUMS; each rank runs its share of the step's micro-batches.
-//
-//   masters.release_grads(); reducer.begin_step();
-//   for (micro-batch k of this rank's share) {
-//     reducer.set_last_backward(k == last);       // hooks start collectives only on the last one
-//     if (finite) loss.backward(); else skip it    // a rank never leaves early: peers wait on it
-//   }
-//   reducer.finish();                             // replaces masters.grads_to_master()
-//   if (comm.any(!finite)) { skip the update on every rank }
-//   r.grad_norm = reducer.clip_grad_norm(grad_clip);
-//   optimizer.step();
-//   zero 0: masters.master_to_model();  zero 1/2: reducer.gather_parameters();
-//   comm.all_reduce({loss, ce_sum}) and comm.all_reduce({tokens, processed, clipped...}) for the log.
-//
-// Zero 0: the optimizer is built over the masters as today; `targets` = masters.parameters().
-// Zero 1/2: no MasterWeights; the optimizer is built over shard() (decay chosen from the whole
-// parameter's name and dim, via ShardPiece::param); checkpoints keep shard_values() and the
-// optimizer state per rank, which only a run with the same world size and layout can resume.
-// A run with one rank creates no reducer at all, so it stays bit for bit what it was.
+// TrainStep (train/step.hpp) reaches it through its GradSync: the loss normaliser counts the
+// whole global step's tokens (every rank derives them from the seeded plan without messages), so
+// the reducer SUMS; each rank runs its share of the step's micro-batches, and only the last
+// backward's hooks start collectives. Zero 0: the reduced gradients land in the fp32 masters.
+// Zero 1/2: no masters; the optimizer steps shard() and gather_parameters() writes every rank's
+// values back; checkpoints keep each rank's shard, which only the same layout can resume.
+// One rank creates no reducer at all.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -174,6 +160,11 @@ class GradReducer {
   double comm_busy_until_ = 0.0;
   std::exception_ptr hook_error_;
 };
+
+// The 2-norm of the gradient `grads` (fp64 sums; with `parts_over`, each rank holds a part and
+// the norm is over all of them) and clipping to `max_norm` as torch::nn::utils::clip_grad_norm_
+// does (max_norm <= 0: no clipping). The trainer's one gradient norm, on one rank and on many.
+double clip_grad_norm(const std::vector<at::Tensor>& grads, double max_norm, Communicator* parts_over = nullptr);
 
 // Makes every rank's `tensors` equal to `root`'s (replicas start identical).
 void broadcast_tensors(Communicator& comm, const std::vector<at::Tensor>& tensors, int root = 0);

@@ -18,6 +18,7 @@ class Optimizer;
 namespace percetrain {
 
 class CausalLMImpl;
+class Communicator;
 class MasterWeights;
 class RunDirectory;
 
@@ -39,43 +40,55 @@ struct TrainerState {
 // "checkpoint-000042".
 std::string checkpoint_name(int64_t step);
 
+// Every rank of a run holds one and calls save() at the same steps; rank 0, which owns the run
+// folder, writes the checkpoint, and the barrier sequence of a sharded run lives here too.
 class Checkpointer {
  public:
-  // `tokenizer_source`: the folder whose tokenizer files each checkpoint's model folder gets.
-  Checkpointer(RunDirectory& run, int64_t keep_last, std::string tokenizer_source);
+  // `run`: the run folder on rank 0, null on the other ranks. `tokenizer_source`: the folder
+  // whose tokenizer files each checkpoint's model folder gets.
+  Checkpointer(RunDirectory* run, Communicator& comm, std::string out_dir, int64_t keep_last,
+               std::string tokenizer_source);
 
   // What a checkpoint holds of the model, written into its staging folder; returns the file
   // names. Default: the whole Hugging Face model folder. LoRA runs write the adapter alone
   // (write_adapter_checkpoint_files in train/adapters.hpp).
   using ModelWriter = std::function<std::vector<std::string>(CausalLMImpl& model, const std::string& dir)>;
   void set_model_writer(ModelWriter writer) { model_writer_ = std::move(writer); }
+  // State each rank keeps for itself (ZeRO: its optimizer state and shard), which every rank
+  // writes into the staging folder.
+  using ShardWriter = std::function<void(const std::string& staging)>;
+  void set_shard_writer(ShardWriter writer) { shard_writer_ = std::move(writer); }
 
-  // Published checkpoints this run folder's manifest records, by step (paths).
+  // Published checkpoints this run folder's manifest records, by step (paths). Rank 0 only.
   std::map<int64_t, std::string> complete() const;
+  // The newest of them whose files match their checksums; "" when none. Rank 0 only.
+  std::string newest_intact() const;
 
-  // Writes checkpoint-<step>/ (a Hugging Face model folder, optimizer.pt unless `optimizer` is
-  // null, master_weights.pt for bf16 runs, trainer_state.json with the SHA-256 of every other
-  // file), publishes it, then keeps only the newest keep_last. `with_staging`, when given, runs
-  // first with the staging folder (where the other ranks of a sharded run put their files). Any
+  // Every rank, at the same step: writes checkpoint-<step>/ (a Hugging Face model folder,
+  // optimizer.pt unless `optimizer` is null, master_weights.pt for bf16 runs, the shard writer's
+  // files, trainer_state.json with the SHA-256 of every other file), publishes it, then keeps only
+  // the newest keep_last. With several ranks and a shard writer, every rank adds its files to the
+  // staging folder between two barriers; a last barrier says the checkpoint is published. Any
   // failed write is one error naming the file. Returns its path.
   std::string save(CausalLMImpl& model, const torch::optim::Optimizer* optimizer, const MasterWeights& masters,
-                   const TrainerState& state, const std::function<void(const std::string&)>& with_staging = {});
+                   const TrainerState& state);
 
   // trainer_state.json of the checkpoint at `dir`; an error names what is wrong with it.
   static TrainerState read_state(const std::string& dir);
   // "" when trainer_state.json reads and every file it lists matches its checksum; else what is
   // wrong ("optimizer.pt does not match its checksum").
-  std::string verify(const std::string& dir) const;
-
-  // The optimizer state and fp32 masters of the checkpoint at `dir` (the model's weights are
-  // loaded from the folder itself); a file that cannot be read is an error naming it.
-  void restore(const std::string& dir, torch::optim::Optimizer& optimizer, MasterWeights& masters) const;
+  static std::string verify(const std::string& dir);
 
  private:
-  RunDirectory& run_;
-  std::string tokenizer_source_;
+  std::string write(CausalLMImpl& model, const torch::optim::Optimizer* optimizer, const MasterWeights& masters,
+                    const TrainerState& state);
+
+  RunDirectory* run_;
+  Communicator& comm_;
+  std::string out_dir_, tokenizer_source_;
   int64_t keep_last_;
   ModelWriter model_writer_;
+  ShardWriter shard_writer_;
 };
 
 // optimizer.pt and master_weights.pt of the checkpoint at `dir` into a run that replicates them.

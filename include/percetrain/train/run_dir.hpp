@@ -41,9 +41,10 @@ class RunDirectory {
   void record_file(const std::string& relative);
   bool recorded(const std::string& relative) const;
 
-  // A folder percetrain writes whole (checkpoint-N, final): `staging()` gives a fresh staging
-  // folder recorded as being written; `publish()` fsyncs it, replaces `name` (only the files the
-  // manifest lists for it; other files there survive, with a warning) and records its files.
+  // A folder percetrain writes whole (checkpoint-N, final, adapters/<user>): begin_folder() gives
+  // a fresh staging folder recorded as being written; publish_folder() fsyncs it, replaces `name`
+  // (only the files the manifest lists for it; other files there survive, with a warning),
+  // records its files and fsyncs the folders above.
   std::string begin_folder(const std::string& name);
   void publish_folder(const std::string& name);
   // Deletes a recorded folder: renamed aside first (so it never looks complete while half
@@ -51,6 +52,8 @@ class RunDirectory {
   void remove_folder(const std::string& name);
   // The recorded files of a folder (relative to it).
   std::vector<std::string> folder_files(const std::string& name) const;
+  // The recorded folders (checkpoint-N, final, adapters/<user>, ...).
+  std::vector<std::string> recorded_folders() const;
 
  private:
   void save_manifest() const;

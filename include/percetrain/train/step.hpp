@@ -1,6 +1,7 @@
-// One optimizer step, as the trainer and `bench` both run it: release the gradients, forward and
-// backward every micro-batch, gradients to the fp32 masters, clip, optimizer step, write back.
-// Also the pieces a step needs around it: the seeded step plan, the LR schedule, the optimizer.
+// One optimizer step, as every run (train, per-user adapters, bench) runs it: release the
+// gradients, forward and backward every micro-batch, sync the gradients (to the fp32 masters, or
+// summed over the ranks), clip, optimizer step, write back. Also the pieces a step needs around
+// it: the seeded step plan, the LR schedule, and the optimizer with its gradient sync.
 #pragma once
 
 #include <c10/core/Device.h>
@@ -26,6 +27,7 @@ class FusedAdamW;
 class GradReducer;
 class MasterWeights;
 class Objective;
+struct ReducerStats;
 
 // model.dtype resolved for training on `device`; float16 is refused (it would need loss scaling).
 c10::ScalarType training_dtype(const JobConfig& config, const c10::Device& device);
@@ -90,34 +92,75 @@ struct StepResult {
   double pir_mean() const;
 };
 
-// With several ranks (`comm` distributed, `reducer` set): every rank gets the same global step
-// `indices`, cuts it into the same length-sorted micro-batches as one process would, and runs
-// micro-batches rank, rank + N, ...; the loss is normalised by the whole step's tokens, the
-// reducer sums the gradients over the ranks (zero 0: into the masters; zero 1/2: into this
-// rank's shard, which the optimizer steps before the parameters are gathered), a non-finite loss
-// on any rank skips the update on all, and the result's numbers are sums over the ranks. So N
-// ranks compute the update one process computes for the same global batch.
+// How a step's gradients reach the optimizer and its updates reach the model. One rank: the
+// model's gradients go to the fp32 masters (no-ops for an fp32 model), the updated masters back.
+// Several ranks: the bucketed reducer sums them over the ranks (zero 0: into the masters; zero
+// 1/2: into this rank's shard, whose updated values are gathered back). Both clip with the one
+// clip_grad_norm (fp64 sums), so one rank and many compute the same norm.
+class GradSync {
+ public:
+  virtual ~GradSync() = default;
+  virtual void begin_step() = 0;                // drops every gradient of the previous step
+  virtual void before_backward(bool last) {}    // the reducer starts collectives in the last one
+  virtual void finish() = 0;                    // the step's gradient, where the optimizer reads it
+  virtual void release() = 0;                   // drops the step's gradients (a skipped update)
+  virtual double clip_grad_norm(double max_norm) = 0;  // the norm before clipping
+  virtual void after_update() = 0;              // the updated values into the model's parameters
+  virtual const ReducerStats* stats() const { return nullptr; }  // several ranks only
+};
+
+// What updates the trainable parameters of a run: fp32 masters (bf16 models), AdamW over what this
+// rank updates and the GradSync between them. The choice below the trainer: one rank: AdamW over
+// the masters; several: the reducer, and with train.distributed.zero 1/2 an optimizer over this
+// rank's shard alone. Replicas start equal (rank 0's values are broadcast).
+struct Optimization {
+  std::unique_ptr<MasterWeights> masters;
+  std::unique_ptr<GradReducer> reducer;  // several ranks only
+  std::unique_ptr<FusedAdamW> optimizer;
+  std::unique_ptr<GradSync> sync;
+  int64_t zero = 0;
+
+  Optimization();
+  Optimization(Optimization&&) noexcept;
+  ~Optimization();
+  // The optimizer state every rank holds alike (checkpoint's optimizer.pt), or null under ZeRO.
+  const torch::optim::Optimizer* replicated_optimizer() const;
+  // The optimizer state of a checkpoint (and this rank's shard under ZeRO).
+  void restore(const std::string& checkpoint, int rank);
+  // ZeRO: this rank's optimizer state and shard into a checkpoint's staging folder.
+  void save_shard(const std::string& staging, int rank) const;
+};
+Optimization build_optimization(CausalLMImpl& model, const TrainSection& train, Communicator& comm);
+
+// With several ranks (`comm` distributed): every rank gets the same global step `indices`, cuts
+// it into the same length-sorted micro-batches as one process would, and runs micro-batches rank,
+// rank + N, ...; the loss is normalised by the whole step's tokens, the GradSync sums the
+// gradients over the ranks, a non-finite loss on any rank skips the update on all, and the
+// result's numbers are sums over the ranks. So N ranks compute the update one process computes
+// for the same global batch.
 class TrainStep {
  public:
-  TrainStep(CausalLMImpl& model, const Objective& objective, MasterWeights& masters,
-            torch::optim::Optimizer& optimizer, StepSettings settings, Communicator* comm = nullptr,
-            GradReducer* reducer = nullptr);
+  TrainStep(CausalLMImpl& model, const Objective& objective, torch::optim::Optimizer& optimizer, GradSync& sync,
+            StepSettings settings, Communicator* comm = nullptr);
   // One optimizer step over examples[indices] at learning rate `lr`.
   StepResult run(const std::vector<PairedExample>& examples, const std::vector<size_t>& indices, double lr);
+  // What the last step's reduction cost (several ranks), else null.
+  const ReducerStats* reducer_stats() const { return sync_.stats(); }
 
  private:
   void reduce_result(StepResult& r) const;
 
   CausalLMImpl& model_;
   const Objective& objective_;
-  MasterWeights& masters_;
   torch::optim::Optimizer& optimizer_;
+  GradSync& sync_;
   StepSettings settings_;
   Communicator* comm_;
-  GradReducer* reducer_;
 };
 
-// Token-averaged validation numbers over a whole set, under inference mode.
+// Token-averaged validation numbers over a whole set, under inference mode. pir_mean is the
+// objective's own PIR where it has one (word-scope PIR for pir_scope word), so that it means what
+// the training rows' pir_mean means; else the token log-probability difference.
 struct ValidationResult {
   double ce = 0.0, objective = 0.0, pir_mean = 0.0;
   int64_t tokens = 0;
