@@ -1,5 +1,5 @@
 // The folder layout is the data flow: a source or header of one stage includes percetrain headers
-// of its own stage or of stages below it, never above (README, "Layout").
+// of its own stage or of stages below it, never above (docs/layout.md, "Layout").
 #include <gtest/gtest.h>
 
 #include <filesystem>

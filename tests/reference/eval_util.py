@@ -1,7 +1,7 @@
 """Pieces the metric reference tests share: an nltk_data folder that NLTK's WordNet reader accepts,
 made from Debian's WordNet 3.0 files (NLTK's downloader needs a network), and METEOR's tokens the
-way percetrain's `eval` makes them (NLTK's meteor_score wants tokens; see README, "METEOR
-tokenisation").
+way percetrain's `eval` makes them (NLTK's meteor_score wants tokens; see docs/evaluation.md,
+"METEOR tokenisation").
 """
 import gzip
 import os
@@ -71,8 +71,8 @@ _CLITICS = ("'s", "'re", "'ve", "'ll", "'d", "'m")
 
 
 def meteor_tokens(text):
-    """percetrain's meteor_tokenize (src/eval/metrics.cpp), as README documents it: split at ASCII
-    whitespace; leading and trailing ASCII punctuation become tokens of their own, a run of dots
+    """percetrain's meteor_tokenize (src/eval/metrics.cpp), as docs/evaluation.md documents it:
+    split at ASCII whitespace; leading and trailing ASCII punctuation become tokens of their own, a run of dots
     or "--" one token; then n't or one of 's 're 've 'll 'd 'm (any case) is split off the word."""
     out = []
     for chunk in re.split("[" + re.escape(_ASCII_SPACE) + "]+", text):

@@ -257,9 +257,9 @@ def nltk_word_tokens(text):
 
 def check_tokenizer(checks, wordnet, generated):
     """percetrain's METEOR tokens against NLTK's own tokenizer: equal on the demo set's outputs
-    (plain review text); on the generated pairs, which hold the constructs README lists as known
-    differences (double quotes, punctuation inside a word, abbreviations), the METEOR difference
-    is measured and bounded."""
+    (plain review text); on the generated pairs, which hold the constructs docs/evaluation.md lists
+    as known differences (double quotes, punctuation inside a word, abbreviations), the METEOR
+    difference is measured and bounded."""
     outputs = [r["output"] for split in ("train", "valid", "test") for r in read_jsonl(ROOT / "data" / "demo" / f"{split}.jsonl")]
     same = sum(eval_util.meteor_tokens(t) == nltk_word_tokens(t) for t in outputs)
     checks.true("demo outputs: percetrain's METEOR tokens = NLTK word tokenizer's", same == len(outputs),

@@ -69,7 +69,7 @@ TASKS = {
     "lamp7": (["text"], lambda x: f'{x["text"]}', lambda inp: after(":", inp),
               lambda q: f"Paraphrase the following tweet without any explanation before or after it: {q[0]} {q[1]}"),
     # LongLaMP publishes no retrieval code; percetrain follows the public reproduction's prompt
-    # code (README, "Retrieval"), with the same BM25Okapi and get_top_n.
+    # code (docs/data.md, "Retrieval"), with the same BM25Okapi and get_top_n.
     "longlamp_product_review": (["overall", "summary", "description", "reviewText"],
                                 lambda x: f'{x["overall"]} {x["summary"]} {x["description"]} {x["reviewText"]}',
                                 lambda inp: inp,

@@ -51,11 +51,11 @@ TEST(Auroc, HandComputedValues) {
 
 // Train the demo model briefly with PerCE, then score the held-out last review of every demo user.
 // The fast version runs 224 steps (~50 s on 2 cores) where the demo runs 384; measured with the
-// demo run itself, the AUROCs are higher (README, "End-to-end evidence").
+// demo run itself, the AUROCs are higher (docs/objectives.md, "End-to-end evidence").
 TEST(EndToEnd, PerContrastFindsThePersonalTokensOfHeldOutReviews) {
   testing_util::ScratchDir dir;
   // PERCETRAIN_E2E_MODEL scores an already trained model instead (e.g. build/demo/run/final after
-  // scripts/demo.sh) with the demo config as it is; that is how the README's numbers are measured.
+  // scripts/demo.sh) with the demo config as it is; that is how docs/objectives.md's numbers are measured.
   const char* trained = std::getenv("PERCETRAIN_E2E_MODEL");
   std::vector<std::string> overrides = {"model.path=" + (dir / "model").string(), "output.dir=" + (dir / "run").string()};
   if (!trained) overrides.insert(overrides.end(), {"train.max_steps=224", "train.lr=6e-3", "train.log_every=1000"});
