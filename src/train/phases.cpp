@@ -123,7 +123,7 @@ ModelForTraining prepare_model_for_training(LoadedModel loaded, const JobConfig&
 std::unique_ptr<MetricsLog> open_logs(RunDirectory& run, const std::string& effective_config, int64_t keep_through_step) {
   run.record_file("metrics.jsonl");
   run.record_file("job_config.json");
-  auto metrics = std::make_unique<MetricsLog>(run.file("metrics.jsonl"), keep_through_step);
+  auto metrics = std::make_unique<MetricsLog>(run, keep_through_step);
   write_file_atomic(run.file("job_config.json"), effective_config, "the effective config");
   return metrics;
 }

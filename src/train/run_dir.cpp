@@ -137,7 +137,7 @@ namespace {
 // The names a run writes at the top of output.dir (its checkpoints and final model included).
 const std::regex& run_names() {
   static const std::regex ours(
-      R"((job_config\.json|metrics\.jsonl|users\.json|final|best|adapters|checkpoint-[0-9]+(\.partial)?))");
+      R"((job_config\.json|metrics\.jsonl|users\.json|final|best|adapters|tb|checkpoint-[0-9]+(\.partial)?))");
   return ours;
 }
 }  // namespace
@@ -191,6 +191,27 @@ void RunDirectory::remove_recorded_run() {
 void RunDirectory::record_file(const std::string& relative) {
   if (recorded(relative)) return;
   files_[""].push_back(relative);
+  save_manifest();
+}
+
+void RunDirectory::record_file_in(const std::string& folder, const std::string& name) {
+  auto& names = files_[folder];
+  if (std::find(names.begin(), names.end(), name) != names.end()) return;
+  names.push_back(name);
+  save_manifest();
+}
+
+void RunDirectory::remove_file_in(const std::string& folder, const std::string& name) {
+  const auto it = files_.find(folder);
+  if (it == files_.end() || std::find(it->second.begin(), it->second.end(), name) == it->second.end()) return;
+  std::error_code ec;
+  fs::remove(fs::path(file(folder)) / name, ec);
+  if (ec) fail((fs::path(file(folder)) / name).string(), "cannot remove: " + ec.message());
+  it->second.erase(std::remove(it->second.begin(), it->second.end(), name), it->second.end());
+  if (it->second.empty()) {
+    files_.erase(it);
+    remove_empty_folders(file(folder), fs::path(path_));
+  }
   save_manifest();
 }
 

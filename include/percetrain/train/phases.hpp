@@ -80,8 +80,8 @@ ModelForTraining prepare_model_for_training(LoadedModel loaded, const JobConfig&
                                             const std::string& tokenizer_path);
 
 // ---- The logs (rank 0) ------------------------------------------------------------------------
-// job_config.json (the effective config) and metrics.jsonl, kept through `keep_through_step`,
-// both recorded in the run folder's manifest.
+// job_config.json (the effective config) and metrics.jsonl with its TensorBoard event file (tb/),
+// kept through `keep_through_step`, all recorded in the run folder's manifest.
 std::unique_ptr<MetricsLog> open_logs(RunDirectory& run, const std::string& effective_config, int64_t keep_through_step);
 
 // ---- The step loop ----------------------------------------------------------------------------

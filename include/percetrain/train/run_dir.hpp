@@ -11,7 +11,8 @@
 namespace percetrain {
 
 // Whether a run writes (or may replace) the entry `name` at the top of output.dir: its files,
-// checkpoints, final/, best/, adapters/, the manifest and lock, and their staging names.
+// checkpoints, final/, best/, adapters/, tb/ (TensorBoard event files), the manifest and lock,
+// and their staging names.
 bool run_folder_writes(const std::string& name);
 
 class RunDirectory {
@@ -40,6 +41,12 @@ class RunDirectory {
   // A file at the top of the folder that percetrain wrote (job_config.json, metrics.jsonl).
   void record_file(const std::string& relative);
   bool recorded(const std::string& relative) const;
+
+  // A file that percetrain writes by itself inside a folder of its own (tb/events.out.tfevents.*):
+  // recorded before it is created, so that a kill never leaves a file of ours unrecorded;
+  // remove_file_in() deletes the file, then its record (the folder's record goes with its last file).
+  void record_file_in(const std::string& folder, const std::string& name);
+  void remove_file_in(const std::string& folder, const std::string& name);
 
   // A folder percetrain writes whole (checkpoint-N, final, adapters/<user>): begin_folder() gives
   // a fresh staging folder recorded as being written; publish_folder() fsyncs it, replaces `name`
