@@ -28,7 +28,9 @@ Runner add_score_command(CLI::App& app) {
       "OUT.summary.json, and optionally a self-contained HTML report.\n"
       "Example (the demo's trained model, after bash scripts/demo.sh): percetrain score --config configs/demo.json "
       "--set model.path=build/demo/run/final --out scores.jsonl --html report.html\n"
-      "(Without --set model.path this scores the config's model.path, for the demo the untrained random model.)");
+      "(Without --set model.path this scores the config's model.path, for the demo the untrained random model.)\n"
+      "Several ranks (docs/distributed.md): torchrun --nproc_per_node N --no_python percetrain score ...: each rank "
+      "scores a stretch of the records into OUT.rank-R-of-N, rank 0 merges them into OUT (the bytes one rank writes).");
   add_job_options(cmd, opts->config, opts->overrides, "model, tokenizer, data, objective");
   cmd->add_option("--data", opts->data, "Records to score (default: data.test_file)");
   cmd->add_option("--golds", opts->golds,
@@ -87,6 +89,7 @@ Runner add_score_command(CLI::App& app) {
     options.adapter = opts->adapter;
     options.adapters = opts->adapters;
     auto result = run_scoring(config, data, golds, options);
+    if (result.rank != 0) return 0;  // rank 0 merged the parts and says what was written
     std::cout << result.out << "\n";
     if (!opts->weights_out.empty() && result.finished) {
       const auto weighted = write_weighted_records(data, result.out, opts->weights_out);

@@ -302,6 +302,28 @@ std::vector<std::string> keep_complete_lines(const std::string& tmp, const std::
 
 }  // namespace
 
+std::vector<std::vector<size_t>> prediction_batches(const std::vector<GenerationRequest>& requests,
+                                                   int64_t batch_size) {
+  if (batch_size < 1) fail("generate.batch_size", "must be at least 1");
+  // Group by group (in order of first appearance; without groups that is the request order).
+  std::map<std::string, size_t> group_rank;
+  for (const auto& r : requests) group_rank.emplace(r.group, group_rank.size());
+  std::vector<size_t> order(requests.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return group_rank.at(requests[a].group) < group_rank.at(requests[b].group);
+  });
+  std::vector<std::vector<size_t>> batches;
+  for (size_t begin = 0, end = 0; begin < order.size(); begin = end) {
+    end = begin + 1;
+    while (end < order.size() && end - begin < static_cast<size_t>(batch_size) &&
+           requests[order[end]].group == requests[order[begin]].group)
+      ++end;
+    batches.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(begin), order.begin() + static_cast<std::ptrdiff_t>(end));
+  }
+  return batches;
+}
+
 PredictionRunSummary write_predictions(Generator& generator, const std::vector<GenerationRequest>& requests,
                                        const std::string& out_file, const PredictionRunOptions& options) {
   if (options.batch_size < 1) fail("generate.batch_size", "must be at least 1");
@@ -328,24 +350,15 @@ PredictionRunSummary write_predictions(Generator& generator, const std::vector<G
   std::ofstream out(tmp, std::ios::binary | std::ios::app);
   if (!out) fail(tmp, "cannot open for writing");
 
-  // Group by group (in order of first appearance; without groups that is the request order).
-  std::map<std::string, size_t> group_rank;
   bool grouped = false;
-  for (const auto& r : requests) {
-    group_rank.emplace(r.group, group_rank.size());
-    grouped |= !r.group.empty();
-  }
   std::vector<GenerationRequest> todo;
-  for (const auto& r : requests)
+  for (const auto& r : requests) {
+    grouped |= !r.group.empty();
     if (!done.count(r.id)) todo.push_back(r);
-  std::stable_sort(todo.begin(), todo.end(), [&](const GenerationRequest& a, const GenerationRequest& b) {
-    return group_rank.at(a.group) < group_rank.at(b.group);
-  });
-  for (size_t begin = 0, end = 0; begin < todo.size(); begin = end) {
-    end = begin + 1;
-    while (end < todo.size() && end - begin < static_cast<size_t>(options.batch_size) && todo[end].group == todo[begin].group)
-      ++end;
-    std::vector<GenerationRequest> batch(todo.begin() + begin, todo.begin() + end);
+  }
+  for (const auto& indices : prediction_batches(todo, options.batch_size)) {
+    std::vector<GenerationRequest> batch;
+    for (size_t i : indices) batch.push_back(todo[i]);
     if (options.before_batch) options.before_batch(batch.front().group);
     std::string lines;
     for (const auto& result : generator.generate(batch)) lines += prediction_json_line(result) + "\n";

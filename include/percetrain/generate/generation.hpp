@@ -113,6 +113,12 @@ struct PredictionRunSummary {
   int64_t generated = 0;  // decoded by this run
 };
 
+// The batches write_predictions decodes `requests` in (indices into it): the groups one after
+// another in order of first appearance, each cut into batches of at most `batch_size` in request
+// order. Several ranks split this list, so that each record meets the batch it has on one rank.
+std::vector<std::vector<size_t>> prediction_batches(const std::vector<GenerationRequest>& requests,
+                                                   int64_t batch_size);
+
 // Decodes `requests` in order, batch by batch, appending one line per request to
 // `out_file`.tmp (flushed after every batch), and renames it to `out_file` when all are done.
 // With groups, the groups are decoded one after another (in order of first appearance), no batch

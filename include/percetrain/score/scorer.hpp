@@ -14,6 +14,7 @@ namespace percetrain {
 
 class AdapterLibrary;
 class CausalLMImpl;
+class Communicator;
 class Tokenizer;
 struct PairDetail;
 
@@ -27,7 +28,7 @@ struct ScoreOptions {
   size_t top_tokens = 5;           // per-record top tokens in the JSONL
   bool progress = true;
   std::string source;              // shown in the HTML header (data file, model)
-  int64_t stop_after_records = 0;  // testing: stop (leaving OUT.tmp) once this many are written
+  int64_t stop_after_records = 0;  // testing, one rank: stop (leaving OUT.tmp) once this many are written
   // run_scoring: a PEFT LoRA adapter folder applied to the model (unmerged), or a folder of
   // per-user adapters (AdapterLibrary) from which each record gets its user's; records of users
   // without one are scored on the base model. At most one of the two.
@@ -44,6 +45,7 @@ struct ScoreResult {
   std::string out, summary_file, html;
   bool finished = false;         // false when stopped by stop_after_records
   int64_t records_without_adapter = 0;  // with per-user adapters: records scored on the base
+  int rank = 0, world_size = 1;  // of the job; only rank 0 holds summary_file and html
 };
 
 // The visiting order: windows of `window` examples in file order, each cut into micro-batches
@@ -65,12 +67,17 @@ std::vector<RecordScore> score_micro_batch(CausalLMImpl& model, const Tokenizer&
 // Scores `examples` into options.out (+ OUT.summary.json, + the HTML report when asked), in
 // file order. With `adapters` each record is scored with its user's adapter (swapped in group by
 // group), or on the base when its user has none; a record without a user is an error.
+// With a `comm` of several ranks, each rank scores a contiguous stretch of the micro-batches of
+// scoring_plan (the same micro-batches as on one rank, so the same bytes) into its part file
+// (dist/record_shards.hpp; --resume continues each), and rank 0 merges the parts into OUT in file
+// order and writes the summary and the report over all records; the others return after the merge.
 ScoreResult score_examples(CausalLMImpl& model, const Tokenizer& tokenizer, const JobConfig& config,
                            const std::vector<PairedExample>& examples, const std::vector<PairDetail>& details,
-                           const ScoreOptions& options, AdapterLibrary* adapters = nullptr);
+                           const ScoreOptions& options, AdapterLibrary* adapters = nullptr,
+                           Communicator* comm = nullptr);
 
 // The whole job: model (created first for demo configs), tokenizer, data through the training
-// pipeline, then score_examples.
+// pipeline, then score_examples; on the ranks torchrun started, if it did.
 ScoreResult run_scoring(const JobConfig& config, const std::string& data_file, const std::string& golds_file,
                         const ScoreOptions& options);
 
