@@ -18,6 +18,7 @@
 #include "percetrain/tokenizer/tokenizer.hpp"
 #include "percetrain/util/device.hpp"
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/log.hpp"
 #include "percetrain/util/file.hpp"
 
 namespace fs = std::filesystem;
@@ -307,6 +308,19 @@ std::vector<std::string> write_model_files(CausalLMImpl& model, const std::strin
   config.torch_dtype = dtype_name(stored_dtype);
   write_file_atomic((dir / "config.json").string(), model_config_to_json(config));
   written.push_back("config.json");
+  // generation_config.json, which transformers' generate() and vLLM read beside config.json.
+  const fs::path source_generation = fs::path(options.model_source) / "generation_config.json";
+  std::error_code ec;
+  if (!options.model_source.empty() && fs::is_regular_file(source_generation, ec)) {
+    fs::copy_file(source_generation, dir / "generation_config.json");
+    written.push_back("generation_config.json");
+  } else if (config.bos_token_id >= 0 || config.eos_token_id >= 0) {
+    nlohmann::json generation = {{"_from_model_config", true}};
+    if (config.bos_token_id >= 0) generation["bos_token_id"] = config.bos_token_id;
+    if (config.eos_token_id >= 0) generation["eos_token_id"] = config.eos_token_id;
+    write_file_atomic((dir / "generation_config.json").string(), generation.dump(2) + "\n");
+    written.push_back("generation_config.json");
+  }
 
   if (!options.tokenizer_source.empty()) {
     const fs::path source(options.tokenizer_source);
@@ -325,11 +339,12 @@ namespace {
 
 // The files of a model folder that percetrain writes (weights, their index, config.json,
 // tokenizer files): what --overwrite replaces, or removes when the new model does not have them
-// (old shards beside a new single file). generation_config.json and the rest are not ours.
+// (old shards beside a new single file). The rest is not ours.
 bool replaced_by_save(const std::string& name) {
   static const std::regex shard("model-[0-9]{5}-of-[0-9]{5}\\.safetensors");
   const auto& tokenizer_files = tokenizer_file_names();
-  return name == "config.json" || name == "model.safetensors" || name == "model.safetensors.index.json" ||
+  return name == "config.json" || name == "generation_config.json" || name == "model.safetensors" ||
+         name == "model.safetensors.index.json" ||
          std::regex_match(name, shard) ||
          std::find(tokenizer_files.begin(), tokenizer_files.end(), name) != tokenizer_files.end();
 }
@@ -379,7 +394,7 @@ void save_causal_lm(CausalLMImpl& model, const std::string& out_dir, const SaveO
       }
       fs::remove_all(staging, ec);
       fsync_path(target.string());
-      std::fprintf(stderr, "%s: kept %s, which percetrain did not write\n", target.c_str(), list_names(kept).c_str());
+      log_note(target.string() + ": kept " + list_names(kept) + ", which percetrain did not write");
     }
   } catch (const std::exception& e) {
     fs::remove_all(staging, ec);

@@ -539,6 +539,7 @@ MergedAdapter merge_adapter_folder(const std::string& base_dir, const std::strin
            "check the base model and the adapter; merge in float32 (--dtype float32) if a half-precision type overflows");
   SaveOptions save;
   save.tokenizer_source = base_dir;
+  save.model_source = base_dir;
   save.overwrite = overwrite;
   save_causal_lm(*loaded.model, out_dir, save);
   return result;

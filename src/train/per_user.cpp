@@ -19,6 +19,7 @@
 #include "percetrain/train/step.hpp"
 #include "percetrain/util/checksum.hpp"
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/log.hpp"
 #include "percetrain/util/file.hpp"
 #include "percetrain/util/interrupt.hpp"
 #include "percetrain/util/json.hpp"
@@ -60,8 +61,7 @@ size_t intact_prefix(const RunDirectory& run, const json& state, const std::vect
     const bool intact = !run.folder_files(adapter_folder(user)).empty() && !files.empty() &&
                         checksum_problem(folder.string(), files).empty();
     if (!intact) {
-      std::fprintf(stderr, "%s: the adapter of user %s is missing or damaged; training it again\n", run.path().c_str(),
-                   user.c_str());
+      log_note(run.path() + ": the adapter of user " + user + " is missing or damaged; training it again");
       break;
     }
   }

@@ -19,6 +19,7 @@
 #include "percetrain/train/validation_monitor.hpp"
 #include "percetrain/util/device.hpp"
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/log.hpp"
 #include "percetrain/util/file.hpp"
 #include "percetrain/util/interrupt.hpp"
 
@@ -86,7 +87,7 @@ bool claim_run_folder(RunDirectory& run, RunKind kind, bool resumable, const Tra
                       (kind == RunKind::kPerUser ? "per-user run" : "checkpoint") + " to resume from");
   if (run.holds_run()) {
     if (!options.overwrite && policy == ResumePolicy::kAuto && !resumable) {
-      std::fprintf(stderr, "%s: the earlier run here wrote no checkpoint; starting over\n", out_dir.c_str());
+      log_note(out_dir + ": the earlier run here wrote no checkpoint; starting over");
     } else if (!options.overwrite) {
       fail(out_dir, "holds an earlier run" + (what_is_there.empty() ? std::string() : " (" + what_is_there + ")"),
            "continue it with --resume, or start over with --overwrite, which removes only the files that run wrote");

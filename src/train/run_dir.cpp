@@ -15,6 +15,7 @@
 #include <regex>
 
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/log.hpp"
 #include "percetrain/util/file.hpp"
 #include "percetrain/util/json.hpp"
 #include "percetrain/util/text.hpp"
@@ -77,8 +78,7 @@ RunDirectory::RunDirectory(const std::string& path) : path_(fs::absolute(fs::pat
          "wait for it to finish, or choose another output.dir");
   }
   if (!previous.empty() && previous != std::to_string(::getpid()))
-    std::fprintf(stderr, "%s: taking over the lock of pid %s, which is no longer running\n", path_.c_str(),
-                 previous.c_str());
+    log_note(path_ + ": taking over the lock of pid " + previous + ", which is no longer running");
   const std::string pid = std::to_string(::getpid());
   if (::ftruncate(lock_fd_, 0) != 0 || ::pwrite(lock_fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size()))
     fail(lock_path, std::string("cannot write the lock file: ") + std::strerror(errno));
@@ -98,7 +98,7 @@ RunDirectory::RunDirectory(const std::string& path) : path_(fs::absolute(fs::pat
   }
   bool changed = false;
   for (const auto& staging : writing_) {
-    std::fprintf(stderr, "%s: removing %s, left half written by an interrupted run\n", path_.c_str(), staging.c_str());
+    log_note(path_ + ": removing " + staging + ", left half written by an interrupted run");
     fs::remove_all(file(staging), ec);
     changed = true;
   }
@@ -264,7 +264,7 @@ void RunDirectory::publish_folder(const std::string& name) {
       fs::rename(from / f, to / f);
     }
     fs::remove_all(from, ec);
-    std::fprintf(stderr, "%s: kept %s, which percetrain did not write\n", to.c_str(), list(kept).c_str());
+    log_note(to.string() + ": kept " + list(kept) + ", which percetrain did not write");
   }
   fsync_path(to.parent_path().string());
   if (to.parent_path() != fs::path(path_)) fsync_path(path_);
@@ -314,7 +314,7 @@ void RunDirectory::remove_files(const std::string& folder, const std::vector<std
   if (folder.empty()) return;
   remove_empty_folders(base, fs::path(path_));
   if (fs::exists(base, ec))
-    std::fprintf(stderr, "%s: kept %s, which percetrain did not write\n", base.c_str(), list(files_under(base)).c_str());
+    log_note(base.string() + ": kept " + list(files_under(base)) + ", which percetrain did not write");
 }
 
 void RunDirectory::save_manifest() const {

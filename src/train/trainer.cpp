@@ -31,6 +31,7 @@
 #include "percetrain/util/checksum.hpp"
 #include "percetrain/util/device.hpp"
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/log.hpp"
 #include "percetrain/util/interrupt.hpp"
 #include "percetrain/util/text.hpp"
 
@@ -51,9 +52,15 @@ bool may_change_on_resume(const std::string& key) {
   return key.rfind("generate.", 0) == 0 || std::find(free.begin(), free.end(), key) != free.end();
 }
 
-// What the checkpoint recorded must be what this run would do.
-void check_resume_matches(const JobConfig& config, const std::string& dir, int64_t world_size, int64_t zero) {
+// What the checkpoint recorded must be what this run would do, up to its length: a run may be
+// resumed to go on longer (train.max_steps or train.epochs raised), never to end before it.
+void check_resume_matches(const JobConfig& config, const std::string& dir, int64_t world_size, int64_t zero,
+                          int64_t total_steps) {
   const TrainerState state = Checkpointer::read_state(dir);
+  if (state.step > total_steps)
+    fail(dir, "is at step " + std::to_string(state.step) + ", beyond the " + std::to_string(total_steps) +
+                  " steps this config trains",
+         "resume with train.max_steps / train.epochs at least as large as when it was written");
   // Sharded optimizer state belongs to its rank layout; replicated state resumes on any number.
   if ((state.zero > 0 || zero > 0) && (state.world_size != world_size || state.zero != zero))
     fail(dir,
@@ -63,7 +70,7 @@ void check_resume_matches(const JobConfig& config, const std::string& dir, int64
          "sharded optimizer state resumes only with the same number of ranks and zero stage; relaunch with " +
              std::to_string(state.world_size) + " ranks");
   if (!state.job_config.empty()) {
-    const auto mismatches = resume_config_mismatches(state.job_config, job_config_to_json(config));
+    const auto mismatches = resume_config_mismatches(state.job_config, job_config_to_json(config), true);
     if (!mismatches.empty())
       fail(dir, "was written by a run with other settings: " + join(mismatches),
            "resume with the settings it was written with, or start a new run in another output.dir (or --overwrite)");
@@ -78,14 +85,15 @@ void check_resume_matches(const JobConfig& config, const std::string& dir, int64
 
 // Rank 0: the step to start after (0: a fresh run) and its checkpoint, the newest intact one.
 std::pair<int64_t, std::string> choose_start(const JobConfig& config, const TrainOptions& options, RunDirectory& run,
-                                             const Checkpointer& checkpoints, int64_t world_size, int64_t zero) {
+                                             const Checkpointer& checkpoints, int64_t world_size, int64_t zero,
+                                             int64_t total_steps) {
   const auto found = checkpoints.complete();
   const std::string newest = found.empty() ? "" : "newest checkpoint: step " + std::to_string(found.rbegin()->first);
   if (!claim_run_folder(run, RunKind::kModel, !found.empty(), options, config.train.resume, newest)) return {0, ""};
   for (auto it = found.rbegin(); it != found.rend(); ++it) {
     const std::string problem = Checkpointer::verify(it->second);
     if (problem.empty()) {
-      check_resume_matches(config, it->second, world_size, zero);
+      check_resume_matches(config, it->second, world_size, zero, total_steps);
       return *it;
     }
     std::string earlier;
@@ -96,8 +104,7 @@ std::pair<int64_t, std::string> choose_start(const JobConfig& config, const Trai
            earlier.empty() ? "no earlier checkpoint is intact either; start over with --overwrite"
                            : "the earlier " + earlier + " is intact: move the damaged one away, or resume with --set "
                              "train.resume=auto, which falls back to it");
-    std::fprintf(stderr, "warning: %s is damaged (%s); falling back to an earlier checkpoint\n", it->second.c_str(),
-                 problem.c_str());
+    log_warning(it->second + " is damaged (" + problem + "); falling back to an earlier checkpoint");
   }
   fail(run.path(), "no checkpoint is intact", "start over with --overwrite");
 }
@@ -128,10 +135,17 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
         run = std::make_unique<RunDirectory>(out_dir);
         const Checkpointer checkpoints(run.get(), comm, out_dir, train.keep_last, tokenizer_path);
         int64_t step = 0;
-        std::tie(step, resume_from) = choose_start(config, options, *run, checkpoints, comm.world_size(), zero);
-        if (resume_from.empty())
+        std::tie(step, resume_from) =
+            choose_start(config, options, *run, checkpoints, comm.world_size(), zero, total_steps);
+        if (resume_from.empty()) {
           if (const std::string made = prepare_model_folder(config.model, tokenizer_path, true); !made.empty())
             progress.line(made);
+        } else if (const int64_t before = Checkpointer::read_state(resume_from).total_steps;
+                   before > 0 && before != total_steps) {
+          progress.line("extending the run from " + std::to_string(before) + " to " + std::to_string(total_steps) +
+                        " steps: from step " + std::to_string(step + 1) + " on, the learning rate follows the " +
+                        std::to_string(total_steps) + "-step schedule");
+        }
         return {step};
       },
       1, "start the run")[0];
@@ -165,6 +179,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
     }
     SaveOptions save;
     save.tokenizer_source = tokenizer_path;
+    save.model_source = config.model.path;
     write_model_files(mod, dir, save);
   };
   const std::string effective_config = job_config_to_json(config);
@@ -265,9 +280,9 @@ TrainSummary run_training(const JobConfig& config, const TrainOptions& options) 
     DatasetStats stats;
     auto examples = load_paired_examples(config.data, file, golds, *tokenizer, &stats);
     if (options.progress && root) {
-      std::fprintf(stderr, "%s: %lld records -> %lld examples (%lld skipped, %lld with the profile cut, %lld with the input cut)\n",
-                   file.c_str(), (long long)stats.records, (long long)stats.examples, (long long)stats.skipped,
-                   (long long)stats.truncated_profile, (long long)stats.truncated_input);
+      log_note(file + ": " + std::to_string(stats.records) + " records -> " + std::to_string(stats.examples) +
+               " examples (" + std::to_string(stats.skipped) + " skipped, " + std::to_string(stats.truncated_profile) +
+               " with the profile cut, " + std::to_string(stats.truncated_input) + " with the input cut)");
     }
     return examples;
   };
@@ -287,7 +302,8 @@ std::map<std::string, std::string> data_checksums(const JobConfig& config) {
   return out;
 }
 
-std::vector<std::string> resume_config_mismatches(const std::string& recorded_text, const std::string& current_text) {
+std::vector<std::string> resume_config_mismatches(const std::string& recorded_text, const std::string& current_text,
+                                                  bool may_extend) {
   const json recorded = json::parse(recorded_text), current = json::parse(current_text);
   std::vector<std::string> out;
   std::function<void(const json&, const std::string&)> compare = [&](const json& node, const std::string& prefix) {
@@ -298,6 +314,7 @@ std::vector<std::string> resume_config_mismatches(const std::string& recorded_te
         continue;
       }
       if (may_change_on_resume(name)) continue;
+      if (may_extend && (name == "train.max_steps" || name == "train.epochs")) continue;
       std::string pointer = "/" + name;
       std::replace(pointer.begin(), pointer.end(), '.', '/');
       // A key the checkpoint's config lacks came with a later percetrain: nothing to compare.

@@ -198,3 +198,29 @@ TEST(OneTrainer, OneGradientNormWhateverTheSplit) {
   EXPECT_EQ(norm, percetrain::clip_grad_norm({whole.clone()}, 0));
   EXPECT_TRUE(torch::allclose(clipped, whole * (1.0 / (norm + 1e-6))));
 }
+
+// The most common reason to resume (issue 27): going on longer. A finished run resumed with a
+// larger train.max_steps continues from its last checkpoint, on the new run's schedule, without
+// a repeated step; a shorter one is refused. final/ has generation_config.json, as
+// save_pretrained writes it.
+TEST(OneTrainer, ARunResumedWithMoreStepsGoesOn) {
+  ScratchDir dir;
+  const std::string base = "--set train.max_steps=4 --set train.log_every=1 --set data.valid_file= ";
+  ASSERT_EQ(run_percetrain(train_args(dir, "run", base)).status, 0);
+  const json generation = json::parse(read_file(dir / "run" / "final" / "generation_config.json"));
+  EXPECT_TRUE(generation.contains("eos_token_id")) << generation.dump();
+
+  auto r = run_percetrain(train_args(dir, "run", base + "--resume --set train.max_steps=6").replace(
+      0, 14, "train "));  // --quiet dropped: the line about the longer schedule is asserted
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("extending the run from 4 to 6 steps"), std::string::npos) << r.output;
+  std::vector<int64_t> steps;
+  for (const auto& row : rows(dir / "run" / "metrics.jsonl"))
+    if (row.contains("loss")) steps.push_back(row["step"]);
+  EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));
+  EXPECT_TRUE(fs::exists(dir / "run" / "checkpoint-000006" / "trainer_state.json"));
+
+  r = run_percetrain(train_args(dir, "run", base + "--resume --set train.max_steps=3"));
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("beyond the 3 steps"), std::string::npos) << r.output;
+}

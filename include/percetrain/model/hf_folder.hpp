@@ -54,13 +54,17 @@ LoadedModel random_preset_lm(const ModelSection& model, const std::string& token
 struct SaveOptions {
   // Folder whose tokenizer files (tokenizer_file_names()) are copied along; empty: none.
   std::string tokenizer_source;
+  // The model folder the weights came from: its generation_config.json (the author's decoding
+  // defaults) is copied along. Without one there, generation_config.json holds the token ids of
+  // config.json, as save_pretrained writes it.
+  std::string model_source;
   // Shards above this many bytes of tensor data; one model.safetensors when everything fits.
   uint64_t max_shard_bytes = 5ull * 1000 * 1000 * 1000;
   // Stored dtype; c10::ScalarType::Undefined keeps the model's.
   c10::ScalarType dtype = c10::ScalarType::Undefined;
   // save_causal_lm into a folder that exists and is not empty: refused unless set (--overwrite);
-  // then the model's files (weights, config.json, tokenizer files) are replaced and every other
-  // file there is kept.
+  // then the model's files (weights, config.json, generation_config.json, tokenizer files) are
+  // replaced and every other file there is kept.
   bool overwrite = false;
 };
 

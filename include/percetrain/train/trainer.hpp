@@ -38,8 +38,11 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
 
 // "train.seed 42 -> 7" for every key of the effective config (JSON texts) that differs between
 // a recorded run and the current one and changes what the run computes (logging, saving and
-// evaluation cadence, devices and paths of output and evaluation files may change).
-std::vector<std::string> resume_config_mismatches(const std::string& recorded, const std::string& current);
+// evaluation cadence, devices and paths of output and evaluation files may change). With
+// `may_extend`, train.max_steps and train.epochs may change too: a run resumed to go on longer
+// (the caller checks that the new run is not shorter than the checkpoint).
+std::vector<std::string> resume_config_mismatches(const std::string& recorded, const std::string& current,
+                                                  bool may_extend = false);
 
 // The data files whose bytes define a run, by config key ("data.train_file" -> SHA-256): what a
 // checkpoint or a per-user run records, and what a resumption must find unchanged.
