@@ -36,11 +36,18 @@ Runner add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--variant", o->variant)->group("");  // internal: child process
   cmd->add_flag("--json", o->json, "Print JSON instead of a table");
+  cmd->add_flag("--collectives", o->collectives,
+                "Measure the ranks' collectives (all_reduce, reduce_scatter, all_gather) and the gradient reducer's "
+                "overlap with backward instead; launch it with torchrun, e.g. torchrun --no_python --standalone "
+                "--nproc_per_node 2 -r 1 -t 1 percetrain bench --config job.json --collectives");
   cmd->add_option("--profile", o->profile,
                   "Record the measured steps with LibTorch's profiler: writes PREFIX.VARIANT.json (open in "
                   "chrome://tracing or ui.perfetto.dev) and prints each variant's operators by self time "
                   "(timings under the profiler are a little slower)");
-  return [o]() { return run_bench(*o, load_job_config(o->config, o->overrides)); };
+  return [o]() {
+    const JobConfig config = load_job_config(o->config, o->overrides);
+    return o->collectives ? run_collectives_bench(*o, config) : run_bench(*o, config);
+  };
 }
 
 const CommandRegistration bench_registration(add_bench_command);

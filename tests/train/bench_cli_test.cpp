@@ -66,3 +66,16 @@ TEST(BenchCli, AlternatesRoundsAndReportsMediansRatioAndProfile) {
 
 }  // namespace
 }  // namespace percetrain
+
+// bench --collectives on one rank: the collectives of the single-rank communicator and backward
+// alone (the reducer needs several ranks); under torchrun the same command prints the reducer's
+// table (docs/distributed.md). A measurement, so only its shape is checked.
+TEST(BenchCli, CollectivesRunOnOneRank) {
+  const auto r = percetrain::testing_util::run_percetrain(
+      "bench --config " + (percetrain::testing_util::source_dir() / "configs" / "demo.json").string() +
+      " --collectives --steps 1 --warmup 0");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("1 rank(s), single"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("25 MiB fp32: all_reduce"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("backward alone"), std::string::npos) << r.output;
+}

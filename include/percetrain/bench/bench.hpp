@@ -21,6 +21,7 @@ struct BenchOptions {
   std::string profile;  // chrome trace of the measured steps of each variant: PATH.VARIANT.json
   std::string variant;  // internal: run one variant in this process and print its JSON
   bool json = false;
+  bool collectives = false;  // measure the ranks' collectives and the gradient reducer instead
 };
 
 // Runs every variant in a child process of this executable (`bench --variant V ...`), `rounds`
@@ -38,5 +39,11 @@ constexpr double kBenchSpreadWarning = 0.10;
 // `rounds_ms[i]` holds variant `variants[i]`'s rounds in the order they ran.
 std::string bench_rounds_report(const std::vector<std::string>& variants,
                                 const std::vector<std::vector<double>>& rounds_ms, double theory);
+
+// bench --collectives, under torchrun: all_reduce, reduce_scatter and all_gather at 1 and 25 MiB,
+// then backward with the gradient reducer (bucket 25 and 4 MiB, with and without overlap) on
+// --random-config's shape (else a 3.4M-parameter Llama): medians of --steps after --warmup,
+// printed by rank 0. Returns the exit status.
+int run_collectives_bench(const BenchOptions& options, const JobConfig& config);
 
 }  // namespace percetrain
