@@ -73,23 +73,27 @@ struct Site {
   LoraBranch* branch() const { return static_cast<LoraBranch*>(projection->adapter.get()); }
 };
 
-// Every adaptable projection, layer by layer, in lora_module_names() order.
+// Every adaptable projection, layer by layer (q, k, v, o, gate, up, down: the order seeded
+// adapters are drawn in). Each module is listed beside its Hugging Face name, so a name always
+// reaches its own projection; lora_module_names() must name exactly these.
 std::vector<Site> sites(CausalLMImpl& model) {
+  struct Named {
+    const char* block;
+    const char* name;
+    Projection* projection;
+  };
   std::vector<Site> out;
   const auto& layers = *model.model->layers;
   for (size_t i = 0; i < layers.size(); ++i) {
     auto* layer = layers[i]->as<DecoderLayer>();
     const std::string prefix = "model.layers." + std::to_string(i) + ".";
-    const std::pair<const char*, Projection*> projections[] = {
-        {"self_attn", &layer->self_attn->q_proj}, {"self_attn", &layer->self_attn->k_proj},
-        {"self_attn", &layer->self_attn->v_proj}, {"self_attn", &layer->self_attn->o_proj},
-        {"mlp", &layer->mlp->gate_proj},          {"mlp", &layer->mlp->up_proj},
-        {"mlp", &layer->mlp->down_proj}};
-    for (size_t k = 0; k < lora_module_names().size(); ++k) {
-      const std::string& name = lora_module_names()[k];
-      out.push_back({prefix + projections[k].first + "." + name, name, static_cast<int64_t>(i),
-                     projections[k].second->get()});
-    }
+    const Named projections[] = {
+        {"self_attn", "q_proj", &layer->self_attn->q_proj}, {"self_attn", "k_proj", &layer->self_attn->k_proj},
+        {"self_attn", "v_proj", &layer->self_attn->v_proj}, {"self_attn", "o_proj", &layer->self_attn->o_proj},
+        {"mlp", "gate_proj", &layer->mlp->gate_proj},       {"mlp", "up_proj", &layer->mlp->up_proj},
+        {"mlp", "down_proj", &layer->mlp->down_proj}};
+    for (const Named& p : projections)
+      out.push_back({prefix + p.block + "." + p.name, p.name, static_cast<int64_t>(i), p.projection->get()});
   }
   return out;
 }
