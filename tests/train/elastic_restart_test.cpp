@@ -70,10 +70,21 @@ std::vector<int> logged_steps(const fs::path& metrics) {
   return steps;
 }
 
-int count(const std::string& text, const std::string& needle) {
-  int n = 0;
-  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
-  return n;
+// What follows each `needle` in `text` up to the next space, e.g. the step of every "resuming
+// after step ".
+std::vector<std::string> words_after(const std::string& text, const std::string& needle) {
+  std::vector<std::string> out;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+    const size_t from = at + needle.size();
+    out.push_back(text.substr(from, text.find_first_of(" \n", from) - from));
+  }
+  return out;
+}
+
+std::string joined(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& w : words) out += (out.empty() ? "" : ", ") + w;
+  return out;
 }
 
 // Attempt 0: rank 1 is killed right after checkpoint 3 is published (rank 0 then fails in its
@@ -166,7 +177,8 @@ TEST(ElasticRestart, KilledRanksRestartTheGroupWhichEndsAsTheUninterruptedRun) {
   // Each survivor failed in a collective, naming the killed rank (the agent then restarted the group).
   EXPECT_NE(output.find("rank 1 was lost"), std::string::npos) << output;
   EXPECT_NE(output.find("rank 0 was lost"), std::string::npos) << output;
-  EXPECT_EQ(count(output, "resuming after step"), 2) << output;
+  const auto resumed = words_after(output, "resuming after step ");
+  EXPECT_EQ(resumed.size(), 2u) << output;
 
   // Byte for byte the uninterrupted run's model, every step logged once, no staging folder left.
   EXPECT_EQ(read_file(run / "final" / "model.safetensors"), read_file(dir / "whole" / "final" / "model.safetensors"));
@@ -177,9 +189,11 @@ TEST(ElasticRestart, KilledRanksRestartTheGroupWhichEndsAsTheUninterruptedRun) {
     EXPECT_NE(entry.path().extension(), ".partial") << entry.path() << " is left over";
   const bool removed_half_written = output.find("removing " + staged) != std::string::npos;
   std::printf("uninterrupted 2-rank run %.1f s; elastic run %.1f s: rank 1 killed at %.1f s after checkpoint 3, "
-              "restart seen at %.1f s, rank 0 killed at %.1f s at %s (%s), final model identical\n",
+              "attempt 1 started at %.1f s, rank 0 killed at %.1f s at %s (%s); the survivors failed after %s s in "
+              "waiting in their collective; resumed after steps %s; final model identical\n",
               uninterrupted_s, total_s, first_kill_s, restarted_s, second_kill_s, staged.c_str(),
-              removed_half_written ? "left half written and removed by attempt 2" : "published before it died");
+              removed_half_written ? "left half written and removed by attempt 2" : "published before it died",
+              joined(words_after(output, "failed after ")).c_str(), joined(resumed).c_str());
 }
 
 }  // namespace percetrain::elastic_restart_test
