@@ -18,7 +18,6 @@
 #include "percetrain/tokenizer/tokenizer.hpp"
 #include "percetrain/util/device.hpp"
 #include "percetrain/util/error.hpp"
-#include "percetrain/util/log.hpp"
 #include "percetrain/util/file.hpp"
 
 namespace fs = std::filesystem;
@@ -308,11 +307,29 @@ std::vector<std::string> write_model_files(CausalLMImpl& model, const std::strin
   config.torch_dtype = dtype_name(stored_dtype);
   write_file_atomic((dir / "config.json").string(), model_config_to_json(config));
   written.push_back("config.json");
-  // generation_config.json, which transformers' generate() and vLLM read beside config.json.
-  const fs::path source_generation = fs::path(options.model_source) / "generation_config.json";
+  if (!options.tokenizer_source.empty()) {
+    const fs::path source(options.tokenizer_source);
+    const fs::path source_dir = fs::is_directory(source) ? source : source.parent_path();
+    for (const auto& file : tokenizer_file_names())
+      if (file != "generation_config.json" && fs::exists(source_dir / file)) {
+        fs::copy_file(source_dir / file, dir / file);
+        written.push_back(file);
+      }
+  }
+  // generation_config.json, which transformers' generate() and vLLM read beside config.json: the
+  // model's own (its author's decoding defaults), else the tokenizer folder's, else the token ids
+  // of config.json, as save_pretrained writes it.
   std::error_code ec;
-  if (!options.model_source.empty() && fs::is_regular_file(source_generation, ec)) {
-    fs::copy_file(source_generation, dir / "generation_config.json");
+  std::vector<fs::path> sources;
+  if (!options.model_source.empty()) sources.push_back(fs::path(options.model_source) / "generation_config.json");
+  if (!options.tokenizer_source.empty()) {
+    const fs::path source(options.tokenizer_source);
+    sources.push_back((fs::is_directory(source, ec) ? source : source.parent_path()) / "generation_config.json");
+  }
+  const auto found = std::find_if(sources.begin(), sources.end(),
+                                  [&](const fs::path& p) { return fs::is_regular_file(p, ec); });
+  if (found != sources.end()) {
+    fs::copy_file(*found, dir / "generation_config.json");
     written.push_back("generation_config.json");
   } else if (config.bos_token_id >= 0 || config.eos_token_id >= 0) {
     nlohmann::json generation = {{"_from_model_config", true}};
@@ -320,16 +337,6 @@ std::vector<std::string> write_model_files(CausalLMImpl& model, const std::strin
     if (config.eos_token_id >= 0) generation["eos_token_id"] = config.eos_token_id;
     write_file_atomic((dir / "generation_config.json").string(), generation.dump(2) + "\n");
     written.push_back("generation_config.json");
-  }
-
-  if (!options.tokenizer_source.empty()) {
-    const fs::path source(options.tokenizer_source);
-    const fs::path source_dir = fs::is_directory(source) ? source : source.parent_path();
-    for (const auto& file : tokenizer_file_names())
-      if (fs::exists(source_dir / file)) {
-        fs::copy_file(source_dir / file, dir / file);
-        written.push_back(file);
-      }
   }
   fsync_tree(folder);
   return written;
@@ -352,55 +359,13 @@ bool replaced_by_save(const std::string& name) {
 }  // namespace
 
 void save_causal_lm(CausalLMImpl& model, const std::string& out_dir, const SaveOptions& options) {
-  const fs::path target = fs::absolute(fs::path(out_dir).lexically_normal());
-  const fs::path parent = target.parent_path();
-  std::error_code ec;
-  if (fs::exists(target, ec) && !fs::is_directory(target, ec))
-    fail(target.string(), "exists and is not a folder", "choose another output folder");
-  // A model folder that exists is somebody's finished model: replaced only when asked to.
-  const bool existing = fs::is_directory(target, ec) && !fs::is_empty(target, ec);
-  if (existing && !options.overwrite)
-    fail(target.string(), "exists and is not empty; percetrain writes over a model folder only with --overwrite",
-         "add --overwrite to replace its model files and keep the rest, or choose a new folder");
-  std::vector<std::string> kept;  // what --overwrite leaves in place: not ours to remove
-  if (existing)
-    for (const auto& entry : fs::directory_iterator(target))
-      if (!(entry.is_regular_file() && replaced_by_save(entry.path().filename().string())))
-        kept.push_back(entry.path().filename().string());
-  std::sort(kept.begin(), kept.end());
-  fs::create_directories(parent);
-  const fs::path staging = parent / ("." + target.filename().string() + ".tmp." + std::to_string(::getpid()));
-  fs::remove_all(staging);
-  fs::create_directories(staging);
-  try {
-    const auto written = write_model_files(model, staging.string(), options);
-    if (kept.empty()) {
-      // Swap the finished folder in; the previous one (if any) is removed only afterwards.
-      const fs::path previous = parent / ("." + target.filename().string() + ".old." + std::to_string(::getpid()));
-      const bool had_previous = fs::exists(target);
-      if (had_previous) fs::rename(target, previous);
-      fs::rename(staging, target);
-      fsync_path(parent.string());
-      if (had_previous) fs::remove_all(previous);
-    } else {
-      // The user's own files stay: ours are renamed in one by one (each replace is atomic), then
-      // the model files of the previous model that the new one lacks are removed.
-      for (const auto& f : written) fs::rename(staging / f, target / f);
-      for (const auto& entry : fs::directory_iterator(target)) {
-        const std::string name = entry.path().filename().string();
-        if (entry.is_regular_file() && replaced_by_save(name) &&
-            std::find(written.begin(), written.end(), name) == written.end())
-          fs::remove(entry.path());
-      }
-      fs::remove_all(staging, ec);
-      fsync_path(target.string());
-      log_note(target.string() + ": kept " + list_names(kept) + ", which percetrain did not write");
-    }
-  } catch (const std::exception& e) {
-    fs::remove_all(staging, ec);
-    if (dynamic_cast<const Error*>(&e)) throw;
-    fail(out_dir, std::string("could not save the model: ") + e.what());
-  }
+  FolderWrite how;
+  how.what = "the model";
+  how.kind = "a model folder";
+  how.overwrite = options.overwrite;  // a model folder that exists is somebody's finished model
+  how.ours = replaced_by_save;
+  write_folder_whole(out_dir, [&](const std::string& staging) { return write_model_files(model, staging, options); },
+                     how);
 }
 
 LoadedModel random_preset_lm(const ModelSection& model, const std::string& tokenizer_path, const c10::Device& device,

@@ -147,32 +147,6 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// `out_dir` written by `fill` into a temporary sibling, then swapped in by rename; the previous
-// folder (if any) is removed only afterwards (the pattern of save_causal_lm).
-template <class F>
-void write_folder_atomic(const std::string& out_dir, F&& fill, const std::string& what) {
-  const fs::path target = fs::absolute(fs::path(out_dir).lexically_normal());
-  const fs::path parent = target.parent_path();
-  fs::create_directories(parent);
-  const std::string pid = std::to_string(::getpid());
-  const fs::path staging = parent / (target.filename().string() + ".tmp." + pid);
-  fs::remove_all(staging);
-  fs::create_directories(staging);
-  try {
-    fill(staging.string());
-    const fs::path previous = parent / (target.filename().string() + ".old." + pid);
-    const bool had_previous = fs::exists(target);
-    if (had_previous) fs::rename(target, previous);
-    fs::rename(staging, target);
-    if (had_previous) fs::remove_all(previous);
-  } catch (const std::exception& e) {
-    std::error_code ec;
-    fs::remove_all(staging, ec);
-    if (dynamic_cast<const Error*>(&e)) throw;
-    fail(out_dir, "could not save " + what + ": " + e.what());
-  }
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -338,9 +312,20 @@ void write_lora_adapter(CausalLMImpl& model, const std::string& dir, const std::
 
 void save_lora_adapter(CausalLMImpl& model, const std::string& out_dir, const std::string& base_model_name_or_path) {
   lora_settings(model);  // fails before anything is written when there are no adapters
-  write_folder_atomic(
-      out_dir, [&](const std::string& staging) { write_lora_adapter(model, staging, base_model_name_or_path); },
-      "the adapter");
+  FolderWrite how;
+  how.what = "the adapter";
+  how.kind = "an adapter folder";
+  how.overwrite = true;  // its own two files are replaced; anything else in the folder stays
+  how.ours = [](const std::string& name) {
+    return name == "adapter_config.json" || name == "adapter_model.safetensors";
+  };
+  write_folder_whole(
+      out_dir,
+      [&](const std::string& staging) {
+        write_lora_adapter(model, staging, base_model_name_or_path);
+        return std::vector<std::string>{"adapter_config.json", "adapter_model.safetensors"};
+      },
+      how);
 }
 
 LoraSection load_lora_adapter(CausalLMImpl& model, const std::string& dir, uint64_t dropout_seed) {

@@ -7,11 +7,13 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "percetrain/util/error.hpp"
+#include "percetrain/util/log.hpp"
 
 namespace fs = std::filesystem;
 
@@ -97,6 +99,62 @@ void write_file_atomic(const std::string& path, const std::string& bytes, const 
     fail(path, "cannot replace " + what + ": " + ec.message(), "check the folder's permissions");
   }
   fsync_path(folder.string());
+}
+
+void write_folder_whole(const std::string& folder, const std::function<std::vector<std::string>(const std::string&)>& fill,
+                        const FolderWrite& how) {
+  const fs::path target = fs::absolute(fs::path(folder).lexically_normal());
+  const fs::path parent = target.parent_path();
+  std::error_code ec;
+  if (fs::exists(target, ec) && !fs::is_directory(target, ec))
+    fail(target.string(), "exists and is not a folder", "choose another output folder");
+  const bool existing = fs::is_directory(target, ec) && !fs::is_empty(target, ec);
+  if (existing && !how.overwrite)
+    fail(target.string(), "exists and is not empty; percetrain writes over " + how.kind + " only with --overwrite",
+         "add --overwrite to replace " + how.what + "'s files and keep the rest, or choose a new folder");
+  auto ours = [&](const fs::directory_entry& entry) {
+    return entry.is_regular_file() && how.ours && how.ours(entry.path().filename().string());
+  };
+  std::vector<std::string> kept;  // what an overwrite leaves in place: not ours to remove
+  if (existing)
+    for (const auto& entry : fs::directory_iterator(target))
+      if (!ours(entry)) kept.push_back(entry.path().filename().string());
+  std::sort(kept.begin(), kept.end());
+  fs::create_directories(parent);
+  const std::string pid = std::to_string(::getpid());
+  const fs::path staging = parent / ("." + target.filename().string() + ".tmp." + pid);
+  fs::remove_all(staging, ec);
+  fs::create_directories(staging);
+  try {
+    const std::vector<std::string> written = fill(staging.string());
+    fsync_tree(staging.string());
+    if (kept.empty()) {
+      // Swap the finished folder in; the earlier one (ours alone) is removed only afterwards.
+      const fs::path previous = parent / ("." + target.filename().string() + ".old." + pid);
+      const bool had_previous = fs::exists(target);
+      if (had_previous) fs::rename(target, previous);
+      fs::rename(staging, target);
+      fsync_path(parent.string());
+      if (had_previous) fs::remove_all(previous);
+    } else {
+      // The user's own files stay: ours are renamed in one by one (each replace is atomic), then
+      // the earlier files of ours that the new folder lacks are removed.
+      for (const auto& f : written) fs::rename(staging / f, target / f);
+      for (const auto& entry : fs::directory_iterator(target))
+        if (ours(entry) && std::find(written.begin(), written.end(), entry.path().filename().string()) == written.end())
+          fs::remove(entry.path());
+      fs::remove_all(staging, ec);
+      fsync_path(target.string());
+      std::string names;
+      for (size_t i = 0; i < kept.size() && i < 8; ++i) names += (i ? ", " : "") + kept[i];
+      if (kept.size() > 8) names += " and " + std::to_string(kept.size() - 8) + " more";
+      log_note(target.string() + ": kept " + names + ", which percetrain did not write");
+    }
+  } catch (const std::exception& e) {
+    fs::remove_all(staging, ec);
+    if (dynamic_cast<const Error*>(&e)) throw;
+    fail(folder, "could not save " + how.what + ": " + e.what());
+  }
 }
 
 namespace {

@@ -71,7 +71,9 @@ void set_lora_dropout_state(CausalLMImpl& model, const torch::Tensor& state);
 // each file atomically: for a checkpoint folder being assembled.
 void write_lora_adapter(CausalLMImpl& model, const std::string& dir, const std::string& base_model_name_or_path);
 
-// The same as a folder of its own: written beside `out_dir` and renamed over it when complete.
+// The same as a folder of its own (util/file's write_folder_whole): written beside `out_dir` and
+// renamed into place when complete; an earlier adapter's two files there are replaced, anything
+// else in the folder is kept.
 void save_lora_adapter(CausalLMImpl& model, const std::string& out_dir, const std::string& base_model_name_or_path);
 
 // Reads a PEFT LoRA adapter folder and attaches it to `model` as attach_lora does, with the stored

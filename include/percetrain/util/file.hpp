@@ -29,6 +29,22 @@ void fsync_path(const std::string& path);
 // fsync_path on every regular file under `folder` (recursively), then on every folder bottom-up.
 void fsync_tree(const std::string& folder);
 
+// A folder written whole (a model folder, an adapter folder): `fill` writes the files into a fresh
+// staging sibling (".NAME.tmp.PID") and returns their names; the staging folder is fsynced and
+// renamed into place, the parent fsynced, and an earlier folder removed only afterwards. An
+// existing, non-empty `folder` is somebody's finished work: replaced only with `overwrite`, and
+// then only the files `ours` claims (the earlier ones of ours that the new folder lacks are
+// removed); every other file is kept in place and named in a note. Any failure removes the
+// staging folder and is one error naming `folder` and `what` ("the model").
+struct FolderWrite {
+  std::string what = "the folder";  // in errors: "could not save the model"
+  std::string kind = "a folder";    // "writes over a model folder only with --overwrite"
+  bool overwrite = false;
+  std::function<bool(const std::string& file_name)> ours;  // the files this kind of folder holds
+};
+void write_folder_whole(const std::string& folder, const std::function<std::vector<std::string>(const std::string&)>& fill,
+                        const FolderWrite& how);
+
 // What a job reads, so that none of its outputs lands on it: a file (data, golds, config, a
 // run's metrics) or a folder it only reads (model, adapter, tokenizer), into which nothing may be
 // written. Empty paths are skipped.
