@@ -189,7 +189,7 @@ TEST(ElasticRestart, KilledRanksRestartTheGroupWhichEndsAsTheUninterruptedRun) {
     EXPECT_NE(entry.path().extension(), ".partial") << entry.path() << " is left over";
   const bool removed_half_written = output.find("removing " + staged) != std::string::npos;
   std::printf("uninterrupted 2-rank run %.1f s; elastic run %.1f s: rank 1 killed at %.1f s after checkpoint 3, "
-              "attempt 1 started at %.1f s, rank 0 killed at %.1f s at %s (%s); the survivors failed after %s s in "
+              "attempt 1 started at %.1f s, rank 0 killed at %.1f s at %s (%s); the survivors failed after %s s of "
               "waiting in their collective; resumed after steps %s; final model identical\n",
               uninterrupted_s, total_s, first_kill_s, restarted_s, second_kill_s, staged.c_str(),
               removed_half_written ? "left half written and removed by attempt 2" : "published before it died",
