@@ -322,9 +322,6 @@ void check_launch(const JobConfig& c, int world_size) {
   if (c.lora.per_user)
     fail(c.file + ": lora.per_user", "trains users one after another in one process, not on several ranks",
          "launch it without torchrun");
-  if (c.train.eval_generate.every > 0 || c.train.best_metric != BestMetric::kNone || c.train.early_stopping_patience > 0)
-    fail(c.file + ": train.eval_generate / best_metric / early_stopping_patience", "are not available with several ranks yet",
-         "train on one rank to use them, or leave them unset");
   // Each rank would draw its own dropout masks, and a checkpoint records one generator.
   if (c.lora.trains() && c.lora.dropout > 0)
     fail(c.file + ": lora.dropout", "must be 0 when training adapters on several ranks",

@@ -230,7 +230,7 @@ LoopEnd StepLoop::run(TrainStep& step, const LoopStretch& st) {
     }
 
     // Validate by generating, keep the best model, stop early (train.eval_generate, best_metric).
-    const bool stop_early = monitor_ && monitor_->after_step(model_, done, last, *metrics_, progress_) && !last;
+    const bool stop_early = monitor_ && monitor_->after_step(model_, done, last, metrics_, progress_) && !last;
 
     // Checkpoint; stop after --stop-after or a signal (any rank's: all stop at the same step).
     const int signal = static_cast<int>(comm_.max_over_ranks(interrupt_signal()));

@@ -184,12 +184,11 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
   };
   const std::string effective_config = job_config_to_json(config);
   std::unique_ptr<MetricsLog> metrics;
-  std::optional<ValidationMonitor> monitor;
-  if (run) {
-    metrics = open_logs(*run, effective_config, start_step);
-    monitor.emplace(config, *run, valid_examples, tokenizer_path, metrics->path(), m.loaded.config.eos_token_id,
-                    write_final_model);
-  }
+  if (run) metrics = open_logs(*run, effective_config, start_step);
+  // Validation by generation, best/ and early stopping: every rank generates its share and
+  // follows the same decisions; rank 0 logs and writes best/.
+  ValidationMonitor monitor(config, run.get(), comm, valid_examples, tokenizer_path, metrics ? metrics->path() : "",
+                            m.loaded.config.eos_token_id, write_final_model);
   int64_t response_tokens = 0;
   for (const auto& e : train_examples) response_tokens += scored_response_tokens(e);
   progress.line(describe_loaded_model(m.loaded) + (optimization.masters->active() ? " (fp32 master weights)" : ""));
@@ -235,7 +234,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
                           : "the newest intact checkpoint is " + intact + "; lower train.lr and resume from it";
   };
   StepLoop loop(*m.objective, model, settings, train, comm, total_steps, start_step, metrics.get(), progress,
-                monitor ? &*monitor : nullptr);
+                &monitor);
   const LoopEnd end = loop.run(step, stretch);
 
   TrainSummary summary;
@@ -252,7 +251,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
     return summary;
   }
   if (end.kind == LoopEnd::kEarlyStopped) {
-    summary.stopped_early = monitor->stop_reason();
+    summary.stopped_early = monitor.stop_reason();
     progress.line(summary.stopped_early + "; saving the model of step " + std::to_string(summary.steps_done) + " as final");
   }
 

@@ -5,11 +5,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "percetrain/dist/communicator.hpp"
+#include "percetrain/dist/record_shards.hpp"
 #include "percetrain/eval/evaluation.hpp"
 #include "percetrain/eval/wordnet.hpp"
 #include "percetrain/generate/generation.hpp"
@@ -48,7 +51,7 @@ GenerationValidator::GenerationValidator(const JobConfig& config, const std::vec
 
 GenerationValidator::~GenerationValidator() = default;
 
-GenerationScores GenerationValidator::run(CausalLMImpl& model) const {
+GenerationScores GenerationValidator::run(CausalLMImpl& model, Communicator* comm) const {
   const auto t0 = std::chrono::steady_clock::now();
   GenerationOptions options;
   options.max_new_tokens = max_new_tokens_;
@@ -56,8 +59,23 @@ GenerationScores GenerationValidator::run(CausalLMImpl& model) const {
   options.stop_strings = stop_strings_;
   options.eos_ids = eos_ids_;
   Generator generator(model, tokenizer_.get(), options);
-  eval::Join join;
+  // The one-rank batches, in order; with several ranks each takes a contiguous stretch of them, so
+  // that every record is decoded in the batch it has on one rank (the same logits, the same text).
+  std::vector<size_t> starts;
+  std::vector<int64_t> costs;
   for (size_t start = 0; start < prompts_.size(); start += static_cast<size_t>(batch_size_)) {
+    starts.push_back(start);
+    int64_t cost = 0;
+    for (size_t i = start; i < std::min(prompts_.size(), start + static_cast<size_t>(batch_size_)); ++i)
+      cost += static_cast<int64_t>(prompts_[i].ids.size()) + max_new_tokens_;
+    costs.push_back(cost);
+  }
+  const bool several = comm && comm->distributed();
+  const auto bounds = split_by_cost(costs, several ? comm->world_size() : 1);
+  const int rank = several ? comm->rank() : 0;
+  eval::Join join;
+  for (size_t b = bounds[static_cast<size_t>(rank)]; b < bounds[static_cast<size_t>(rank) + 1]; ++b) {
+    const size_t start = starts[b];
     std::vector<GenerationRequest> batch;
     for (size_t i = start; i < std::min(prompts_.size(), start + static_cast<size_t>(batch_size_)); ++i)
       batch.push_back({std::to_string(i), prompts_[i].ids, ""});
@@ -66,11 +84,23 @@ GenerationScores GenerationValidator::run(CausalLMImpl& model) const {
       join.examples.push_back({r.id, r.prediction, prompts_[i].reference});
     }
   }
-  const eval::EvalReport report = eval::evaluate(join, eval::EvalOptions{});
+  // Means over all records; with several ranks, each rank's sums added over the ranks (equal to
+  // the one-rank means up to the order of the additions).
   GenerationScores s;
-  s.rougeL = report.means.at("rougeL");
-  s.meteor = report.means.at("meteor");
   s.records = static_cast<int64_t>(join.examples.size());
+  if (!join.examples.empty()) {
+    const eval::EvalReport report = eval::evaluate(join, eval::EvalOptions{});
+    s.rougeL = report.means.at("rougeL");
+    s.meteor = report.means.at("meteor");
+  }
+  if (several) {
+    const double n = static_cast<double>(s.records);
+    std::vector<double> sums = {s.rougeL * n, s.meteor * n, n};
+    comm->all_reduce(sums);
+    s.records = static_cast<int64_t>(sums[2]);
+    s.rougeL = sums[2] > 0 ? sums[0] / sums[2] : 0.0;
+    s.meteor = sums[2] > 0 ? sums[1] / sums[2] : 0.0;
+  }
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return s;
 }
@@ -80,6 +110,19 @@ BestTracker::BestTracker(BestMetric metric, int64_t patience)
 
 bool BestTracker::higher_is_better() const {
   return metric_ == BestMetric::kValidRougeL || metric_ == BestMetric::kValidMeteor;
+}
+
+std::vector<int64_t> BestTracker::state() const {
+  int64_t best_bits = 0;
+  std::memcpy(&best_bits, &best_, sizeof(best_bits));
+  return {has_best_ ? 1 : 0, best_bits, best_step_, since_best_};
+}
+
+void BestTracker::set_state(const std::vector<int64_t>& state) {
+  has_best_ = state.at(0) != 0;
+  std::memcpy(&best_, &state.at(1), sizeof(best_));
+  best_step_ = state.at(2);
+  since_best_ = state.at(3);
 }
 
 bool BestTracker::observe(const json& row) {
@@ -97,11 +140,12 @@ bool BestTracker::observe(const json& row) {
   return better;
 }
 
-ValidationMonitor::ValidationMonitor(const JobConfig& config, RunDirectory& run,
+ValidationMonitor::ValidationMonitor(const JobConfig& config, RunDirectory* run, Communicator& comm,
                                      const std::vector<PairedExample>& valid_examples,
                                      const std::string& tokenizer_path, const std::string& metrics_path,
                                      int64_t model_eos_id, ModelWriter write_model)
     : run_(run),
+      comm_(comm),
       write_model_(std::move(write_model)),
       every_(config.train.eval_generate.every),
       tracker_(config.train.best_metric, config.train.early_stopping_patience) {
@@ -109,51 +153,59 @@ ValidationMonitor::ValidationMonitor(const JobConfig& config, RunDirectory& run,
     fail(config.file + (every_ > 0 ? ": train.eval_generate.every" : ": train.best_metric"),
          "needs validation examples, and there are none", "set data.valid_file");
   if (every_ > 0) generator_ = std::make_unique<GenerationValidator>(config, valid_examples, tokenizer_path, model_eos_id);
-  // The rows of the steps the resumed checkpoint has seen (MetricsLog trimmed the rest), in order.
-  std::ifstream in(metrics_path);
-  for (std::string line; std::getline(in, line);) {
-    const json row = json::parse(line, nullptr, false);
-    if (!row.is_discarded()) tracker_.observe(row);
-  }
+  // The rows of the steps the resumed checkpoint has seen (MetricsLog trimmed the rest), in order:
+  // rank 0 reads them, and every rank takes its tracker's state, so that all decide alike.
+  const auto state = comm.decided_by_root(
+      [&]() -> std::vector<int64_t> {
+        std::ifstream in(metrics_path);
+        for (std::string line; std::getline(in, line);) {
+          const json row = json::parse(line, nullptr, false);
+          if (!row.is_discarded()) tracker_.observe(row);
+        }
+        return tracker_.state();
+      },
+      BestTracker::kStateSize, "read the run's metrics.jsonl");
+  tracker_.set_state(state);
 }
 
 ValidationMonitor::~ValidationMonitor() = default;
 
 void ValidationMonitor::observe(const json& row) { improved_ |= tracker_.observe(row); }
 
-bool ValidationMonitor::after_step(CausalLMImpl& model, int64_t step, bool last, MetricsLog& metrics,
+bool ValidationMonitor::after_step(CausalLMImpl& model, int64_t step, bool last, MetricsLog* metrics,
                                    ProgressLine& progress) {
   if (generator_ && (step % every_ == 0 || last)) {
     const bool was_training = model.is_training();
     model.eval();
-    const GenerationScores s = generator_->run(model);
+    const GenerationScores s = generator_->run(model, &comm_);
     if (was_training) model.train();
     const json row = {{"step", step},
                       {"valid_rougeL", s.rougeL},
                       {"valid_meteor", s.meteor},
                       {"generate_records", s.records},
                       {"generate_seconds", s.seconds}};
-    metrics.append(row);
-    observe(row);
+    if (metrics) metrics->append(row);
+    observe(row);  // the same numbers on every rank
     char line[200];
     std::snprintf(line, sizeof(line), "valid generation at step %lld: ROUGE-L %.4f | METEOR %.4f (%lld records, greedy, %.1f s)",
                   (long long)step, s.rougeL, s.meteor, (long long)s.records, s.seconds);
     progress.line(line);
   }
   if (improved_) {
-    save_best(model, step);
+    if (run_) save_best(model, step);  // rank 0; the replicas are equal
+    comm_.barrier();                    // best/ is published before any rank goes on (or stops)
     improved_ = false;
   }
   return tracker_.exhausted();
 }
 
 void ValidationMonitor::save_best(CausalLMImpl& model, int64_t step) {
-  const std::string staging = run_.begin_folder("best");
+  const std::string staging = run_->begin_folder("best");
   write_model_(model, staging);
   const json about = {{"metric", tracker_.key()}, {"value", tracker_.best()}, {"step", step}};
   write_file_atomic((std::filesystem::path(staging) / "best_metric.json").string(), about.dump(2) + "\n",
                     "the best model's metric");
-  run_.publish_folder("best");
+  run_->publish_folder("best");
 }
 
 std::string ValidationMonitor::stop_reason() const {

@@ -135,6 +135,48 @@ TEST(DistributedTrain, TwoRanksTrainTheAdapterOneRankTrains) {
       << r.output;
 }
 
+// Validation by generation, best/ and early stopping on two ranks (issue 25, item 2): each rank
+// decodes a stretch of the validation batches, the scores are reduced, rank 0 decides and writes
+// best/, every rank stops at the same step; the curve is one rank's.
+TEST(DistributedTrain, ValidationByGenerationBestAndEarlyStoppingFollowOneRank) {
+  std::string why_not;
+  const std::string torchrun = testing_util::torchrun_command(&why_not);
+  if (torchrun.empty()) GTEST_SKIP() << why_not;
+  ScratchDir dir("dist-valid");
+  const std::string valid = (testing_util::source_dir() / "data" / "demo" / "valid.jsonl").string();
+  const std::string settings = "--set train.max_steps=6 --set data.valid_file=" + valid +
+                               " --set data.max_records=16 --set train.eval_generate.every=2"
+                               " --set train.eval_generate.max_records=6 --set train.eval_generate.max_new_tokens=6"
+                               " --set generate.batch_size=2 --set train.best_metric=valid_rougeL"
+                               " --set train.early_stopping_patience=1 --set train.distributed.timeout_s=60";
+  auto r = run_percetrain(job(dir.path(), "one", settings));
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = two_ranks(torchrun, job(dir.path(), "two", settings));
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto generation_rows = [&](const std::string& run) {
+    std::vector<nlohmann::json> out;
+    std::istringstream in(read_file(dir / run / "metrics.jsonl"));
+    for (std::string line; std::getline(in, line);) {
+      const auto row = nlohmann::json::parse(line);
+      if (row.contains("valid_rougeL")) out.push_back(row);
+    }
+    return out;
+  };
+  const auto one = generation_rows("one"), two = generation_rows("two");
+  ASSERT_FALSE(one.empty());
+  ASSERT_EQ(one.size(), two.size()) << "both stop early at the same step, or neither";
+  for (size_t i = 0; i < one.size(); ++i) {
+    EXPECT_EQ(one[i]["step"], two[i]["step"]);
+    EXPECT_EQ(one[i]["generate_records"], two[i]["generate_records"]);
+    EXPECT_NEAR(one[i]["valid_rougeL"].get<double>(), two[i]["valid_rougeL"].get<double>(), 1e-9) << i;
+    EXPECT_NEAR(one[i]["valid_meteor"].get<double>(), two[i]["valid_meteor"].get<double>(), 1e-9) << i;
+  }
+  const auto best_one = nlohmann::json::parse(read_file(dir / "one" / "best" / "best_metric.json"));
+  const auto best_two = nlohmann::json::parse(read_file(dir / "two" / "best" / "best_metric.json"));
+  EXPECT_EQ(best_one["step"], best_two["step"]);
+  EXPECT_EQ(fs::exists(dir / "one" / "final"), fs::exists(dir / "two" / "final"));
+}
+
 // Launched by hand (the variables torchrun would set) so that the test holds both pids: rank 1 is
 // killed with SIGKILL mid-run; rank 0 exits 1 with a line naming rank 1 within the timeout.
 TEST(DistributedTrain, ALostRankStopsTheOthersWithItsName) {

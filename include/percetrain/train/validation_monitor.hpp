@@ -20,6 +20,7 @@
 namespace percetrain {
 
 class CausalLMImpl;
+class Communicator;
 class MetricsLog;
 class ProgressLine;
 class RunDirectory;
@@ -39,7 +40,9 @@ class GenerationValidator {
   GenerationValidator(const JobConfig& config, const std::vector<PairedExample>& valid_examples,
                       const std::string& tokenizer_path, int64_t model_eos_id);
   ~GenerationValidator();
-  GenerationScores run(CausalLMImpl& model) const;
+  // With a distributed `comm`, each rank decodes a contiguous stretch of the one-rank batches and
+  // the scores are means over all records, the same on every rank.
+  GenerationScores run(CausalLMImpl& model, Communicator* comm = nullptr) const;
 
  private:
   struct Prompt {
@@ -66,6 +69,10 @@ class BestTracker {
   int64_t since_best() const { return since_best_; }
   const std::string& key() const { return key_; }
   bool higher_is_better() const;
+  // What the tracker has seen, as numbers a communicator can hand from rank 0 to the others.
+  static constexpr size_t kStateSize = 4;
+  std::vector<int64_t> state() const;
+  void set_state(const std::vector<int64_t>& state);
 
  private:
   BestMetric metric_;
@@ -80,11 +87,13 @@ class ValidationMonitor {
  public:
   // Writes the model's files into a staging folder (best/): a Hugging Face folder, or a LoRA run's adapter.
   using ModelWriter = std::function<void(CausalLMImpl& model, const std::string& dir)>;
-  // Replays metrics.jsonl (already trimmed to the rows of the resumed checkpoint) into the
-  // tracker. Fails when best_metric or eval_generate is set without validation examples.
-  ValidationMonitor(const JobConfig& config, RunDirectory& run, const std::vector<PairedExample>& valid_examples,
-                    const std::string& tokenizer_path, const std::string& metrics_path, int64_t model_eos_id,
-                    ModelWriter write_model);
+  // Every rank holds one; `run` (rank 0's run folder, null elsewhere) gets best/. Rank 0 replays
+  // metrics.jsonl (already trimmed to the rows of the resumed checkpoint) into the tracker and
+  // hands its state to the others, which then see the same rows and decide alike. Fails when
+  // best_metric or eval_generate is set without validation examples.
+  ValidationMonitor(const JobConfig& config, RunDirectory* run, Communicator& comm,
+                    const std::vector<PairedExample>& valid_examples, const std::string& tokenizer_path,
+                    const std::string& metrics_path, int64_t model_eos_id, ModelWriter write_model);
   ~ValidationMonitor();
 
   // A validation row the trainer logged (valid_ce, valid_loss, ...).
@@ -92,7 +101,8 @@ class ValidationMonitor {
   // After optimizer step `step` and its validation: generates when due (logs and prints the row),
   // writes best/ when the best metric improved at this step, and returns true when the patience
   // has run out (the trainer then saves and ends as at the last step).
-  bool after_step(CausalLMImpl& model, int64_t step, bool last, MetricsLog& metrics, ProgressLine& progress);
+  // `metrics`: rank 0's log, null on the others; every rank calls it at the same steps.
+  bool after_step(CausalLMImpl& model, int64_t step, bool last, MetricsLog* metrics, ProgressLine& progress);
   // Patience already ran out in the replayed rows (a resumed run that had stopped early).
   bool exhausted() const { return tracker_.exhausted(); }
   // "early stopping: valid_rougeL has not improved for 3 evaluations (best 0.4321 at step 96)".
@@ -101,7 +111,8 @@ class ValidationMonitor {
  private:
   void save_best(CausalLMImpl& model, int64_t step);
 
-  RunDirectory& run_;
+  RunDirectory* run_;
+  Communicator& comm_;
   ModelWriter write_model_;
   int64_t every_ = 0;
   std::unique_ptr<GenerationValidator> generator_;
