@@ -22,10 +22,15 @@ using nlohmann::json;
 
 namespace percetrain {
 
-std::string checkpoint_name(int64_t step) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "checkpoint-%06lld", static_cast<long long>(step));
-  return buf;
+std::string checkpoint_name(int64_t step) { return "checkpoint-" + std::to_string(step); }
+
+std::string checkpoint_path(const std::string& out_dir, int64_t step) {
+  const fs::path current = fs::path(out_dir) / checkpoint_name(step);
+  char legacy[32];
+  std::snprintf(legacy, sizeof(legacy), "checkpoint-%06lld", static_cast<long long>(step));
+  std::error_code ec;
+  if (!fs::exists(current, ec) && fs::exists(fs::path(out_dir) / legacy, ec)) return (fs::path(out_dir) / legacy).string();
+  return current.string();
 }
 
 Checkpointer::Checkpointer(RunDirectory* run, Communicator& comm, std::string out_dir, int64_t keep_last,
@@ -43,8 +48,11 @@ std::map<int64_t, std::string> Checkpointer::complete() const {
   for (const auto& entry : fs::directory_iterator(run_->path())) {
     std::smatch m;
     const std::string name = entry.path().filename().string();
-    if (entry.is_directory() && std::regex_match(name, m, pattern) && !run_->folder_files(name).empty())
-      found[std::stoll(m[1])] = entry.path().string();
+    if (entry.is_directory() && std::regex_match(name, m, pattern) && !run_->folder_files(name).empty()) {
+      // An older percetrain's "checkpoint-000042" and this one's "checkpoint-42" of one step: the newer name wins.
+      const int64_t step = std::stoll(m[1]);
+      if (!found.count(step) || name == checkpoint_name(step)) found[step] = entry.path().string();
+    }
   }
   return found;
 }
@@ -77,6 +85,9 @@ std::string Checkpointer::write(CausalLMImpl& model, const torch::optim::Optimiz
                                 const MasterWeights& masters, const TrainerState& state) {
   RunDirectory& run = *run_;
   const std::string name = checkpoint_name(state.step);
+  // A checkpoint of this step under an older percetrain's name (a resumed run wrote it before).
+  if (const std::string other = checkpoint_path(out_dir_, state.step); fs::path(other).filename() != name)
+    run.remove_folder(fs::path(other).filename().string());
   const fs::path staging = run.begin_folder(name);
   if (shard_writer_) {
     if (comm_.distributed()) comm_.barrier();  // the staging folder exists

@@ -144,7 +144,7 @@ const std::regex& run_names() {
 
 bool run_folder_writes(const std::string& name) {
   if (std::regex_match(name, run_names()) || name == kManifest || name == kLock) return true;
-  // Staging and deletion names of the folders above ("final.partial", "checkpoint-000002.deleting").
+  // Staging and deletion names of the folders above ("final.partial", "checkpoint-2.deleting").
   for (const std::string suffix : {".partial", ".deleting"})
     if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
         std::regex_match(name.substr(0, name.size() - suffix.size()), run_names()))

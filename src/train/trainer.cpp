@@ -149,7 +149,7 @@ TrainSummary train_on_examples(const JobConfig& config, const TrainOptions& opti
         return {step};
       },
       1, "start the run")[0];
-  if (start_step > 0 && resume_from.empty()) resume_from = (fs::path(out_dir) / checkpoint_name(start_step)).string();
+  if (start_step > 0 && resume_from.empty()) resume_from = checkpoint_path(out_dir, start_step);
   if (train.batch_size > static_cast<int64_t>(train_examples.size()))
     progress.line("warning: train.batch_size " + std::to_string(train.batch_size) + " is larger than the " +
                   std::to_string(train_examples.size()) + " training examples: each step sees every example once");

@@ -113,9 +113,9 @@ TEST(DataSafety, OutputDirIsOwnedExplicitly) {
   ASSERT_EQ(r.status, 0) << r.output;
   const fs::path run = dir / "run";
   EXPECT_TRUE(fs::exists(run / "percetrain-run.json"));
-  EXPECT_EQ(entries(run), (std::vector<std::string>{".percetrain.lock", "checkpoint-000003", "checkpoint-000004",
+  EXPECT_EQ(entries(run), (std::vector<std::string>{".percetrain.lock", "checkpoint-3", "checkpoint-4",
                                                     "final", "job_config.json", "metrics.jsonl",
-                                                    "percetrain-run.json"}));
+                                                    "percetrain-run.json", "tb"}));
 
   // A fresh run into it is refused, and nothing changes.
   const std::string metrics_before = read_file(run / "metrics.jsonl");
@@ -135,14 +135,14 @@ TEST(DataSafety, OutputDirIsOwnedExplicitly) {
 
   // The user's own files inside percetrain's folders survive --overwrite and pruning.
   write_file(run / "final" / "NOTES.txt", "mine");
-  write_file(run / "checkpoint-000003" / "eval.txt", "mine too");
+  write_file(run / "checkpoint-3" / "eval.txt", "mine too");
   write_file(run / "notes.md", "also mine");
   r = run_percetrain(train_args(dir.path(), 4, "--overwrite --set train.save_every=1 --set train.keep_last=1"));
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(read_file(run / "final" / "NOTES.txt"), "mine");
   EXPECT_TRUE(fs::exists(run / "final" / "model.safetensors"));
-  EXPECT_EQ(read_file(run / "checkpoint-000003" / "eval.txt"), "mine too");
-  EXPECT_EQ(entries(run / "checkpoint-000003"), (std::vector<std::string>{"eval.txt"})) << "pruned, not kept";
+  EXPECT_EQ(read_file(run / "checkpoint-3" / "eval.txt"), "mine too");
+  EXPECT_EQ(entries(run / "checkpoint-3"), (std::vector<std::string>{"eval.txt"})) << "pruned, not kept";
   EXPECT_EQ(read_file(run / "notes.md"), "also mine");
   EXPECT_NE(r.output.find("which percetrain did not write"), std::string::npos) << r.output;
 }
@@ -222,11 +222,11 @@ TEST(DataSafety, AFailedWriteIsOneLineAndLeavesNothingHalfWritten) {
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find("optimizer.pt: writing failed: File too large"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("terminate"), std::string::npos) << r.output;
-  EXPECT_TRUE(fs::exists(dir / "run" / "checkpoint-000002.partial"));
+  EXPECT_TRUE(fs::exists(dir / "run" / "checkpoint-2.partial"));
   r = run_percetrain(train_args(dir.path(), 2, "--overwrite"));
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("removing checkpoint-000002.partial"), std::string::npos) << r.output;
-  EXPECT_FALSE(fs::exists(dir / "run" / "checkpoint-000002.partial"));
+  EXPECT_NE(r.output.find("removing checkpoint-2.partial"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "run" / "checkpoint-2.partial"));
 }
 
 // 7. Flipped bytes in a checkpoint are found on resume; the earlier intact checkpoint is offered,
@@ -235,7 +235,7 @@ TEST(DataSafety, DamagedCheckpointsAreFoundAndAvoided) {
   ScratchDir dir("safety-damage");
   auto r = run_percetrain(train_args(dir.path(), 3, "--set train.save_every=1 --stop-after 2"));
   ASSERT_EQ(r.status, 0) << r.output;
-  const fs::path newest = dir / "run" / "checkpoint-000002" / "optimizer.pt";
+  const fs::path newest = dir / "run" / "checkpoint-2" / "optimizer.pt";
   {
     std::fstream f(newest, std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(static_cast<std::streamoff>(fs::file_size(newest) / 2));
@@ -243,13 +243,13 @@ TEST(DataSafety, DamagedCheckpointsAreFoundAndAvoided) {
   }
   r = run_percetrain(train_args(dir.path(), 3, "--set train.save_every=1 --resume"));
   EXPECT_EQ(r.status, 1) << r.output;
-  EXPECT_NE(r.output.find("checkpoint-000002: is damaged: optimizer.pt does not match its checksum"), std::string::npos)
+  EXPECT_NE(r.output.find("checkpoint-2: is damaged: optimizer.pt does not match its checksum"), std::string::npos)
       << r.output;
-  EXPECT_NE(r.output.find("checkpoint-000001 is intact"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("checkpoint-1 is intact"), std::string::npos) << r.output;
   fs::resize_file(newest, 100);  // truncated
   r = run_percetrain(train_args(dir.path(), 3, "--set train.save_every=1 --set train.resume=auto"));
   EXPECT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("checkpoint-000002 is damaged (optimizer.pt does not match its checksum); falling back"),
+  EXPECT_NE(r.output.find("checkpoint-2 is damaged (optimizer.pt does not match its checksum); falling back"),
             std::string::npos)
       << r.output;
   // Steps 2 and 3 were trained again after the fallback: the log reads as one run of 3 steps.
@@ -296,7 +296,7 @@ TEST(DataSafety, HostileInputIsRejectedClearly) {
   EXPECT_NE(r.output.find("train.lr: is given twice"), std::string::npos) << r.output;
 
   r = run_percetrain(train_args(dir.path(), 1, "--set train.beta1=2"));
-  EXPECT_NE(r.output.find("train.beta1: 2 is out of range: it must be in [0, 1)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--set train.beta1=2: 2 is out of range: it must be in [0, 1)"), std::string::npos) << r.output;
 }
 
 // 9. A model config that would make every log-prob NaN.

@@ -142,7 +142,7 @@ TEST(LoraTraining, OnlyTheAdaptersTrainAndTheBaseStaysBitwiseUnchanged) {
     const auto data = examples(8, 4);
     std::vector<size_t> all(data.size());
     std::iota(all.begin(), all.end(), 0);
-    for (int s = 0; s < 3; ++s) EXPECT_TRUE(step.run(data, all, 1e-2).finite);
+    for (int s = 0; s < 3; ++s) EXPECT_TRUE(step.run(data, all, 1e-2, s).finite);
 
     for (const auto& p : model->named_parameters()) {
       EXPECT_TRUE(torch::equal(p.value(), before[p.key()])) << p.key() << " changed";
@@ -155,24 +155,25 @@ TEST(LoraTraining, OnlyTheAdaptersTrainAndTheBaseStaysBitwiseUnchanged) {
   }
 }
 
-// The trainer with a lora section: checkpoints hold the adapter, its optimizer state and the
-// dropout state only; final/ is a PEFT folder naming the base; stop + resume ends bitwise equal.
+// The trainer with a lora section: checkpoints hold the adapter and its optimizer state only
+// (dropout masks are a function of the step and the samples); final/ is a PEFT folder naming the
+// base; stop + resume ends bitwise equal, with dropout.
 TEST(LoraTraining, CheckpointsHoldTheAdapterAndResumeIsBitwise) {
   ScratchDir dir;
   const auto data = examples(24, 9);
   const auto valid = examples(4, 10);
   auto full = lora_job(dir.path());
-  full.lora.dropout = 0.1;  // the dropout generator's state must come back too
+  full.lora.dropout = 0.1;  // the resumed run must drop what the uninterrupted one dropped
   full.output.dir = (dir / "full").string();
   const auto summary = train_on_examples(full, quiet(), data, valid, full.tokenizer.path, 0);
   EXPECT_EQ(summary.steps_done, 6);
   const std::string model_sha = sha256_file(full.model.path + "/model.safetensors");
 
-  const fs::path checkpoint = dir / "full" / "checkpoint-000006";
+  const fs::path checkpoint = dir / "full" / "checkpoint-6";
   std::set<std::string> files;
   for (const auto& e : fs::directory_iterator(checkpoint)) files.insert(e.path().filename().string());
-  EXPECT_EQ(files, (std::set<std::string>{"adapter_config.json", "adapter_model.safetensors", "lora_dropout.pt",
-                                          "optimizer.pt", "trainer_state.json"}));
+  EXPECT_EQ(files, (std::set<std::string>{"adapter_config.json", "adapter_model.safetensors", "optimizer.pt",
+                                          "trainer_state.json"}));
   const fs::path final_dir = dir / "full" / "final";
   const auto config = nlohmann::json::parse(testing_util::read_file(final_dir / "adapter_config.json"));
   EXPECT_EQ(config["base_model_name_or_path"], full.model.path);
@@ -191,6 +192,10 @@ TEST(LoraTraining, CheckpointsHoldTheAdapterAndResumeIsBitwise) {
   TrainOptions stop = quiet();
   stop.stop_after_steps = 4;
   EXPECT_TRUE(train_on_examples(resumed, stop, data, valid, resumed.tokenizer.path, 0).final_model_dir.empty());
+  // Checkpoints of older versions hold the dropout generator as lora_dropout.pt: it is not read.
+  for (const auto& e : fs::directory_iterator(dir / "resumed"))
+    if (e.path().filename().string().rfind("checkpoint-", 0) == 0)
+      testing_util::write_file(e.path() / "lora_dropout.pt", "an older version's generator state");
   TrainOptions resume = quiet();
   resume.resume = true;
   train_on_examples(resumed, resume, data, valid, resumed.tokenizer.path, 0);
@@ -226,7 +231,7 @@ TEST(LoraTraining, Bf16BaseWithCheckpointingAndChunkedLoss) {
   train_on_examples(checkpointed, quiet(), data, {}, checkpointed.tokenizer.path, 0);
 
   EXPECT_TRUE(same_adapter(dir / "bf16" / "final", dir / "bf16-ckpt" / "final"));
-  EXPECT_FALSE(fs::exists(dir / "bf16" / "checkpoint-000002" / "master_weights.pt"));
+  EXPECT_FALSE(fs::exists(dir / "bf16" / "checkpoint-2" / "master_weights.pt"));
   const auto a = read_adapter(dir / "fp32" / "final"), b = read_adapter(dir / "bf16" / "final");
   double diff = 0, size = 0;
   for (const auto& [name, t] : a) {

@@ -56,12 +56,12 @@ using namespace one_trainer_test;
 TEST(OneTrainer, NeitherKindOfRunRemovesTheOtherKind) {
   ScratchDir dir;
   ASSERT_EQ(run_percetrain(train_args(dir, "model-run", "--stop-after 1 --set train.save_every=1")).status, 0);
-  ASSERT_TRUE(fs::exists(dir / "model-run" / "checkpoint-000001"));
+  ASSERT_TRUE(fs::exists(dir / "model-run" / "checkpoint-1"));
   auto r = run_percetrain(train_args(dir, "model-run", kPerUser + "--set train.resume=auto"));
   EXPECT_NE(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("holds a training run of one model"), std::string::npos) << r.output;
   EXPECT_EQ(error_line_count(r.output), 1u) << r.output;
-  EXPECT_TRUE(fs::exists(dir / "model-run" / "checkpoint-000001" / "trainer_state.json"));
+  EXPECT_TRUE(fs::exists(dir / "model-run" / "checkpoint-1" / "trainer_state.json"));
 
   ASSERT_EQ(run_percetrain(train_args(dir, "user-run", kPerUser + "--stop-after 1")).status, 0);
   ASSERT_TRUE(fs::exists(dir / "user-run" / "adapters" / "u00" / "adapter_model.safetensors"));
@@ -218,9 +218,30 @@ TEST(OneTrainer, ARunResumedWithMoreStepsGoesOn) {
   for (const auto& row : rows(dir / "run" / "metrics.jsonl"))
     if (row.contains("loss")) steps.push_back(row["step"]);
   EXPECT_EQ(steps, (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));
-  EXPECT_TRUE(fs::exists(dir / "run" / "checkpoint-000006" / "trainer_state.json"));
+  EXPECT_TRUE(fs::exists(dir / "run" / "checkpoint-6" / "trainer_state.json"));
 
   r = run_percetrain(train_args(dir, "run", base + "--resume --set train.max_steps=3"));
   EXPECT_NE(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("beyond the 3 steps"), std::string::npos) << r.output;
+}
+
+// Checkpoints are named as Hugging Face's Trainer names them (checkpoint-42); a run an older
+// percetrain left with checkpoint-000042 resumes from it, and the old name does not linger.
+TEST(OneTrainer, CheckpointsHaveHuggingFaceNamesAndOldNamesResume) {
+  ScratchDir dir;
+  const std::string base = "--set train.max_steps=4 --set train.save_every=2 --set data.valid_file= ";
+  ASSERT_EQ(run_percetrain(train_args(dir, "run", base + "--stop-after 2")).status, 0);
+  ASSERT_TRUE(fs::exists(dir / "run" / "checkpoint-2" / "trainer_state.json"));
+  // What an older percetrain wrote: the padded name, in the folder and in the manifest.
+  fs::rename(dir / "run" / "checkpoint-2", dir / "run" / "checkpoint-000002");
+  std::string manifest = read_file(dir / "run" / "percetrain-run.json");
+  const size_t at = manifest.find("\"checkpoint-2\"");
+  ASSERT_NE(at, std::string::npos) << manifest;
+  manifest.replace(at, std::string("\"checkpoint-2\"").size(), "\"checkpoint-000002\"");
+  write_file(dir / "run" / "percetrain-run.json", manifest);
+  const auto r = run_percetrain(train_args(dir, "run", base + "--resume").replace(0, 14, "train "));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("resuming after step 2"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(dir / "run" / "checkpoint-4" / "trainer_state.json"));
+  EXPECT_TRUE(fs::exists(dir / "run" / "final" / "model.safetensors"));
 }

@@ -186,13 +186,13 @@ TEST(Trainer, Bf16WithMasterWeightsTracksFp32AndResumesExactly) {
   mixed.model.dtype = "bfloat16";
   mixed.output.dir = (dir / "mixed").string();
   train_on_examples(mixed, quiet(), examples, {}, mixed.tokenizer.path, 0);
-  EXPECT_TRUE(fs::exists(dir / "mixed" / "checkpoint-000006" / "master_weights.pt"));
+  EXPECT_TRUE(fs::exists(dir / "mixed" / "checkpoint-6" / "master_weights.pt"));
 
   auto pure = mixed;
   pure.train.master_weights = false;
   pure.output.dir = (dir / "pure").string();
   train_on_examples(pure, quiet(), examples, {}, pure.tokenizer.path, 0);
-  EXPECT_FALSE(fs::exists(dir / "pure" / "checkpoint-000006" / "master_weights.pt"));
+  EXPECT_FALSE(fs::exists(dir / "pure" / "checkpoint-6" / "master_weights.pt"));
 
   // How far each run moved the weights from the initial model (L1). Adam steps are ~lr per
   // element whatever the gradient's precision, so the fp32 masters move as far as the fp32 run;
@@ -200,7 +200,7 @@ TEST(Trainer, Bf16WithMasterWeightsTracksFp32AndResumesExactly) {
   const double moved = parameter_distance(dir / "model", dir / "fp32" / "final");
   const double pure_moved = parameter_distance(dir / "model", dir / "pure" / "final", torch::kBFloat16);
   std::vector<torch::Tensor> masters;
-  torch::load(masters, (dir / "mixed" / "checkpoint-000006" / "master_weights.pt").string());
+  torch::load(masters, (dir / "mixed" / "checkpoint-6" / "master_weights.pt").string());
   auto initial = load_causal_lm((dir / "model").string(), torch::kCPU, torch::kBFloat16);
   initial.model->to(torch::kFloat32);
   double master_moved = 0;

@@ -37,8 +37,12 @@ struct TrainerState {
   std::map<std::string, std::string> files;        // file of the checkpoint -> SHA-256 (filled by save)
 };
 
-// "checkpoint-000042".
+// "checkpoint-42", as Hugging Face's Trainer names them (percetrain before 0.2 wrote
+// "checkpoint-000042"; both are read).
 std::string checkpoint_name(int64_t step);
+// The folder of the checkpoint of `step` in `out_dir`: checkpoint-42, or an older run's
+// checkpoint-000042 when only that exists.
+std::string checkpoint_path(const std::string& out_dir, int64_t step);
 
 // Every rank of a run holds one and calls save() at the same steps; rank 0, which owns the run
 // folder, writes the checkpoint, and the barrier sequence of a sharded run lives here too.
