@@ -319,9 +319,6 @@ JobConfig parse_job_config(const std::string& json_text, const std::string& give
 
 void check_launch(const JobConfig& c, int world_size) {
   if (world_size <= 1) return;
-  if (c.lora.per_user)
-    fail(c.file + ": lora.per_user", "trains users one after another in one process, not on several ranks",
-         "launch it without torchrun");
   // Each rank would draw its own dropout masks, and a checkpoint records one generator.
   if (c.lora.trains() && c.lora.dropout > 0)
     fail(c.file + ": lora.dropout", "must be 0 when training adapters on several ranks",
