@@ -207,7 +207,8 @@ json run_variant(const BenchOptions& o, const JobConfig& config) {
   if (v.find("unchunked") != std::string::npos) settings.chunk_tokens = B * R;
   TrainStep train_step(model, *m.objective, *optimization.optimizer, *optimization.sync, settings, place.comm.get());
   const double lr = config.train.lr;
-  auto step = [&] { train_step.run(examples, indices, lr); };
+  int64_t steps = 0;
+  auto step = [&] { train_step.run(examples, indices, lr, steps++); };
   reset_peak_memory(device);
   for (int64_t i = 0; i < o.warmup; ++i) step();
   synchronize(device);

@@ -234,7 +234,7 @@ namespace {
 
 using torch::autograd::AutogradContext;
 
-// The generators the adapters of a layer draw from (one shared generator, in practice).
+// The generators the adapters of a layer draw from.
 std::vector<at::Generator*> adapter_generators(DecoderLayerImpl& layer) {
   std::vector<at::Generator*> out;
   for (Projection* p : {&layer.self_attn->q_proj, &layer.self_attn->k_proj, &layer.self_attn->v_proj,
@@ -248,7 +248,8 @@ std::vector<at::Generator*> adapter_generators(DecoderLayerImpl& layer) {
 // Activation checkpointing for one decoder layer: forward keeps only the layer's input; backward
 // runs the layer again with autograd on and back-propagates through that recomputation, which
 // accumulates the parameter gradients exactly as the plain path does (LibTorch has no built-in).
-// Random draws (adapter dropout) are replayed from the generator states forward started from.
+// An adapter's random draws (from its generator(), if any) are replayed from the states forward
+// started from.
 // Function::apply records every tensor argument (2.x asks each for its device), so the "no mask:
 // causal" case (see causal_mask_is_exact) travels through it as an empty tensor.
 torch::Tensor causal_if_empty(const torch::Tensor& mask) { return mask.numel() == 0 ? torch::Tensor() : mask; }

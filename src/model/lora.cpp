@@ -34,27 +34,72 @@ constexpr const char* kPeftPrefix = "base_model.model.";
 struct LoraState {
   LoraSection settings;  // target_modules expanded
   double scaling = 1.0;
-  at::Generator generator;  // dropout masks
+  uint64_t dropout_seed = 0;
+  int64_t dropout_step = 0;            // set_lora_dropout_rows: the optimizer step
+  std::vector<int64_t> dropout_rows;   // ... and the sample of each batch row; empty: rows 0..B-1
   bool merged = false;
 };
 
+uint64_t splitmix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// The keep mask of LoRA dropout for x: [B, ...] -> [B, ...] in x's dtype, 0 or 1 / (1 - p).
+// Element e of row b (row-major within the row: token t, feature j is t * in + j, whatever the
+// padded length) is kept when SplitMix64's e-th output from the row's key, read as a uniform in
+// [0, 1) to 24 bits, is below 1 - p; the key hashes (seed, step, sample of row b, site). So a
+// sample's mask depends on neither its micro-batch, its row, the rank nor the padding, and a
+// recomputation (gradient checkpointing, a resumed run) gets it again with no generator state.
+// The arithmetic wraps in int64 (two's complement) on every device; shifts are made logical.
+torch::Tensor dropout_keep(const torch::Tensor& x, const LoraState& state, int64_t site) {
+  const double p = state.settings.dropout;
+  const int64_t rows = x.size(0), per_row = rows > 0 ? x.numel() / rows : 0;
+  if (!state.dropout_rows.empty() && static_cast<int64_t>(state.dropout_rows.size()) != rows)
+    fail("LoRA dropout", "the forward has " + std::to_string(rows) + " rows and set_lora_dropout_rows named " +
+                             std::to_string(state.dropout_rows.size()) + " samples",
+         "this is a bug in the caller: set the rows of each micro-batch before its forward");
+  std::vector<int64_t> keys(static_cast<size_t>(rows));
+  const uint64_t step_key = splitmix64(splitmix64(state.dropout_seed) ^ static_cast<uint64_t>(state.dropout_step));
+  for (int64_t b = 0; b < rows; ++b) {
+    const int64_t sample = state.dropout_rows.empty() ? b : state.dropout_rows[static_cast<size_t>(b)];
+    keys[static_cast<size_t>(b)] = static_cast<int64_t>(
+        splitmix64(splitmix64(step_key ^ static_cast<uint64_t>(sample)) ^ static_cast<uint64_t>(site)));
+  }
+  const auto options = torch::TensorOptions().dtype(torch::kInt64).device(x.device());
+  auto key = torch::tensor(keys, torch::kInt64).to(x.device()).view({rows, 1});
+  // SplitMix64: state_e = key + (e + 1) * gamma, then its finaliser.
+  auto z = torch::arange(1, per_row + 1, options).mul_(static_cast<int64_t>(0x9E3779B97F4A7C15ull)).add(key);
+  auto logical_shift = [](const torch::Tensor& v, int64_t s) {
+    return v.__rshift__(s).bitwise_and_(static_cast<int64_t>((uint64_t{1} << (64 - s)) - 1));
+  };
+  z.bitwise_xor_(logical_shift(z, 30)).mul_(static_cast<int64_t>(0xBF58476D1CE4E5B9ull));
+  z.bitwise_xor_(logical_shift(z, 27)).mul_(static_cast<int64_t>(0x94D049BB133111EBull));
+  z.bitwise_xor_(logical_shift(z, 31));
+  // The top 24 bits, arithmetically shifted: uniform over [-2^23, 2^23).
+  const int64_t threshold = std::llround((1.0 - p) * 16777216.0) - 8388608;
+  return z.__rshift__(40).lt_(threshold).to(x.scalar_type()).div_(1.0 - p).view(x.sizes());
+}
+
 class LoraBranch : public ProjectionAdapter {
  public:
-  LoraBranch(torch::Tensor a, torch::Tensor b, std::shared_ptr<LoraState> state)
-      : A(std::move(a)), B(std::move(b)), state_(std::move(state)) {}
+  LoraBranch(torch::Tensor a, torch::Tensor b, std::shared_ptr<LoraState> state, int64_t site)
+      : A(std::move(a)), B(std::move(b)), state_(std::move(state)), site_(site) {}
 
-  // x: [..., in], base: [..., out] -> [..., out]
+  // x: [B, ..., in], base: [B, ..., out] -> [B, ..., out]
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& base, bool training) override {
     if (state_->merged) return base;
     auto h = x.to(A.scalar_type());
+    // Inference mode (generation, scoring, validation, the counterfactual pass) never drops.
     const double p = state_->settings.dropout;
-    if (training && p > 0) h = h * torch::empty_like(h).bernoulli_(1.0 - p, state_->generator).div_(1.0 - p);
+    if (training && p > 0 && !c10::InferenceMode::is_enabled()) h = h * dropout_keep(h, *state_, site_);
     // The scaling multiplies the [..., r] intermediate rather than the [..., out] result: the same
     // product, r / out of the work.
     auto delta = torch::linear(torch::linear(h, A) * state_->scaling, B);
     return (base + delta).to(base.scalar_type());
   }
-  at::Generator* generator() override { return state_->settings.dropout > 0 ? &state_->generator : nullptr; }
 
   LoraState& state() { return *state_; }
 
@@ -62,6 +107,7 @@ class LoraBranch : public ProjectionAdapter {
 
  private:
   std::shared_ptr<LoraState> state_;
+  int64_t site_;  // index in sites(): which projection of which layer, for the dropout key
 };
 
 // One projection of one layer, by its Hugging Face path (model.layers.3.mlp.down_proj).
@@ -121,13 +167,11 @@ double scaling_of(const LoraSection& lora) {
   return lora.use_rslora ? lora.alpha / std::sqrt(r) : lora.alpha / r;
 }
 
-std::shared_ptr<LoraState> make_state(CausalLMImpl& model, LoraSection settings, uint64_t dropout_seed) {
+std::shared_ptr<LoraState> make_state(LoraSection settings, uint64_t dropout_seed) {
   auto state = std::make_shared<LoraState>();
   state->scaling = scaling_of(settings);
   state->settings = std::move(settings);
-  const auto device = model.model->embed_tokens->weight.device();
-  state->generator = at::globalContext().defaultGenerator(device).clone();
-  state->generator.set_current_seed(dropout_seed);
+  state->dropout_seed = dropout_seed;
   return state;
 }
 
@@ -139,7 +183,8 @@ void install(CausalLMImpl& model, const std::shared_ptr<LoraState>& state,
   for (auto& [index, ab] : tensors) {
     ab.first.requires_grad_(true);
     ab.second.requires_grad_(true);
-    all.at(index).projection->adapter = std::make_shared<LoraBranch>(ab.first, ab.second, state);
+    all.at(index).projection->adapter =
+        std::make_shared<LoraBranch>(ab.first, ab.second, state, static_cast<int64_t>(index));
   }
 }
 
@@ -157,7 +202,7 @@ void attach_lora(CausalLMImpl& model, const LoraSection& lora, uint64_t seed) {
   settings.target_modules = expand_target_modules(lora.target_modules, "lora.target_modules");
   const auto dtype = adapter_dtype(model);
   const auto device = model.model->embed_tokens->weight.device();
-  auto state = make_state(model, settings, seed + 1);
+  auto state = make_state(settings, seed + 1);
 
   // Drawn on the CPU in site order, so that a seed gives the same adapters on every device.
   auto generator = at::detail::createCPUGenerator(seed);
@@ -254,17 +299,13 @@ void detach_lora(CausalLMImpl& model) {
   for (auto& p : model.parameters()) p.requires_grad_(true);
 }
 
-torch::Tensor lora_dropout_state(CausalLMImpl& model) {
-  auto& generator = state_of(model, "lora_dropout_state").generator;
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  return generator.get_state();
+void set_lora_dropout_rows(CausalLMImpl& model, int64_t step, std::vector<int64_t> samples) {
+  LoraState& state = state_of(model, "set_lora_dropout_rows");
+  state.dropout_step = step;
+  state.dropout_rows = std::move(samples);
 }
 
-void set_lora_dropout_state(CausalLMImpl& model, const torch::Tensor& state) {
-  auto& generator = state_of(model, "set_lora_dropout_state").generator;
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  generator.set_state(state);
-}
+void clear_lora_dropout_rows(CausalLMImpl& model) { set_lora_dropout_rows(model, 0, {}); }
 
 // ---------------------------------------------------------------------------------------------
 // PEFT files.
@@ -441,7 +482,7 @@ LoraSection load_lora_adapter(CausalLMImpl& model, const std::string& dir, uint6
     lora.target_modules = expand_target_modules(names, where);
   }
 
-  auto state = make_state(model, lora, dropout_seed);
+  auto state = make_state(lora, dropout_seed);
   std::vector<std::pair<size_t, std::pair<torch::Tensor, torch::Tensor>>> tensors(found.begin(), found.end());
   install(model, state, std::move(tensors));
   return lora;

@@ -34,21 +34,6 @@ using nlohmann::json;
 namespace percetrain {
 namespace {
 
-constexpr const char* kDropoutFile = "lora_dropout.pt";
-
-void restore_dropout_state(CausalLMImpl& model, const std::string& dir) {
-  const std::string path = (fs::path(dir) / kDropoutFile).string();
-  try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(path);
-    torch::Tensor state;
-    archive.read("generator_state", state);
-    set_lora_dropout_state(model, state);
-  } catch (const c10::Error& e) {
-    fail(path, "cannot be read: " + e.msg(), "the checkpoint is damaged; resume from an earlier one");
-  }
-}
-
 // The settings of a loaded adapter against the lora section that asked for it.
 void check_settings_agree(const LoraSection& wanted, const LoraSection& loaded, const JobConfig& config) {
   const std::string where = config.file + ": lora";
@@ -90,8 +75,9 @@ std::string attach_run_adapters(CausalLMImpl& model, const JobConfig& config, co
   const LoraSection& lora = config.lora;
   const uint64_t seed = config.train.seed;
   if (!resume_from.empty()) {
+    // Dropout masks are a function of the step and the samples (set_lora_dropout_rows): nothing
+    // to restore. A lora_dropout.pt of an older checkpoint (its generator) is not read.
     load_lora_adapter(model, resume_from, seed + 1);
-    restore_dropout_state(model, resume_from);
     return describe_adapters(model, "resumed from " + resume_from);
   }
   if (!lora.init_adapter.empty()) {
@@ -114,10 +100,7 @@ std::string attach_run_adapters(CausalLMImpl& model, const JobConfig& config, co
 std::vector<std::string> write_adapter_checkpoint_files(CausalLMImpl& model, const std::string& dir,
                                                         const std::string& base) {
   write_lora_adapter(model, dir, base);
-  torch::serialize::OutputArchive archive;
-  archive.write("generator_state", lora_dropout_state(model));
-  save_archive((fs::path(dir) / kDropoutFile).string(), archive);
-  return {"adapter_config.json", "adapter_model.safetensors", kDropoutFile};
+  return {"adapter_config.json", "adapter_model.safetensors"};
 }
 
 std::string user_folder_problem(const std::string& user) {

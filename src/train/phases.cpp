@@ -184,7 +184,7 @@ LoopEnd StepLoop::run(TrainStep& step, const LoopStretch& st) {
     // Step.
     const double lr = learning_rate_at(train_, s, steps);
     const double t_step = now_seconds();
-    const StepResult r = step.run(*st.examples, st.plan->examples(s), lr);
+    const StepResult r = step.run(*st.examples, st.plan->examples(s), lr, s);
     const int64_t done = st.step_offset + s + 1;  // the run's step number
     const bool last = s + 1 == steps;
     if (!r.finite)

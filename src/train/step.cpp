@@ -8,6 +8,7 @@
 #include "percetrain/dist/communicator.hpp"
 #include "percetrain/dist/grad_reducer.hpp"
 #include "percetrain/model/decoder.hpp"
+#include "percetrain/model/lora.hpp"
 #include "percetrain/objective/objective.hpp"
 #include "percetrain/pass/batching.hpp"
 #include "percetrain/pass/paired_pass.hpp"
@@ -241,7 +242,30 @@ void TrainStep::reduce_result(StepResult& r) const {
   r.pir.assign(gathered.data_ptr<float>(), gathered.data_ptr<float>() + gathered.numel());
 }
 
-StepResult TrainStep::run(const std::vector<PairedExample>& examples, const std::vector<size_t>& indices, double lr) {
+namespace {
+
+// LoRA dropout's rows for one micro-batch, from its forward until after its backward (which
+// recomputes checkpointed layers): the masks follow the samples, not the rank or micro-batch.
+class DropoutRows {
+ public:
+  DropoutRows(CausalLMImpl& model, int64_t step, const std::vector<size_t>& examples)
+      : model_(has_lora(model) && lora_settings(model).dropout > 0 ? &model : nullptr) {
+    if (model_) set_lora_dropout_rows(*model_, step, std::vector<int64_t>(examples.begin(), examples.end()));
+  }
+  ~DropoutRows() {
+    if (model_) clear_lora_dropout_rows(*model_);
+  }
+  DropoutRows(const DropoutRows&) = delete;
+  DropoutRows& operator=(const DropoutRows&) = delete;
+
+ private:
+  CausalLMImpl* model_;
+};
+
+}  // namespace
+
+StepResult TrainStep::run(const std::vector<PairedExample>& examples, const std::vector<size_t>& indices, double lr,
+                          int64_t step) {
   set_learning_rate(optimizer_, lr);
   sync_.begin_step();
   // The normaliser covers the whole step, so that accumulating micro-batches gives the gradient
@@ -265,6 +289,7 @@ StepResult TrainStep::run(const std::vector<PairedExample>& examples, const std:
     sync_.before_backward(k + 1 == mine.size());
     auto batch = collate_paired(examples, micro, settings_.pad_id, settings_.device, objective_.needs_counterfactual());
     if (batch.response_tokens == 0) continue;
+    DropoutRows rows(model_, step, batch.examples);
     auto pass = run_paired_pass(model_, objective_, batch, settings_.chunk_tokens, false, settings_.reference);
     auto scale = normalisation_scale(settings_.normalize, batch.sequence, static_cast<int64_t>(batch.examples.size()),
                                      step_tokens, step_sequences)

@@ -221,7 +221,7 @@ TEST(Lora, GradientsFlowOnlyToTheAdapters) {
   EXPECT_FALSE(has_lora(*model));
 }
 
-// With dropout, the recomputation in backward must draw the masks the forward drew.
+// With dropout, the recomputation in backward must drop what the forward dropped.
 TEST(Lora, GradientCheckpointingGivesTheSameAdapterGradientsWithDropout) {
   for (const double dropout : {0.0, 0.3}) {
     auto model = lora_random_model("llama");
@@ -229,9 +229,8 @@ TEST(Lora, GradientCheckpointingGivesTheSameAdapterGradientsWithDropout) {
     randomise_b(*model, 6);
     model->train();
     const auto batch = random_batch(101);
-    const auto start = lora_dropout_state(*model);
+    set_lora_dropout_rows(*model, 3, {5, 2});  // the masks are a function of these: nothing to replay
     auto run = [&](bool checkpoint) {
-      set_lora_dropout_state(*model, start);
       model->set_gradient_checkpointing(checkpoint);
       zero_adapter_grads(*model);
       auto loss = -model->next_token_logprobs(batch.ids, batch.mask).sum();
@@ -265,10 +264,71 @@ TEST(Lora, DropoutActsInTrainingOnlyAndIsSeeded) {
   model->train();
   twin->train();
   auto train1 = model->next_token_logprobs(batch.ids, batch.mask);
-  auto train2 = model->next_token_logprobs(batch.ids, batch.mask);
   EXPECT_GT((train1 - eval1).abs().max().item<double>(), 1e-3) << "dropout acts in training";
-  EXPECT_GT((train1 - train2).abs().max().item<double>(), 1e-3) << "fresh masks per forward";
   EXPECT_TRUE(torch::equal(train1, twin->next_token_logprobs(batch.ids, batch.mask))) << "seeded";
+  EXPECT_TRUE(torch::equal(train1, model->next_token_logprobs(batch.ids, batch.mask)))
+      << "a pure function of (seed, step, samples)";
+  set_lora_dropout_rows(*model, 1, {0, 1});
+  EXPECT_GT((train1 - model->next_token_logprobs(batch.ids, batch.mask)).abs().max().item<double>(), 1e-3)
+      << "fresh masks at another step";
+  set_lora_dropout_rows(*model, 0, {0, 1});
+  EXPECT_TRUE(torch::equal(train1, model->next_token_logprobs(batch.ids, batch.mask)))
+      << "rows 0..B-1 of step 0 by default";
+  set_lora_dropout_rows(*model, 0, {0, 1, 2});
+  EXPECT_TRUE(throws_error([&] { model->next_token_logprobs(batch.ids, batch.mask); },
+                           "the forward has 2 rows and set_lora_dropout_rows named 3 samples"));
+  clear_lora_dropout_rows(*model);
+  EXPECT_TRUE(torch::equal(train1, model->next_token_logprobs(batch.ids, batch.mask)));
+  {
+    torch::InferenceMode inference;  // the counterfactual pass, scoring, validation: no dropout
+    EXPECT_TRUE(torch::equal(eval1, model->next_token_logprobs(batch.ids, batch.mask)));
+  }
+}
+
+// A sample's mask follows the sample: in any row, in any batch, with any right padding, so several
+// ranks and any micro-batch size drop alike. The keep rate is 1 - p.
+TEST(Lora, DropoutMasksFollowTheSampleNotTheRowOrPadding) {
+  auto model = lora_random_model("llama");
+  attach_lora(*model, lora_section(4, {kAllLinear}, 16.0, 0.4), 9);
+  randomise_b(*model, 2);
+  model->train();
+  torch::NoGradGuard no_grad;
+  auto generator = at::detail::createCPUGenerator(4);
+  auto ids = torch::randint(3, 101, {3, 9}, generator, torch::kLong);
+  auto mask = torch::ones({3, 9}, torch::kLong);
+  set_lora_dropout_rows(*model, 5, {11, 4, 30});
+  const auto together = model->next_token_logprobs(ids, mask);  // [3, 8]
+  // Row 1 alone, then rows 2 and 0 swapped, then row 0 right-padded to 14 positions.
+  set_lora_dropout_rows(*model, 5, {4});
+  EXPECT_TRUE(torch::allclose(model->next_token_logprobs(ids.slice(0, 1, 2), mask.slice(0, 1, 2)),
+                              together.slice(0, 1, 2), 1e-5, 1e-6));
+  set_lora_dropout_rows(*model, 5, {30, 11});
+  const auto swapped = model->next_token_logprobs(torch::stack({ids[2], ids[0]}), torch::stack({mask[2], mask[0]}));
+  EXPECT_TRUE(torch::allclose(swapped[0], together[2], 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(swapped[1], together[0], 1e-5, 1e-6));
+  set_lora_dropout_rows(*model, 5, {11});
+  auto padded_ids = torch::cat({ids.slice(0, 0, 1), torch::zeros({1, 5}, torch::kLong)}, 1);
+  auto padded_mask = torch::cat({mask.slice(0, 0, 1), torch::zeros({1, 5}, torch::kLong)}, 1);
+  const auto padded = model->next_token_logprobs(padded_ids, padded_mask);
+  EXPECT_TRUE(torch::allclose(padded.slice(1, 0, 8), together.slice(0, 0, 1), 1e-5, 1e-6));
+  set_lora_dropout_rows(*model, 5, {12, 4, 30});
+  EXPECT_GT((model->next_token_logprobs(ids, mask) - together).slice(0, 0, 1).abs().max().item<double>(), 1e-3)
+      << "another sample, another mask";
+  clear_lora_dropout_rows(*model);
+
+  // The keep rate: with A's first row and B's first column ones (scaling undone) and x = 1, the
+  // adapter adds the kept inputs of each token times 1 / (1 - p).
+  auto& q = model->model->layers[0]->as<DecoderLayer>()->self_attn->q_proj;
+  auto A = lora_parameters(*model)[0].second, B = lora_parameters(*model)[1].second;
+  const int64_t in = A.size(1);
+  A.zero_().select(0, 0).fill_(1.0);
+  B.zero_().select(1, 0).fill_(4.0 / 16.0);  // 1 / scaling (alpha 16, rank 4)
+  auto x = torch::ones({2, 500, in});
+  const auto kept = q->adapter->forward(x, torch::zeros({2, 500, B.size(0)}), true).select(2, 0) * (1.0 - 0.4);
+  EXPECT_TRUE(torch::allclose(kept, kept.round(), 0, 1e-3)) << "kept inputs are counted whole";
+  const double rate = kept.sum().item<double>() / static_cast<double>(2 * 500 * in);
+  EXPECT_NEAR(rate, 0.6, 0.01) << "keep rate 1 - p";
+  EXPECT_FALSE(torch::equal(kept[0], kept[1])) << "rows 0 and 1 are different samples";
 }
 
 TEST(Lora, Bfloat16BaseWithFloat32AdaptersFollowsFloat32) {

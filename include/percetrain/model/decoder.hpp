@@ -50,8 +50,9 @@ class ProjectionAdapter {
   virtual ~ProjectionAdapter() = default;
   // x: [..., in], base: [..., out] = W x (+ b) -> [..., out]; `training`: the module's mode.
   virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& base, bool training) = 0;
-  // The generator forward draws from (dropout masks), or nullptr. Gradient checkpointing
-  // replays its state so that the recomputation in backward draws what the forward drew.
+  // The generator forward draws from, or nullptr. Gradient checkpointing replays its state so
+  // that the recomputation in backward draws what the forward drew. (LoRA's dropout needs none:
+  // its masks are a pure function of the step and the samples, model/lora.hpp.)
   virtual at::Generator* generator() { return nullptr; }
 };
 

@@ -25,14 +25,14 @@ using LoraTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 // lora_A.weight / lora_B.weight. A and B are float32 (float64 on a float64 base) whatever the
 // base's dtype: the adapter's input is cast up, its term added to the base output in that
 // precision and the sum rounded once to the base's dtype, as PEFT does on a bf16 base. Dropout
-// draws from the adapters' own generator, only in training mode; gradient checkpointing replays
-// it. Adapters are not registered modules: named_parameters(), save_causal_lm and model->to()
-// see the base alone, so attach after the model has its device and dtype.
+// acts in training mode outside inference mode only, with masks that are a pure function of
+// (dropout seed, step, sample, projection, element of the sample's input): see
+// set_lora_dropout_rows. Adapters are not registered modules: named_parameters(), save_causal_lm
+// and model->to() see the base alone, so attach after the model has its device and dtype.
 
 // Adds an adapter to `lora.target_modules` of every layer: A ~ U(-1/sqrt(in), 1/sqrt(in)) (PEFT's
 // kaiming_uniform_(a = sqrt(5))) from a generator seeded with `seed`, B = 0, so the model computes
-// exactly what the base does until B moves; dropout masks come from a generator seeded with
-// seed + 1. A and B require grad; every base parameter is frozen (requires_grad false). An error
+// exactly what the base does until B moves; dropout masks are keyed by seed + 1. A and B require grad; every base parameter is frozen (requires_grad false). An error
 // when the model has adapters already or lora.rank is 0.
 void attach_lora(CausalLMImpl& model, const LoraSection& lora, uint64_t seed);
 
@@ -62,9 +62,15 @@ void unmerge_lora(CausalLMImpl& model);
 // not merged: the base model again) with every base parameter trainable again.
 void detach_lora(CausalLMImpl& model);
 
-// The dropout generator's state (an opaque CPU tensor), for checkpoints, and its restoration.
-torch::Tensor lora_dropout_state(CausalLMImpl& model);
-void set_lora_dropout_state(CausalLMImpl& model, const torch::Tensor& state);
+// Which optimizer step and which samples (global example indices, one per batch row) the next
+// forwards compute, for LoRA dropout. The mask of element (token t, feature j) of a sample's input
+// to an adapted projection is drawn by a counter-based hash (SplitMix64) of (dropout seed, step,
+// sample, projection, t * in + j): it does not depend on the micro-batch, the row, the rank or the
+// padding, so several ranks and any train.micro_batch_size drop what one rank drops, gradient
+// checkpointing's recomputation drops what the forward dropped, and a resumed run needs no saved
+// generator. Until set, and after clear_lora_dropout_rows, row b is sample b of step 0.
+void set_lora_dropout_rows(CausalLMImpl& model, int64_t step, std::vector<int64_t> samples);
+void clear_lora_dropout_rows(CausalLMImpl& model);
 
 // Writes adapter_config.json (the keys PEFT 0.10-0.13 writes; target_modules expanded) and
 // adapter_model.safetensors (float32, metadata {"format": "pt"}) into the existing folder `dir`,
@@ -77,7 +83,7 @@ void write_lora_adapter(CausalLMImpl& model, const std::string& dir, const std::
 void save_lora_adapter(CausalLMImpl& model, const std::string& out_dir, const std::string& base_model_name_or_path);
 
 // Reads a PEFT LoRA adapter folder and attaches it to `model` as attach_lora does, with the stored
-// A and B (trainable; dropout generator seeded with dropout_seed). Extra keys PEFT writes are
+// A and B (trainable; dropout masks keyed by dropout_seed). Extra keys PEFT writes are
 // accepted; anything percetrain cannot apply exactly is one error naming the file and the key or
 // tensor: not LORA, bias, DoRA, modules_to_save, per-module ranks, unknown modules, a rank or
 // shape that does not fit the config or the base, a missing lora_A / lora_B.

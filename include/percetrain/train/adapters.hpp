@@ -17,15 +17,16 @@ class CausalLMImpl;
 std::string describe_adapters(CausalLMImpl& model, const std::string& origin);
 
 // Attaches the adapters a LoRA run trains to `model`, which has its device and dtype already;
-// the base is frozen from then on. From `resume_from` when set (a checkpoint: the adapter and its
-// dropout generator state), else from config.lora.init_adapter (its own rank, alpha, dropout and
-// targets; lora.rank, when set, must agree with them), else fresh (attach_lora, seeded with
-// train.seed). Returns a line for the log: the adapters and their trainable parameters.
+// the base is frozen from then on. From `resume_from` when set (a checkpoint's adapter; dropout
+// masks need no saved state, and an older checkpoint's lora_dropout.pt is ignored), else from
+// config.lora.init_adapter (its own rank, alpha, dropout and targets; lora.rank, when set, must
+// agree with them), else fresh (attach_lora, seeded with train.seed). Returns a line for the log:
+// the adapters and their trainable parameters.
 std::string attach_run_adapters(CausalLMImpl& model, const JobConfig& config, const std::string& resume_from);
 
 // A LoRA checkpoint's model files in `dir`: the adapter in PEFT's layout (adapter_config.json
-// with base_model_name_or_path = `base`, adapter_model.safetensors) and lora_dropout.pt (the
-// dropout generator, for an exact resume). Returns the names of the files written.
+// with base_model_name_or_path = `base`, adapter_model.safetensors). Returns the names of the
+// files written.
 std::vector<std::string> write_adapter_checkpoint_files(CausalLMImpl& model, const std::string& dir,
                                                         const std::string& base);
 

@@ -142,8 +142,10 @@ class TrainStep {
  public:
   TrainStep(CausalLMImpl& model, const Objective& objective, torch::optim::Optimizer& optimizer, GradSync& sync,
             StepSettings settings, Communicator* comm = nullptr);
-  // One optimizer step over examples[indices] at learning rate `lr`.
-  StepResult run(const std::vector<PairedExample>& examples, const std::vector<size_t>& indices, double lr);
+  // One optimizer step over examples[indices] at learning rate `lr`; `step` (the plan's step)
+  // and the indices key LoRA dropout's masks (set_lora_dropout_rows).
+  StepResult run(const std::vector<PairedExample>& examples, const std::vector<size_t>& indices, double lr,
+                 int64_t step);
   // What the last step's reduction cost (several ranks), else null.
   const ReducerStats* reducer_stats() const { return sync_.stats(); }
 
