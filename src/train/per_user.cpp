@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "percetrain/dist/record_shards.hpp"
 #include "percetrain/model/hf_folder.hpp"
 #include "percetrain/model/lora.hpp"
 #include "percetrain/pass/batching.hpp"
@@ -93,6 +94,45 @@ class ScratchFolder {
 
  private:
   fs::path path_;
+};
+
+// The communicator of a user's step loop: one rank for all the loop computes (a user is trained
+// by its rank alone), except the loop's once-a-step signal check (max_over_ranks, the one
+// single-number maximum it takes), which is the run's ShardSync heartbeat: ranks whose users take
+// different numbers of steps stay in step (a rank done with its user keeps answering until every
+// rank is), a signal on any rank stops every rank after its current step, and a lost rank is named
+// within train.distributed.timeout_s however long the other users of the round take.
+class UserLoopCommunicator : public Communicator {
+ public:
+  UserLoopCommunicator(Communicator& run, Communicator& own)
+      : Communicator(0, 1, own.device(), run.timeout()), own_(own), sync_(run) {}
+  std::string backend() const override { return own_.backend(); }
+  Pending all_reduce_sum(const at::Tensor& flat) override { return own_.all_reduce_sum(flat); }
+  Pending reduce_scatter_sum(const at::Tensor& flat, const at::Tensor& shard) override {
+    return own_.reduce_scatter_sum(flat, shard);
+  }
+  Pending all_gather(const at::Tensor& shard, const at::Tensor& flat) override { return own_.all_gather(shard, flat); }
+  void broadcast(const at::Tensor& tensor, int root) override { own_.broadcast(tensor, root); }
+  void barrier() override { own_.barrier(); }
+  void all_reduce(std::vector<double>& values, ScalarReduce op) override { own_.all_reduce(values, op); }
+  void all_reduce(std::vector<int64_t>& values, ScalarReduce op) override {
+    if (values.size() != 1 || op != ScalarReduce::kMax || signal_ != 0) return own_.all_reduce(values, op);
+    signal_ = sync_.step(static_cast<int>(values[0]));
+    values[0] = signal_;
+  }
+  // A round begins: every rank heartbeats again.
+  void begin_round() { signal_ = 0; }
+  // This rank's user is done (or it had none, or its training failed): takes part in the others'
+  // steps until every rank is done or one saw a signal, whose number it returns (0: none).
+  int end_round(int signal) {
+    if (signal_ == 0) signal_ = sync_.finish(signal);
+    return signal_;
+  }
+
+ private:
+  Communicator& own_;
+  ShardSync sync_;
+  int signal_ = 0;  // a signal the heartbeat reported: every rank has left it for this round
 };
 
 // What a rank tells the others at the end of a round about its user.
@@ -254,7 +294,9 @@ TrainSummary train_user_adapters(const JobConfig& config, const TrainOptions& op
                 "; output " + adapters_dir);
 
   // ---- rounds of one user per rank: a fresh adapter and optimizer, a stretch of the loop -------------
-  StepLoop loop(*m.objective, model, settings, train, *own, total_steps, first_step[start], metrics.get(), progress);
+  UserLoopCommunicator loop_comm(comm, *own);
+  StepLoop loop(*m.objective, model, settings, train, loop_comm, total_steps, first_step[start], metrics.get(),
+                progress);
   TrainSummary summary;
   summary.total_steps = total_steps;
   summary.steps_done = first_step[start];
@@ -281,6 +323,7 @@ TrainSummary train_user_adapters(const JobConfig& config, const TrainOptions& op
     int64_t user_state = kNoUser, signal = 0;
     std::string payload;
     std::exception_ptr error;
+    loop_comm.begin_round();
     if (u < users.size()) {
       try {
         const std::string& user = users[u];
@@ -354,7 +397,7 @@ TrainSummary train_user_adapters(const JobConfig& config, const TrainOptions& op
     }
 
     // ---- the end of the round: what each rank's user came to, the adapters to rank 0 ----------------
-    signal = std::max<int64_t>(signal, interrupt_signal());
+    signal = std::max<int64_t>(signal, loop_comm.end_round(interrupt_signal()));
     std::vector<int64_t> news(3 * static_cast<size_t>(world), 0);
     news[3 * rank] = user_state;
     news[3 * rank + 1] = static_cast<int64_t>(payload.size());
