@@ -80,6 +80,33 @@ void expect_same_as_one_rank(const fs::path& dir, const std::string& run, const 
     EXPECT_EQ(entry.path().string().find(".partial"), std::string::npos) << entry.path();
 }
 
+// Both ranks started by hand with the variables torchrun sets, so that the test holds their pids;
+// rank R's stderr goes to dir/err.R.
+void start_ranks(const ScratchDir& dir, const std::string& args, pid_t pids[2]) {
+  const int port = testing_util::free_port();
+  for (int rank = 0; rank < 2; ++rank) {
+    const std::string command = "RANK=" + std::to_string(rank) + " LOCAL_RANK=" + std::to_string(rank) +
+                                " WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+                                std::to_string(port) + " OMP_NUM_THREADS=1 exec " + PERCETRAIN_BINARY + " " + args +
+                                " 2> " + (dir / ("err." + std::to_string(rank))).string();
+    char* argv[] = {const_cast<char*>("/bin/sh"), const_cast<char*>("-c"), const_cast<char*>(command.c_str()), nullptr};
+    ASSERT_EQ(posix_spawn(&pids[rank], "/bin/sh", nullptr, nullptr, argv, environ), 0);
+  }
+}
+
+// The users users.json records now (0 while it is not there).
+size_t users_in(const fs::path& users_file) {
+  if (!fs::exists(users_file)) return 0;
+  const json users = json::parse(read_file(users_file), nullptr, false);
+  return users.is_discarded() ? 0 : users["users"].size();
+}
+
+void wait_for_users(const fs::path& users_file, size_t count) {
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(60) && users_in(users_file) < count)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
 TEST(PerUserDistributed, TwoRanksWriteTheAdaptersOneRankWrites) {
   std::string why_not;
   const std::string torchrun = testing_util::torchrun_command(&why_not);
@@ -111,8 +138,7 @@ TEST(PerUserDistributed, TwoRanksWriteTheAdaptersOneRankWrites) {
   expect_same_as_one_rank(dir.path(), "stopped", "one");
 }
 
-// Both ranks started by hand with the variables torchrun sets (so that the test holds their pids),
-// rank 1 stopped by SIGTERM in the second round: both ranks stop, the first round's adapters are
+// Both ranks started by hand, rank 1 stopped by SIGTERM in the second round: both ranks stop, the first round's adapters are
 // kept, the metrics rows of the interrupted users dropped, and --resume on two ranks ends as the
 // one-rank run.
 TEST(PerUserDistributed, ASignalledRunResumesOnTwoRanksToTheOneRankResult) {
@@ -123,28 +149,13 @@ TEST(PerUserDistributed, ASignalledRunResumesOnTwoRanksToTheOneRankResult) {
   auto r = run_percetrain(job(dir.path(), "one"));
   ASSERT_EQ(r.status, 0) << r.output;
 
-  const int port = testing_util::free_port();
   pid_t pids[2];
-  for (int rank = 0; rank < 2; ++rank) {
-    const std::string command = "RANK=" + std::to_string(rank) + " LOCAL_RANK=" + std::to_string(rank) +
-                                " WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
-                                std::to_string(port) + " OMP_NUM_THREADS=1 exec " + PERCETRAIN_BINARY + " " +
-                                job(dir.path(), "signalled") + " 2> " +
-                                (dir / ("err." + std::to_string(rank))).string();
-    char* argv[] = {const_cast<char*>("/bin/sh"), const_cast<char*>("-c"), const_cast<char*>(command.c_str()), nullptr};
-    ASSERT_EQ(posix_spawn(&pids[rank], "/bin/sh", nullptr, nullptr, argv, environ), 0);
-  }
+  start_ranks(dir, job(dir.path(), "signalled"), pids);
   // Once users.json records the first round (u00, u01), the ranks are in the second (u02, u03),
   // whose four steps take about a second here.
   const fs::path users_file = dir / "signalled" / "users.json";
-  auto users_done = [&]() -> size_t {
-    if (!fs::exists(users_file)) return 0;
-    const json users = json::parse(read_file(users_file), nullptr, false);
-    return users.is_discarded() ? 0 : users["users"].size();
-  };
-  const auto start = std::chrono::steady_clock::now();
-  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
-  while (seconds() < 60 && users_done() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  auto users_done = [&] { return users_in(users_file); };
+  wait_for_users(users_file, 2);
   // Rank 1 alone: the ranks' once-a-step heartbeat stops rank 0 after its current step too.
   EXPECT_EQ(::kill(pids[1], SIGTERM), 0);
   for (int rank = 0; rank < 2; ++rank) {
@@ -171,6 +182,38 @@ TEST(PerUserDistributed, ASignalledRunResumesOnTwoRanksToTheOneRankResult) {
             std::string::npos)
       << r.output;
   expect_same_as_one_rank(dir.path(), "signalled", "one");
+}
+
+
+// Rank 1 killed with SIGKILL in the second round: rank 0 names it within the timeout (the
+// heartbeat of the next step finds it) and exits 1; the first round's adapters are kept.
+TEST(PerUserDistributed, ALostRankIsNamedAndTheFinishedUsersAreKept) {
+  ScratchDir dir("dist-per-user-lost");
+  ASSERT_EQ(run_percetrain(job(dir.path(), "probe", "--set data.max_records=8")).status, 0);  // the model folder
+  pid_t pids[2];
+  start_ranks(dir, job(dir.path(), "lost", "--set train.distributed.timeout_s=10"), pids);
+  const fs::path users_file = dir / "lost" / "users.json";
+  wait_for_users(users_file, 2);
+  EXPECT_EQ(::kill(pids[1], SIGKILL), 0);
+  const auto killed = std::chrono::steady_clock::now();
+  int status = 0;
+  ::waitpid(pids[1], &status, 0);
+  auto since_kill = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count(); };
+  while (::waitpid(pids[0], &status, WNOHANG) == 0 && since_kill() < 30)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const double took = since_kill();
+  if (::kill(pids[0], 0) == 0) {
+    ::kill(pids[0], SIGKILL);
+    ::waitpid(pids[0], &status, 0);
+    FAIL() << "rank 0 still ran " << took << " s after rank 1 was killed";
+  }
+  const std::string err = read_file(dir / "err.0");
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << err;
+  EXPECT_NE(err.find("rank 1"), std::string::npos) << err;
+  EXPECT_LT(took, 15.0) << err;
+  std::printf("rank 0 stopped %.2f s after rank 1 was killed: %s", took, err.substr(err.rfind("percetrain:")).c_str());
+  EXPECT_GE(users_in(users_file), 2u);
+  EXPECT_TRUE(fs::exists(dir / "lost" / "adapters" / "u01" / "adapter_model.safetensors"));
 }
 
 }  // namespace per_user_dist_test
