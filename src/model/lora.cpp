@@ -49,11 +49,12 @@ uint64_t splitmix64(uint64_t z) {
 
 // The keep mask of LoRA dropout for x: [B, ...] -> [B, ...] in x's dtype, 0 or 1 / (1 - p).
 // Element e of row b (row-major within the row: token t, feature j is t * in + j, whatever the
-// padded length) is kept when SplitMix64's e-th output from the row's key, read as a uniform in
-// [0, 1) to 24 bits, is below 1 - p; the key hashes (seed, step, sample of row b, site). So a
-// sample's mask depends on neither its micro-batch, its row, the rank nor the padding, and a
-// recomputation (gradient checkpointing, a resumed run) gets it again with no generator state.
-// The arithmetic wraps in int64 (two's complement) on every device; shifts are made logical.
+// padded length) is kept when 16-bit lane e % 4 of SplitMix64's (e / 4)-th output from the row's
+// key, read as a uniform in [0, 1), is below 1 - p (so p counts in steps of 2^-16); the key hashes
+// (seed, step, sample of row b, site). So a sample's mask depends on neither its micro-batch, its
+// row, the rank nor the padding, and a recomputation (gradient checkpointing, a resumed run) gets
+// it again with no generator state. The arithmetic wraps in int64 (two's complement) on every
+// device, shifts are made logical, and the lanes are read little-endian (every device we run on).
 torch::Tensor dropout_keep(const torch::Tensor& x, const LoraState& state, int64_t site) {
   const double p = state.settings.dropout;
   const int64_t rows = x.size(0), per_row = rows > 0 ? x.numel() / rows : 0;
@@ -70,17 +71,20 @@ torch::Tensor dropout_keep(const torch::Tensor& x, const LoraState& state, int64
   }
   const auto options = torch::TensorOptions().dtype(torch::kInt64).device(x.device());
   auto key = torch::tensor(keys, torch::kInt64).to(x.device()).view({rows, 1});
-  // SplitMix64: state_e = key + (e + 1) * gamma, then its finaliser.
-  auto z = torch::arange(1, per_row + 1, options).mul_(static_cast<int64_t>(0x9E3779B97F4A7C15ull)).add(key);
+  // SplitMix64: state_w = key + (w + 1) * gamma, then its finaliser; four lanes per word.
+  const int64_t words = (per_row + 3) / 4;
+  auto z = torch::arange(1, words + 1, options).mul_(static_cast<int64_t>(0x9E3779B97F4A7C15ull)).add(key);
   auto logical_shift = [](const torch::Tensor& v, int64_t s) {
     return v.__rshift__(s).bitwise_and_(static_cast<int64_t>((uint64_t{1} << (64 - s)) - 1));
   };
   z.bitwise_xor_(logical_shift(z, 30)).mul_(static_cast<int64_t>(0xBF58476D1CE4E5B9ull));
   z.bitwise_xor_(logical_shift(z, 27)).mul_(static_cast<int64_t>(0x94D049BB133111EBull));
   z.bitwise_xor_(logical_shift(z, 31));
-  // The top 24 bits, arithmetically shifted: uniform over [-2^23, 2^23).
-  const int64_t threshold = std::llround((1.0 - p) * 16777216.0) - 8388608;
-  return z.__rshift__(40).lt_(threshold).to(x.scalar_type()).div_(1.0 - p).view(x.sizes());
+  // Signed 16-bit lanes: uniform over [-2^15, 2^15).
+  const int64_t threshold = std::llround((1.0 - p) * 65536.0) - 32768;
+  if (threshold > 32767) return torch::full_like(x, 1.0 / (1.0 - p));  // p < 2^-17 drops nothing
+  auto lanes = z.view(torch::kInt16).slice(1, 0, per_row);
+  return lanes.lt(threshold).to(x.scalar_type()).div_(1.0 - p).view(x.sizes());
 }
 
 class LoraBranch : public ProjectionAdapter {

@@ -283,6 +283,12 @@ TEST(Lora, DropoutActsInTrainingOnlyAndIsSeeded) {
     torch::InferenceMode inference;  // the counterfactual pass, scoring, validation: no dropout
     EXPECT_TRUE(torch::equal(eval1, model->next_token_logprobs(batch.ids, batch.mask)));
   }
+  // p counts in steps of 2^-16: below 2^-17 nothing is dropped (only scaled by 1 / (1 - p)).
+  auto tiny = lora_random_model("llama");
+  attach_lora(*tiny, lora_section(4, {kAllLinear}, 16.0, 1e-6), 1);
+  randomise_b(*tiny, 2);
+  tiny->train();
+  EXPECT_TRUE(torch::allclose(tiny->next_token_logprobs(batch.ids, batch.mask), eval1, 1e-4, 1e-5));
 }
 
 // A sample's mask follows the sample: in any row, in any batch, with any right padding, so several
