@@ -4,14 +4,17 @@
 
 #include <torch/torch.h>
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <exception>
-#include <fstream>
-#include <sstream>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
 
 #include "percetrain/dist/record_shards.hpp"
 #include "percetrain/model/hf_folder.hpp"
@@ -74,13 +77,22 @@ constexpr const char* kAdapterFiles[] = {"adapter_config.json", "adapter_model.s
 
 // A non-root rank's scratch folder, of this process alone and removed with it: the rank's own
 // metrics.jsonl (the step loop's rows) and each adapter before it goes to rank 0, which alone
-// writes into output.dir.
+// writes into output.dir. Those of ranks that were killed (their pid runs no more) go when the
+// next one is made.
 class ScratchFolder {
  public:
   explicit ScratchFolder(int rank)
       : path_(fs::temp_directory_path() /
               ("percetrain-per-user-rank" + std::to_string(rank) + "-" + std::to_string(::getpid()))) {
     std::error_code ec;
+    static const std::regex ours(R"(percetrain-per-user-rank[0-9]+-([0-9]+))");
+    for (const auto& entry : fs::directory_iterator(path_.parent_path(), ec)) {
+      std::smatch m;
+      const std::string name = entry.path().filename().string();
+      if (std::regex_match(name, m, ours) && ::kill(static_cast<pid_t>(std::stoll(m[1].str())), 0) != 0 &&
+          errno == ESRCH)
+        fs::remove_all(entry.path(), ec);
+    }
     fs::remove_all(path_, ec);
     fs::create_directories(path_);
   }

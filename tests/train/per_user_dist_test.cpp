@@ -214,6 +214,18 @@ TEST(PerUserDistributed, ALostRankIsNamedAndTheFinishedUsersAreKept) {
   std::printf("rank 0 stopped %.2f s after rank 1 was killed: %s", took, err.substr(err.rfind("percetrain:")).c_str());
   EXPECT_GE(users_in(users_file), 2u);
   EXPECT_TRUE(fs::exists(dir / "lost" / "adapters" / "u01" / "adapter_model.safetensors"));
+
+  // The killed rank's scratch folder (its rows and adapter before they go to rank 0) is removed by
+  // the next per-user run's rank 1; the resumed run ends complete.
+  const fs::path scratch = fs::temp_directory_path() / ("percetrain-per-user-rank1-" + std::to_string(pids[1]));
+  EXPECT_TRUE(fs::exists(scratch));
+  std::string why_not;
+  const std::string torchrun = testing_util::torchrun_command(&why_not);
+  if (torchrun.empty()) return;
+  const auto r = two_ranks(torchrun, job(dir.path(), "lost", "--set train.distributed.timeout_s=10 --resume"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(users_in(users_file), 5u);
+  EXPECT_FALSE(fs::exists(scratch));
 }
 
 }  // namespace per_user_dist_test
