@@ -421,8 +421,9 @@ TrainSummary train_user_adapters(const JobConfig& config, const TrainOptions& op
       if (state_of(r) == kFinished) received[r] = send_from(comm, r, payload, news[3 * r + 1]);
     // The users finished in user order are published (their adapters and rows), up to the first
     // that is not: a resumed run continues with that one.
+    const size_t round_end = std::min(users.size(), round + static_cast<size_t>(world));
     int finished = 0;
-    while (finished < world && round + finished < users.size() && state_of(finished) == kFinished) ++finished;
+    while (round + finished < round_end && state_of(finished) == kFinished) ++finished;
     comm.decided_by_root(
         [&]() -> std::vector<int64_t> {
           for (int r = 1; r < finished; ++r) {
@@ -451,7 +452,7 @@ TrainSummary train_user_adapters(const JobConfig& config, const TrainOptions& op
           }
           return {};
         },
-        0, "publish the adapters of users " + users[round] + ".." + users[std::min(users.size(), round + static_cast<size_t>(world)) - 1]);
+        0, "publish the adapters of users " + users[round] + ".." + users[round_end - 1]);
     const size_t done_users = round + static_cast<size_t>(finished);
     summary.steps_done = first_step[done_users];
     if (error) std::rethrow_exception(error);
@@ -462,7 +463,6 @@ TrainSummary train_user_adapters(const JobConfig& config, const TrainOptions& op
                                                  " (its error says why)");
     int64_t any_signal = 0;
     for (int r = 0; r < world; ++r) any_signal = std::max(any_signal, news[3 * r + 2]);
-    const size_t round_end = std::min(users.size(), round + static_cast<size_t>(world));
     const bool more = round_end < users.size() || done_users < round_end;
     const std::string written = " (" + std::to_string(done_users) + " of " + n_users + " users' adapters written to " +
                                 adapters_dir + ")";
