@@ -234,22 +234,9 @@ namespace {
 
 using torch::autograd::AutogradContext;
 
-// The generators the adapters of a layer draw from.
-std::vector<at::Generator*> adapter_generators(DecoderLayerImpl& layer) {
-  std::vector<at::Generator*> out;
-  for (Projection* p : {&layer.self_attn->q_proj, &layer.self_attn->k_proj, &layer.self_attn->v_proj,
-                        &layer.self_attn->o_proj, &layer.mlp->gate_proj, &layer.mlp->up_proj, &layer.mlp->down_proj})
-    if ((*p)->adapter)
-      if (at::Generator* g = (*p)->adapter->generator(); g && std::find(out.begin(), out.end(), g) == out.end())
-        out.push_back(g);
-  return out;
-}
-
 // Activation checkpointing for one decoder layer: forward keeps only the layer's input; backward
 // runs the layer again with autograd on and back-propagates through that recomputation, which
 // accumulates the parameter gradients exactly as the plain path does (LibTorch has no built-in).
-// An adapter's random draws (from its generator(), if any) are replayed from the states forward
-// started from.
 // Function::apply records every tensor argument (2.x asks each for its device), so the "no mask:
 // causal" case (see causal_mask_is_exact) travels through it as an empty tensor.
 torch::Tensor causal_if_empty(const torch::Tensor& mask) { return mask.numel() == 0 ? torch::Tensor() : mask; }
@@ -263,9 +250,6 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     ctx->saved_data["sin"] = sin;
     ctx->saved_data["mask"] = mask;
     ctx->saved_data["layer"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(layer));
-    std::vector<torch::Tensor> states;
-    for (at::Generator* g : adapter_generators(*layer)) states.push_back(g->get_state());
-    ctx->saved_data["rng_states"] = states;
     return layer->forward(x, Rope{cos, sin}, causal_if_empty(mask));  // autograd is off inside Function::forward
   }
 
@@ -273,19 +257,11 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
     auto* layer = reinterpret_cast<DecoderLayerImpl*>(static_cast<intptr_t>(ctx->saved_data["layer"].toInt()));
     auto x = ctx->get_saved_variables()[0].detach().requires_grad_(true);
     Rope rope{ctx->saved_data["cos"].toTensor(), ctx->saved_data["sin"].toTensor()};
-    const auto generators = adapter_generators(*layer);
-    const auto forward_states = ctx->saved_data["rng_states"].toTensorVector();
-    std::vector<torch::Tensor> current;
-    for (size_t i = 0; i < generators.size(); ++i) {
-      current.push_back(generators[i]->get_state());
-      generators[i]->set_state(forward_states.at(i));
-    }
     torch::Tensor y;
     {
       torch::AutoGradMode enable(true);
       y = layer->forward(x, rope, causal_if_empty(ctx->saved_data["mask"].toTensor()));
     }
-    for (size_t i = 0; i < generators.size(); ++i) generators[i]->set_state(current[i]);
     torch::autograd::backward({y}, {grads[0]});
     return {x.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }

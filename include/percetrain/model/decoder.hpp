@@ -49,11 +49,10 @@ class ProjectionAdapter {
  public:
   virtual ~ProjectionAdapter() = default;
   // x: [..., in], base: [..., out] = W x (+ b) -> [..., out]; `training`: the module's mode.
+  // Gradient checkpointing recomputes it in backward, so it must give the same result again: any
+  // randomness is a pure function of its inputs (LoRA's dropout masks: of the step and the
+  // samples, model/lora.hpp), never a generator's state.
   virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& base, bool training) = 0;
-  // The generator forward draws from, or nullptr. Gradient checkpointing replays its state so
-  // that the recomputation in backward draws what the forward drew. (LoRA's dropout needs none:
-  // its masks are a pure function of the step and the samples, model/lora.hpp.)
-  virtual at::Generator* generator() { return nullptr; }
 };
 
 // A linear layer under a Hugging Face name (q_proj, ..., down_proj) that can carry an adapter;
