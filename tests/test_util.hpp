@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +20,8 @@
 
 #include "percetrain/config/job_config.hpp"
 #include "percetrain/util/error.hpp"
+
+extern char** environ;
 
 namespace percetrain::testing_util {
 
@@ -110,6 +113,21 @@ inline int free_port() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+
+// Both ranks of a two-rank job started by hand with the variables torchrun sets (a free loopback
+// port, one intra-op thread each, as torchrun gives), so that a test holds their pids and can
+// signal or kill one; rank R's stderr goes to dir/err.R.
+inline void start_two_ranks(const ScratchDir& dir, const std::string& args, pid_t pids[2]) {
+  const int port = free_port();
+  for (int rank = 0; rank < 2; ++rank) {
+    const std::string command = "RANK=" + std::to_string(rank) + " LOCAL_RANK=" + std::to_string(rank) +
+                                " WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+                                std::to_string(port) + " OMP_NUM_THREADS=1 exec " + PERCETRAIN_BINARY + " " + args +
+                                " 2> " + (dir / ("err." + std::to_string(rank))).string();
+    char* argv[] = {const_cast<char*>("/bin/sh"), const_cast<char*>("-c"), const_cast<char*>(command.c_str()), nullptr};
+    ASSERT_EQ(posix_spawn(&pids[rank], "/bin/sh", nullptr, nullptr, argv, environ), 0);
+  }
 }
 
 // Passes when f throws a percetrain::Error whose message contains `needle`.

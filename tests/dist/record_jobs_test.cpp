@@ -181,20 +181,6 @@ TEST(DistributedRecordJobs, PerUserAdaptersOnTwoRanksGiveWhatOneRankGives) {
   EXPECT_EQ(read_file(dir / "two.jsonl"), read_file(dir / "one.jsonl"));
 }
 
-// Both ranks started by hand with the variables torchrun sets, so that the test holds their pids;
-// rank R's stderr goes to dir/err.R.
-void start_ranks(const ScratchDir& dir, const std::string& args, pid_t pids[2]) {
-  const int port = testing_util::free_port();
-  for (int rank = 0; rank < 2; ++rank) {
-    const std::string command = "RANK=" + std::to_string(rank) + " LOCAL_RANK=" + std::to_string(rank) +
-                                " WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
-                                std::to_string(port) + " OMP_NUM_THREADS=1 exec " + PERCETRAIN_BINARY + " " + args +
-                                " 2> " + (dir / ("err." + std::to_string(rank))).string();
-    char* argv[] = {const_cast<char*>("/bin/sh"), const_cast<char*>("-c"), const_cast<char*>(command.c_str()), nullptr};
-    ASSERT_EQ(posix_spawn(&pids[rank], "/bin/sh", nullptr, nullptr, argv, environ), 0);
-  }
-}
-
 size_t lines_in(const fs::path& file) {
   const std::string text = read_file(file);
   return static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
@@ -204,7 +190,7 @@ size_t lines_in(const fs::path& file) {
 // timeout with a line that names rank 1. Returns rank 0's stderr.
 std::string kill_rank_1(const ScratchDir& dir, const std::string& args, const fs::path& rank1_part, double timeout_s) {
   pid_t pids[2];
-  start_ranks(dir, args + " --set train.distributed.timeout_s=" + std::to_string(timeout_s), pids);
+  testing_util::start_two_ranks(dir, args + " --set train.distributed.timeout_s=" + std::to_string(timeout_s), pids);
   const auto start = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   while (seconds() < 50 && lines_in(rank1_part) < 2) std::this_thread::sleep_for(std::chrono::milliseconds(10));

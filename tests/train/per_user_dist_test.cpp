@@ -87,20 +87,6 @@ void expect_same_as_one_rank(const fs::path& dir, const std::string& run, const 
     EXPECT_EQ(entry.path().string().find(".partial"), std::string::npos) << entry.path();
 }
 
-// Both ranks started by hand with the variables torchrun sets, so that the test holds their pids;
-// rank R's stderr goes to dir/err.R.
-void start_ranks(const ScratchDir& dir, const std::string& args, pid_t pids[2]) {
-  const int port = testing_util::free_port();
-  for (int rank = 0; rank < 2; ++rank) {
-    const std::string command = "RANK=" + std::to_string(rank) + " LOCAL_RANK=" + std::to_string(rank) +
-                                " WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
-                                std::to_string(port) + " OMP_NUM_THREADS=1 exec " + PERCETRAIN_BINARY + " " + args +
-                                " 2> " + (dir / ("err." + std::to_string(rank))).string();
-    char* argv[] = {const_cast<char*>("/bin/sh"), const_cast<char*>("-c"), const_cast<char*>(command.c_str()), nullptr};
-    ASSERT_EQ(posix_spawn(&pids[rank], "/bin/sh", nullptr, nullptr, argv, environ), 0);
-  }
-}
-
 // The users users.json records now (0 while it is not there).
 size_t users_in(const fs::path& users_file) {
   if (!fs::exists(users_file)) return 0;
@@ -157,7 +143,7 @@ TEST(PerUserDistributed, ASignalledRunResumesOnTwoRanksToTheOneRankResult) {
   ASSERT_EQ(r.status, 0) << r.output;
 
   pid_t pids[2];
-  start_ranks(dir, job(dir.path(), "signalled"), pids);
+  testing_util::start_two_ranks(dir, job(dir.path(), "signalled"), pids);
   // Once users.json records the first round (u00, u01), the ranks are in the second (u02, u03),
   // whose four steps take about a second here.
   const fs::path users_file = dir / "signalled" / "users.json";
@@ -198,7 +184,7 @@ TEST(PerUserDistributed, ALostRankIsNamedAndTheFinishedUsersAreKept) {
   ScratchDir dir("dist-per-user-lost");
   ASSERT_EQ(run_percetrain(job(dir.path(), "probe", "--set data.max_records=8")).status, 0);  // the model folder
   pid_t pids[2];
-  start_ranks(dir, job(dir.path(), "lost", "--set train.distributed.timeout_s=10"), pids);
+  testing_util::start_two_ranks(dir, job(dir.path(), "lost", "--set train.distributed.timeout_s=10"), pids);
   const fs::path users_file = dir / "lost" / "users.json";
   wait_for_users(users_file, 2);
   EXPECT_EQ(::kill(pids[1], SIGKILL), 0);
